@@ -1,0 +1,227 @@
+//! The stored form of a cached credential, its decoder, and when it counts as fresh.
+
+use super::key::CacheKey;
+use crate::credential::Credential;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// The stored format's version. Anything else is an older or newer format: a miss.
+const FORMAT: u32 = 1;
+
+/// The longest a stored entry may be. Anything bigger is not ours: a miss.
+pub(crate) const MAX_ENCODED_LEN: usize = 8 * 1024;
+
+/// The longest lifetime the API issues, in seconds. An entry that claims to
+/// live longer than this (plus a little clock slack) was tampered with, or the
+/// clock jumped: a miss.
+pub(crate) const MAX_LIFETIME: i64 = 3600 + 60;
+
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    format: u32,
+    key: &'a str,
+    db_user: &'a str,
+    password: &'a str,
+    expiration: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Incoming {
+    format: u32,
+    key: String,
+    db_user: String,
+    password: Zeroizing<String>,
+    expiration: i64,
+}
+
+/// Serializes a credential for the store, tagged with its key. The buffer is
+/// zeroized when dropped.
+pub(crate) fn encode(key: &CacheKey, credential: &Credential) -> Zeroizing<Vec<u8>> {
+    let out = Outgoing {
+        format: FORMAT,
+        key: key.as_str(),
+        db_user: &credential.db_user,
+        password: credential.expose_password(),
+        expiration: credential.expiration,
+    };
+    Zeroizing::new(serde_json::to_vec(&out).expect("an entry always serializes"))
+}
+
+/// Why a stored entry was not used. Never holds the entry's bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Rejected {
+    /// Bigger than [`MAX_ENCODED_LEN`].
+    TooLarge(usize),
+    /// Not JSON of our shape.
+    Garbage,
+    /// Another format version.
+    OtherFormat(u32),
+    /// Stored under one key, but claims another.
+    OtherKey,
+    /// A field is out of range.
+    BadField(&'static str),
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejected::TooLarge(n) => write!(f, "entry is {n} bytes, more than {MAX_ENCODED_LEN}"),
+            Rejected::Garbage => f.write_str("entry is not a redshift-creds cache entry"),
+            Rejected::OtherFormat(v) => write!(f, "entry has format {v}, expected {FORMAT}"),
+            Rejected::OtherKey => f.write_str("entry belongs to another cache key"),
+            Rejected::BadField(name) => write!(f, "entry field {name} is out of range"),
+        }
+    }
+}
+
+/// Decodes a stored entry, accepting it only if it is of this format and
+/// belongs to `key`. Any problem is a [`Rejected`], which callers treat as a miss.
+pub(crate) fn decode(bytes: &[u8], key: &CacheKey) -> Result<Credential, Rejected> {
+    if bytes.len() > MAX_ENCODED_LEN {
+        return Err(Rejected::TooLarge(bytes.len()));
+    }
+    let incoming: Incoming = serde_json::from_slice(bytes).map_err(|_| Rejected::Garbage)?;
+    if incoming.format != FORMAT {
+        return Err(Rejected::OtherFormat(incoming.format));
+    }
+    if incoming.key != key.as_str() {
+        return Err(Rejected::OtherKey);
+    }
+    if incoming.db_user.is_empty() || incoming.db_user.len() > 256 {
+        return Err(Rejected::BadField("db_user"));
+    }
+    if incoming.password.is_empty() || incoming.password.len() > 4096 {
+        return Err(Rejected::BadField("password"));
+    }
+    if incoming.expiration <= 0 {
+        return Err(Rejected::BadField("expiration"));
+    }
+    Ok(Credential {
+        db_user: incoming.db_user,
+        password: SecretString::from(incoming.password.as_str()),
+        expiration: incoming.expiration,
+    })
+}
+
+/// How usable a cached credential is at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Valid for longer than the refresh margin: use it, no refresh.
+    Fresh,
+    /// Still valid, but within the margin: refresh, and fall back to it if that fails.
+    NearExpiry,
+    /// Expired, or implausibly far in the future: a miss.
+    Unusable,
+}
+
+/// Classifies a credential at `now` with a refresh margin, both in seconds.
+pub fn freshness(credential: &Credential, now: i64, margin: i64) -> Freshness {
+    let left = credential.expiration.saturating_sub(now);
+    if left <= 0 || left > MAX_LIFETIME {
+        Freshness::Unusable
+    } else if left <= margin {
+        Freshness::NearExpiry
+    } else {
+        Freshness::Fresh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::request_with;
+
+    fn key() -> CacheKey {
+        CacheKey::of(&request_with(&[], &[]))
+    }
+
+    fn cred(expiration: i64) -> Credential {
+        Credential {
+            db_user: "IAM:alice".into(),
+            password: SecretString::from("pw-\"quoted\"\n\\"),
+            expiration,
+        }
+    }
+
+    #[test]
+    fn an_entry_round_trips() {
+        let bytes = encode(&key(), &cred(1_800_000_000));
+        let back = decode(&bytes, &key()).unwrap();
+        assert_eq!(back.db_user, "IAM:alice");
+        assert_eq!(back.expose_password(), "pw-\"quoted\"\n\\");
+        assert_eq!(back.expiration, 1_800_000_000);
+    }
+
+    #[test]
+    fn foreign_entries_are_rejected() {
+        let other = CacheKey::of(&request_with(&["--db-user", "bob"], &[]));
+        let bytes = encode(&other, &cred(1_800_000_000));
+        assert_eq!(decode(&bytes, &key()).unwrap_err(), Rejected::OtherKey);
+        assert_eq!(decode(b"", &key()).unwrap_err(), Rejected::Garbage);
+        assert_eq!(decode(b"\xff\xfe", &key()).unwrap_err(), Rejected::Garbage);
+        assert_eq!(
+            decode(b"{\"format\":1}", &key()).unwrap_err(),
+            Rejected::Garbage
+        );
+        let old = format!(
+            "{{\"format\":0,\"key\":\"{}\",\"db_user\":\"IAM:a\",\"password\":\"p\",\"expiration\":5}}",
+            key()
+        );
+        assert_eq!(
+            decode(old.as_bytes(), &key()).unwrap_err(),
+            Rejected::OtherFormat(0)
+        );
+        let big = vec![b' '; MAX_ENCODED_LEN + 1];
+        assert_eq!(
+            decode(&big, &key()).unwrap_err(),
+            Rejected::TooLarge(MAX_ENCODED_LEN + 1)
+        );
+        let negative = format!(
+            "{{\"format\":1,\"key\":\"{}\",\"db_user\":\"IAM:a\",\"password\":\"p\",\"expiration\":-5}}",
+            key()
+        );
+        assert_eq!(
+            decode(negative.as_bytes(), &key()).unwrap_err(),
+            Rejected::BadField("expiration")
+        );
+    }
+
+    #[test]
+    fn rejection_messages_never_carry_the_entry() {
+        let bytes = encode(&key(), &cred(1));
+        let shown = format!("{:?} {}", Rejected::Garbage, Rejected::OtherKey);
+        assert!(!shown.contains("pw-"));
+        assert!(String::from_utf8_lossy(&bytes).contains("pw-"));
+    }
+
+    #[test]
+    fn margin_arithmetic_with_an_injected_clock() {
+        let now = 1_000_000;
+        let c = cred(now + 900);
+        assert_eq!(freshness(&c, now, 300), Freshness::Fresh);
+        assert_eq!(freshness(&c, now + 599, 300), Freshness::Fresh);
+        assert_eq!(freshness(&c, now + 600, 300), Freshness::NearExpiry);
+        assert_eq!(freshness(&c, now + 899, 300), Freshness::NearExpiry);
+        assert_eq!(freshness(&c, now + 900, 300), Freshness::Unusable);
+        assert_eq!(freshness(&c, now + 5000, 300), Freshness::Unusable);
+        assert_eq!(freshness(&c, now, 0), Freshness::Fresh);
+    }
+
+    #[test]
+    fn an_expiry_further_ahead_than_the_api_issues_is_unusable() {
+        let now = 1_000_000;
+        assert_eq!(freshness(&cred(now + 3600), now, 300), Freshness::Fresh);
+        assert_eq!(
+            freshness(&cred(now + MAX_LIFETIME), now, 300),
+            Freshness::Fresh
+        );
+        assert_eq!(
+            freshness(&cred(now + MAX_LIFETIME + 1), now, 300),
+            Freshness::Unusable
+        );
+        assert_eq!(freshness(&cred(i64::MAX), now, 300), Freshness::Unusable);
+        assert_eq!(freshness(&cred(1), i64::MAX, 300), Freshness::Unusable);
+    }
+}

@@ -1,0 +1,258 @@
+//! The credential cache: which store holds entries, falling back from keyring to file, and the refresh lock.
+
+mod dir;
+pub(crate) mod entry;
+mod file;
+pub(crate) mod key;
+mod keyring;
+mod lock;
+
+use crate::app::CredentialCache;
+use crate::cli::CacheMode;
+use crate::credential::Credential;
+use crate::error::Error;
+use crate::report;
+use file::FileStore;
+use key::CacheKey;
+use keyring::KeyringStore;
+pub(crate) use lock::RefreshLock;
+use std::path::PathBuf;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// What a store found under a key.
+pub(crate) enum Load {
+    /// Nothing stored.
+    Missing,
+    /// The raw entry, still to be decoded.
+    Found(Zeroizing<Vec<u8>>),
+    /// Something is there but cannot be read: a miss.
+    Unreadable(String),
+    /// Something is there but must not be trusted (others can read it): a
+    /// miss, with a warning.
+    Refused(String),
+}
+
+/// The store itself cannot be used (as opposed to one bad entry).
+#[derive(Debug)]
+pub(crate) struct StoreError(pub String);
+
+/// Where entries live. `None` is a real mode: nothing is read or written.
+#[derive(Debug)]
+pub(crate) enum Store {
+    /// The OS keyring.
+    Keyring(KeyringStore),
+    /// Files in the private cache directory.
+    File(FileStore),
+    /// No cache.
+    None,
+}
+
+impl Store {
+    /// A short name for messages and `list`.
+    pub(crate) fn name(&self) -> String {
+        match self {
+            Store::Keyring(k) => format!("keyring ({})", k.backend().name()),
+            Store::File(_) => "file".to_string(),
+            Store::None => "none".to_string(),
+        }
+    }
+}
+
+/// The cache for one key: its store, the mode the user chose, and where the
+/// lock lives. Under `auto`, a keyring that refuses is replaced by the file
+/// store, and an unusable file store or lock directory by no cache, each with
+/// one warning.
+#[derive(Debug)]
+pub(crate) struct Cache {
+    mode: CacheMode,
+    key: CacheKey,
+    dir: Option<PathBuf>,
+    store: Store,
+    lock_timeout: Duration,
+}
+
+impl Cache {
+    /// Opens the store `mode` asks for. A store the user demanded by name
+    /// that cannot be used is [`Error::CacheUnavailable`].
+    pub(crate) fn open(
+        mode: CacheMode,
+        key: CacheKey,
+        dir: Option<PathBuf>,
+        lock_timeout: Duration,
+    ) -> Result<Cache, Error> {
+        let mut cache = Cache {
+            mode,
+            key,
+            dir,
+            store: Store::None,
+            lock_timeout,
+        };
+        cache.store = match mode {
+            CacheMode::None => Store::None,
+            CacheMode::File => {
+                Store::File(
+                    cache
+                        .open_file()
+                        .map_err(|reason| Error::CacheUnavailable {
+                            mode: "file",
+                            reason,
+                        })?,
+                )
+            }
+            CacheMode::Keyring => {
+                Store::Keyring(KeyringStore::open(&cache.key).map_err(|reason| {
+                    Error::CacheUnavailable {
+                        mode: "keyring",
+                        reason,
+                    }
+                })?)
+            }
+            CacheMode::Auto => match KeyringStore::open(&cache.key) {
+                Ok(k) => Store::Keyring(k),
+                Err(why) => cache.fall_back_to_file(&format!("no OS keyring can be used ({why})")),
+            },
+        };
+        tracing::debug!(store = %cache.store.name(), key = %cache.key, "cache opened");
+        Ok(cache)
+    }
+
+    /// The store in use.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn open_file(&self) -> Result<FileStore, String> {
+        let dir = self.dir.as_ref().ok_or_else(|| {
+            "no cache directory is known; set REDSHIFT_CREDS_CACHE_DIR".to_string()
+        })?;
+        FileStore::open(dir)
+    }
+
+    fn fall_back_to_file(&self, why: &str) -> Store {
+        match self.open_file() {
+            Ok(f) => {
+                let dir = self
+                    .dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default();
+                report::warn(&format!(
+                    "{why}; caching in private files under {dir} instead"
+                ));
+                Store::File(f)
+            }
+            Err(file_why) => {
+                report::warn(&format!("{why}, and {file_why}; running without a cache"));
+                Store::None
+            }
+        }
+    }
+
+    /// Handles a store that failed mid-run: under `auto` a keyring gives way
+    /// to the file store and a file store to no cache; a store the user
+    /// demanded is an error.
+    fn demote(&mut self, failure: StoreError) -> Result<(), Error> {
+        self.check_not_demanded(&failure)?;
+        self.store = match self.store {
+            Store::Keyring(ref k) => {
+                let why = format!("the {} keyring refused ({})", k.backend().name(), failure.0);
+                self.fall_back_to_file(&why)
+            }
+            _ => {
+                report::warn(&format!("{}; running without a cache", failure.0));
+                Store::None
+            }
+        };
+        Ok(())
+    }
+
+    /// Drops to no cache at all (under `auto`), or fails (a demanded store).
+    fn give_up(&mut self, failure: StoreError) -> Result<(), Error> {
+        self.check_not_demanded(&failure)?;
+        report::warn(&format!("{}; running without a cache", failure.0));
+        self.store = Store::None;
+        Ok(())
+    }
+
+    fn check_not_demanded(&self, failure: &StoreError) -> Result<(), Error> {
+        let mode = match self.mode {
+            CacheMode::Keyring => "keyring",
+            CacheMode::File => "file",
+            CacheMode::Auto | CacheMode::None => return Ok(()),
+        };
+        Err(Error::CacheUnavailable {
+            mode,
+            reason: failure.0.clone(),
+        })
+    }
+
+    fn decode(&self, loaded: Load) -> Option<Credential> {
+        match loaded {
+            Load::Missing => None,
+            Load::Found(bytes) => match entry::decode(&bytes, &self.key) {
+                Ok(c) => Some(c),
+                Err(rejected) => {
+                    tracing::debug!(%rejected, "cache entry ignored");
+                    None
+                }
+            },
+            Load::Unreadable(why) => {
+                tracing::debug!(%why, "cache entry ignored");
+                None
+            }
+            Load::Refused(why) => {
+                report::warn(&why);
+                None
+            }
+        }
+    }
+}
+
+impl CredentialCache for Cache {
+    fn load(&mut self) -> Result<Option<Credential>, Error> {
+        loop {
+            let loaded = match &self.store {
+                Store::None => return Ok(None),
+                Store::File(f) => f.load(&self.key),
+                Store::Keyring(k) => k.load(),
+            };
+            match loaded {
+                Ok(l) => return Ok(self.decode(l)),
+                Err(failure) => self.demote(failure)?,
+            }
+        }
+    }
+
+    fn lock(&mut self) -> Result<Option<RefreshLock>, Error> {
+        if matches!(self.store, Store::None) {
+            return Ok(None);
+        }
+        let got = match &self.dir {
+            Some(dir) => RefreshLock::acquire(dir, &self.key, self.lock_timeout)?,
+            None => Err("no lock directory is known; set REDSHIFT_CREDS_CACHE_DIR".to_string()),
+        };
+        match got {
+            Ok(lock) => Ok(Some(lock)),
+            Err(why) => {
+                self.give_up(StoreError(format!("cannot take the refresh lock: {why}")))?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn save(&mut self, credential: &Credential) -> Result<(), Error> {
+        let bytes = entry::encode(&self.key, credential);
+        loop {
+            let saved = match &self.store {
+                Store::None => return Ok(()),
+                Store::File(f) => f.save(&self.key, &bytes),
+                Store::Keyring(k) => k.save(&bytes),
+            };
+            match saved {
+                Ok(()) => return Ok(()),
+                Err(failure) => self.demote(failure)?,
+            }
+        }
+    }
+}

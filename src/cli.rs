@@ -1,0 +1,154 @@
+//! The command line, as clap definitions only: names, help and raw values.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Short-lived Amazon Redshift database credentials from IAM, cached in the OS
+/// keyring, for psql, dbt and every other client.
+#[derive(Debug, Parser)]
+#[command(name = "redshift-creds", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print temporary database credentials (a drop-in for `aws redshift get-cluster-credentials`).
+    Get(GetArgs),
+}
+
+/// Where cached credentials live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheMode {
+    /// The OS keyring, or a private file when no keyring can be used.
+    Auto,
+    /// The OS keyring only; fail when it cannot be used.
+    Keyring,
+    /// A private file (0600 in a 0700 directory).
+    File,
+    /// No cache: call AWS every time.
+    None,
+}
+
+/// What `get` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object: Version, DbUser, DbPassword, Expiration.
+    Json,
+    /// The password alone, for a tool's "password command" setting.
+    Password,
+}
+
+/// The flags of `get`: the AWS CLI's, plus cache and output control.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The cluster that holds the database.
+    #[arg(long, value_name = "ID")]
+    pub cluster_identifier: Option<String>,
+
+    /// The database user to get credentials for (without the IAM: prefix).
+    #[arg(long, value_name = "USER")]
+    pub db_user: Option<String>,
+
+    /// The database the user may log on to (default: any).
+    #[arg(long, value_name = "DB")]
+    pub db_name: Option<String>,
+
+    /// Create the database user if it does not exist.
+    #[arg(long, overrides_with = "no_auto_create")]
+    pub auto_create: bool,
+
+    /// Do not create the database user (the default).
+    #[arg(long, overrides_with = "auto_create")]
+    pub no_auto_create: bool,
+
+    /// Database groups to join for this session, space- or comma-separated.
+    #[arg(long, value_name = "GROUP", num_args = 1.., value_delimiter = ',')]
+    pub db_groups: Vec<String>,
+
+    /// Password lifetime in seconds, 900 to 3600 [default: 900].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub duration_seconds: Option<i64>,
+
+    /// A custom domain name for the cluster, instead of --cluster-identifier.
+    #[arg(long, value_name = "NAME")]
+    pub custom_domain_name: Option<String>,
+
+    /// The AWS profile to use (default: $AWS_PROFILE, else "default").
+    #[arg(long, value_name = "AWS_PROFILE")]
+    pub profile: Option<String>,
+
+    /// The AWS region (default: $AWS_REGION, else the profile's region).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Send API calls to this URL instead of the AWS endpoint (also $AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Where to cache credentials [default: $REDSHIFT_CREDS_CACHE, else auto].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub cache: Option<CacheMode>,
+
+    /// Refresh a cached password this many seconds before it expires [default: 300].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub refresh_margin: Option<i64>,
+
+    /// Wait at most this long for another process that is refreshing [default: 30].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub lock_timeout: Option<i64>,
+
+    /// Give up on the AWS call, retries included, after this long [default: 20].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub api_timeout: Option<i64>,
+
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub output: OutputFormat,
+
+    /// Log what happens to stderr; repeat for more detail. RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> GetArgs {
+        let mut full = vec!["redshift-creds", "get"];
+        full.extend_from_slice(args);
+        match Cli::try_parse_from(full).unwrap().command {
+            Command::Get(g) => g,
+        }
+    }
+
+    #[test]
+    fn db_groups_take_spaces_and_commas_like_the_aws_cli() {
+        let g = parse(&["--db-groups", "a", "b,c", "--db-user", "u"]);
+        assert_eq!(g.db_groups, ["a", "b", "c"]);
+        assert_eq!(g.db_user.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn the_last_auto_create_flag_wins() {
+        let g = parse(&["--auto-create", "--no-auto-create"]);
+        assert!(!g.auto_create && g.no_auto_create);
+        let g = parse(&["--no-auto-create", "--auto-create"]);
+        assert!(g.auto_create && !g.no_auto_create);
+    }
+
+    #[test]
+    fn negative_numbers_reach_the_input_rules() {
+        let g = parse(&["--duration-seconds", "-5"]);
+        assert_eq!(g.duration_seconds, Some(-5));
+    }
+}

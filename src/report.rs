@@ -1,0 +1,54 @@
+//! Warnings for the user on stderr, and the optional tracing log (`-v`, `RUST_LOG`) that never shows secrets.
+
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::{EnvFilter, FilterFn};
+use tracing_subscriber::prelude::*;
+
+/// Prints one warning line on stderr. stdout carries only the contract.
+pub(crate) fn warn(message: &str) {
+    eprintln!("redshift-creds: warning: {message}");
+}
+
+/// Prints the error that ends the run, once, on stderr.
+pub(crate) fn error(message: &str) {
+    eprintln!("redshift-creds: error: {message}");
+}
+
+/// Starts the log on stderr when `-v` is given or `RUST_LOG` is set, and does
+/// nothing otherwise, so a plain run pays nothing for it. Events from the
+/// SDK and HTTP layers above INFO are dropped whatever `RUST_LOG` says: at
+/// debug and trace they can print request and response bodies.
+pub(crate) fn init_log(verbose: u8) {
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let filter = match (&from_env, verbose) {
+        (Some(spec), _) => EnvFilter::try_new(spec).unwrap_or_else(|e| {
+            warn(&format!(
+                "RUST_LOG is not a valid filter ({e}); using redshift_creds=debug"
+            ));
+            EnvFilter::new("redshift_creds=debug")
+        }),
+        (None, 0) => return,
+        (None, 1) => EnvFilter::new("redshift_creds=debug"),
+        (None, _) => EnvFilter::new("redshift_creds=trace,aws_config=info"),
+    };
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .with_filter(filter)
+        .with_filter(FilterFn::new(never_secret));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+/// Whether an event may be logged: our own always, the SDK's only at INFO and above.
+fn never_secret(meta: &Metadata<'_>) -> bool {
+    const GUARDED: [&str; 6] = [
+        "aws_smithy",
+        "aws_sdk",
+        "aws_sigv4",
+        "hyper",
+        "rustls",
+        "h2",
+    ];
+    let guarded = GUARDED.iter().any(|p| meta.target().starts_with(p));
+    !guarded || *meta.level() <= Level::INFO
+}
