@@ -1,0 +1,190 @@
+//! A counting test server speaking the Redshift query protocol, for call counting and fault injection.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Request, Response};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// How the server answers GetClusterCredentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// A valid answer.
+    Ok,
+    /// 400 Throttling "Rate exceeded".
+    Throttle,
+    /// 500 InternalFailure.
+    ServerError,
+    /// 200 with a body that is not the expected XML.
+    Malformed,
+    /// 400 ClusterNotFound.
+    ClusterNotFound,
+    /// 403 ExpiredToken.
+    ExpiredToken,
+}
+
+#[derive(Debug)]
+struct State {
+    behaviour: Behaviour,
+    delay: Duration,
+    /// Seconds until expiry of issued passwords; `None` means DurationSeconds.
+    expires_in: Option<i64>,
+}
+
+/// A server on a loopback port, in its own thread with its own runtime.
+pub struct CountingServer {
+    pub port: u16,
+    calls: Arc<AtomicUsize>,
+    state: Arc<Mutex<State>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CountingServer {
+    pub fn start() -> CountingServer {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let state = Arc::new(Mutex::new(State {
+            behaviour: Behaviour::Ok,
+            delay: Duration::ZERO,
+            expires_in: None,
+        }));
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let port = std_listener.local_addr().unwrap().port();
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (c, s) = (calls.clone(), state.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                loop {
+                    tokio::select! {
+                        _ = &mut stop_rx => break,
+                        accepted = listener.accept() => {
+                            let Ok((stream, _)) = accepted else { continue };
+                            let (c, s) = (c.clone(), s.clone());
+                            tokio::spawn(async move {
+                                let svc = hyper::service::service_fn(move |req| {
+                                    handle(req, c.clone(), s.clone())
+                                });
+                                let io = hyper_util::rt::TokioIo::new(stream);
+                                let _ = hyper::server::conn::http1::Builder::new()
+                                    .serve_connection(io, svc)
+                                    .await;
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        CountingServer { port, calls, state, stop: Some(stop_tx), thread: Some(thread) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// GetClusterCredentials calls received so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn set_behaviour(&self, b: Behaviour) {
+        self.state.lock().unwrap().behaviour = b;
+    }
+
+    pub fn set_delay(&self, d: Duration) {
+        self.state.lock().unwrap().delay = d;
+    }
+
+    pub fn set_expires_in(&self, seconds: Option<i64>) {
+        self.state.lock().unwrap().expires_in = seconds;
+    }
+}
+
+impl Drop for CountingServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn form_value(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| v.replace("%40", "@").replace("%2B", "+").replace('+', " "))
+    })
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    calls: Arc<AtomicUsize>,
+    state: Arc<Mutex<State>>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let body = req.into_body().collect().await?.to_bytes();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let (behaviour, delay, expires_in) = {
+        let s = state.lock().unwrap();
+        (s.behaviour, s.delay, s.expires_in)
+    };
+    if form_value(&body, "Action").as_deref() != Some("GetClusterCredentials") {
+        return Ok(xml(400, error_xml("InvalidAction", "unsupported action")));
+    }
+    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let reply = match behaviour {
+        Behaviour::Ok => {
+            let user = form_value(&body, "DbUser").unwrap_or_default();
+            let duration: i64 = form_value(&body, "DurationSeconds")
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(900);
+            let expires = SystemTime::now() + Duration::from_secs(expires_in.unwrap_or(duration) as u64);
+            let expiration = humantime::format_rfc3339_seconds(expires);
+            xml(
+                200,
+                format!(
+                    "<GetClusterCredentialsResponse xmlns=\"http://redshift.amazonaws.com/doc/2012-12-01/\">\
+                     <GetClusterCredentialsResult><DbUser>IAM:{user}</DbUser>\
+                     <DbPassword>counting-pw-{n}</DbPassword><Expiration>{expiration}</Expiration>\
+                     </GetClusterCredentialsResult><ResponseMetadata><RequestId>r{n}</RequestId>\
+                     </ResponseMetadata></GetClusterCredentialsResponse>"
+                ),
+            )
+        }
+        Behaviour::Throttle => xml(400, error_xml("Throttling", "Rate exceeded")),
+        Behaviour::ServerError => xml(500, error_xml("InternalFailure", "internal error")),
+        Behaviour::Malformed => xml(200, "<html>not what you expected</html>".to_string()),
+        Behaviour::ClusterNotFound => xml(400, error_xml("ClusterNotFound", "Cluster not found.")),
+        Behaviour::ExpiredToken => {
+            xml(403, error_xml("ExpiredToken", "The security token included in the request is expired"))
+        }
+    };
+    Ok(reply)
+}
+
+fn error_xml(code: &str, message: &str) -> String {
+    format!(
+        "<ErrorResponse xmlns=\"http://redshift.amazonaws.com/doc/2012-12-01/\"><Error>\
+         <Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+         <RequestId>e1</RequestId></ErrorResponse>"
+    )
+}
+
+fn xml(status: u16, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
