@@ -4,20 +4,33 @@ use crate::config::Request;
 use crate::error::Error;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_redshift::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_redshift::config::http::HttpResponse;
 use std::error::Error as StdError;
+
+/// What to do about a response we could not read.
+pub(crate) const UNREADABLE_HINT: &str = "check --endpoint-url; the cache was left as it was";
 
 /// Maps a failed SDK call to [`Error::Aws`], naming the cluster and user, and
 /// saying what to do where we know.
-pub(crate) fn from_sdk<E, R>(api: &'static str, request: &Request, err: SdkError<E, R>) -> Error
+pub(crate) fn from_sdk<E>(
+    api: &'static str,
+    request: &Request,
+    err: SdkError<E, HttpResponse>,
+) -> Error
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let (reason, hint) = match &err {
-        SdkError::ServiceError(ctx) => {
-            let e = ctx.err();
-            classify_code(e.code().unwrap_or("Unknown"), e.message(), request)
-        }
+        SdkError::ServiceError(ctx) => match ctx.err().code() {
+            Some(code) => classify_code(code, ctx.err().message(), request),
+            None => (
+                format!(
+                    "the API sent a response that could not be read (HTTP {})",
+                    ctx.raw().status().as_u16()
+                ),
+                Some(UNREADABLE_HINT.to_string()),
+            ),
+        },
         SdkError::TimeoutError(_) => (
             "the API did not answer in time".to_string(),
             Some("raise --api-timeout, or check the network and --endpoint-url".to_string()),
@@ -27,7 +40,7 @@ where
                 "the API sent a response that could not be read ({})",
                 chain(&err)
             ),
-            Some("check --endpoint-url; the cache was left as it was".to_string()),
+            Some(UNREADABLE_HINT.to_string()),
         ),
         _ => match credentials_error(&err) {
             Some(cred) => (

@@ -60,7 +60,7 @@ impl RedshiftSource<'_> {
             api: API,
             target: failure::target(r),
             reason: format!("the response has no {field}"),
-            hint: Some("check --endpoint-url; the cache was left as it was".to_string()),
+            hint: Some(failure::UNREADABLE_HINT.to_string()),
         };
         let db_user = out
             .db_user
