@@ -31,10 +31,14 @@ where
 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version land here too, with exit code 0.
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: clap prints them on stdout, exit 0.
             let _ = e.print();
-            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            report::error(&one_line(&e));
+            return ExitCode::from(2);
         }
     };
     let result = match cli.command {
@@ -47,6 +51,22 @@ where
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Flattens a clap usage error into one line: the message, the valid values
+/// when clap lists them, and where to find help.
+fn one_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
+        })
+        .collect();
+    let message = parts.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    format!("{message} (see --help)")
 }
 
 fn get(args: &GetArgs) -> Result<(), Error> {

@@ -6,12 +6,17 @@ use tracing_subscriber::prelude::*;
 
 /// Prints one warning line on stderr. stdout carries only the contract.
 pub(crate) fn warn(message: &str) {
-    eprintln!("redshift-creds: warning: {message}");
+    eprintln!("redshift-creds: warning: {}", one_line(message));
 }
 
 /// Prints the error that ends the run, once, on stderr.
 pub(crate) fn error(message: &str) {
-    eprintln!("redshift-creds: error: {message}");
+    eprintln!("redshift-creds: error: {}", one_line(message));
+}
+
+/// Folds a message that may hold newlines (SDK errors do) into one line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Starts the log on stderr when `-v` is given or `RUST_LOG` is set, and does

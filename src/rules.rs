@@ -71,16 +71,16 @@ fn db_identifier(flag: &str, value: &str) -> Result<(), Error> {
     if value.contains([':', '/']) {
         return Err(Error::invalid(flag, value, "must not contain ':' or '/'"));
     }
-    if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Err(Error::invalid(flag, value, "must start with a letter"));
-    }
     let allowed = |c: char| c.is_ascii_alphanumeric() || "_+.@-".contains(c);
     if !value.chars().all(allowed) {
         return Err(Error::invalid(
             flag,
             value,
-            "may contain only letters, digits and the characters _ + . @ -",
+            "may contain only ASCII letters, digits and the characters _ + . @ -",
         ));
+    }
+    if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(Error::invalid(flag, value, "must start with a letter"));
     }
     Ok(())
 }
@@ -257,15 +257,15 @@ mod tests {
             ("_alice", "must start with a letter"),
             (
                 "al ice",
-                "may contain only letters, digits and the characters _ + . @ -",
+                "may contain only ASCII letters, digits and the characters _ + . @ -",
             ),
             (
                 "al;ice",
-                "may contain only letters, digits and the characters _ + . @ -",
+                "may contain only ASCII letters, digits and the characters _ + . @ -",
             ),
             (
                 "alicé",
-                "may contain only letters, digits and the characters _ + . @ -",
+                "may contain only ASCII letters, digits and the characters _ + . @ -",
             ),
             ("PUBLIC", "PUBLIC is reserved and cannot be a user"),
             ("public", "PUBLIC is reserved and cannot be a user"),

@@ -33,44 +33,77 @@ fn moto_with_cluster() -> Option<Moto> {
 
 #[test]
 fn first_call_reaches_the_api_and_the_second_is_a_cache_hit() {
-    let Some(moto) = moto_with_cluster() else { return };
+    let Some(moto) = moto_with_cluster() else {
+        return;
+    };
     let url = moto.url();
     let sb = Sandbox::new();
     let before = moto.requests();
 
-    let first = sb.run(&get_args(&url, &["--db-name", "exampledb", "--duration-seconds", "3600"]));
+    let first = sb.run(&get_args(
+        &url,
+        &["--db-name", "exampledb", "--duration-seconds", "3600"],
+    ));
     let c = contract(&first);
     assert_eq!(c["Version"], 1);
     assert_eq!(c["DbUser"], "IAM:temp_creds_user");
     assert_eq!(moto.requests(), before + 1, "the first call reaches moto");
-    assert!(stderr(&first).is_empty(), "no noise on stderr: {}", stderr(&first));
+    assert!(
+        stderr(&first).is_empty(),
+        "no noise on stderr: {}",
+        stderr(&first)
+    );
 
-    let second = sb.run(&get_args(&url, &["--db-name", "exampledb", "--duration-seconds", "3600"]));
+    let second = sb.run(&get_args(
+        &url,
+        &["--db-name", "exampledb", "--duration-seconds", "3600"],
+    ));
     assert_eq!(password(&second), c["DbPassword"].as_str().unwrap());
-    assert_eq!(moto.requests(), before + 1, "the second call never reaches moto");
+    assert_eq!(
+        moto.requests(),
+        before + 1,
+        "the second call never reaches moto"
+    );
 
     // Still a hit with moto gone: nothing reaches the network on a hit.
     drop(moto);
-    let third = sb.run(&get_args(&url, &["--db-name", "exampledb", "--duration-seconds", "3600"]));
+    let third = sb.run(&get_args(
+        &url,
+        &["--db-name", "exampledb", "--duration-seconds", "3600"],
+    ));
     assert_eq!(password(&third), c["DbPassword"].as_str().unwrap());
 }
 
 #[test]
 fn the_output_matches_the_schema() {
-    let Some(moto) = moto_with_cluster() else { return };
+    let Some(moto) = moto_with_cluster() else {
+        return;
+    };
     let url = moto.url();
     let sb = Sandbox::new();
     let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/credential.schema.json"))
-            .unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/credential.schema.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let validator = jsonschema::draft202012::new(&schema).unwrap();
-    let out = sb.run(&get_args(&url, &["--auto-create", "--db-groups", "example_group"]));
+    let out = sb.run(&get_args(
+        &url,
+        &["--auto-create", "--db-groups", "example_group"],
+    ));
     let value = contract(&out);
-    let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?} in {value}");
-    assert_eq!(value["DbUser"], "IAMA:temp_creds_user", "auto-create reached the API");
+    assert_eq!(
+        value["DbUser"], "IAMA:temp_creds_user",
+        "auto-create reached the API"
+    );
 
     // And the schema is not vacuous: a wrong object fails it.
     let mut wrong = value.clone();
@@ -83,7 +116,9 @@ fn the_output_matches_the_schema() {
 
 #[test]
 fn password_output_prints_the_password_alone() {
-    let Some(moto) = moto_with_cluster() else { return };
+    let Some(moto) = moto_with_cluster() else {
+        return;
+    };
     let url = moto.url();
     let sb = Sandbox::new();
     let json = password(&sb.run(&get_args(&url, &[])));
@@ -94,7 +129,9 @@ fn password_output_prints_the_password_alone() {
 
 #[test]
 fn near_expiry_the_entry_is_refreshed() {
-    let Some(moto) = moto_with_cluster() else { return };
+    let Some(moto) = moto_with_cluster() else {
+        return;
+    };
     let url = moto.url();
     let sb = Sandbox::new();
     let before = moto.requests();
@@ -115,7 +152,9 @@ fn near_expiry_the_entry_is_refreshed() {
 
 #[test]
 fn different_parameters_make_different_entries() {
-    let Some(moto) = moto_with_cluster() else { return };
+    let Some(moto) = moto_with_cluster() else {
+        return;
+    };
     let url = moto.url();
     let sb = Sandbox::new();
     let variants: [&[&str]; 4] = [
@@ -140,7 +179,9 @@ fn different_parameters_make_different_entries() {
 
 #[test]
 fn cluster_not_found_is_a_clean_error() {
-    let Some(moto) = moto_with_cluster() else { return };
+    let Some(moto) = moto_with_cluster() else {
+        return;
+    };
     let url = moto.url();
     let sb = Sandbox::new();
     let mut args = get_args(&url, &[]);
@@ -157,6 +198,9 @@ fn cluster_not_found_is_a_clean_error() {
         ),
         "{err}"
     );
-    assert!(err.contains("check --cluster-identifier and --region"), "{err}");
+    assert!(
+        err.contains("check --cluster-identifier and --region"),
+        "{err}"
+    );
     assert!(sb.entries().is_empty(), "nothing cached");
 }

@@ -3,8 +3,8 @@
 use crate::config::Request;
 use crate::error::Error;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_redshift::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_redshift::config::http::HttpResponse;
+use aws_sdk_redshift::error::{ProvideErrorMetadata, SdkError};
 use std::error::Error as StdError;
 
 /// What to do about a response we could not read.

@@ -82,7 +82,13 @@ impl CountingServer {
                 }
             });
         });
-        CountingServer { port, calls, state, stop: Some(stop_tx), thread: Some(thread) }
+        CountingServer {
+            port,
+            calls,
+            state,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -149,7 +155,8 @@ async fn handle(
             let duration: i64 = form_value(&body, "DurationSeconds")
                 .and_then(|d| d.parse().ok())
                 .unwrap_or(900);
-            let expires = SystemTime::now() + Duration::from_secs(expires_in.unwrap_or(duration) as u64);
+            let expires =
+                SystemTime::now() + Duration::from_secs(expires_in.unwrap_or(duration) as u64);
             let expiration = humantime::format_rfc3339_seconds(expires);
             xml(
                 200,
@@ -166,9 +173,13 @@ async fn handle(
         Behaviour::ServerError => xml(500, error_xml("InternalFailure", "internal error")),
         Behaviour::Malformed => xml(200, "<html>not what you expected</html>".to_string()),
         Behaviour::ClusterNotFound => xml(400, error_xml("ClusterNotFound", "Cluster not found.")),
-        Behaviour::ExpiredToken => {
-            xml(403, error_xml("ExpiredToken", "The security token included in the request is expired"))
-        }
+        Behaviour::ExpiredToken => xml(
+            403,
+            error_xml(
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            ),
+        ),
     };
     Ok(reply)
 }

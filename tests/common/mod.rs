@@ -26,7 +26,9 @@ pub fn require_tool(name: &str, env_override: &str) -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
     });
     if found.is_none() {
         let msg = format!(
@@ -46,7 +48,9 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        Sandbox { dir: tempfile::tempdir().unwrap() }
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -69,7 +73,10 @@ impl Sandbox {
             .env("AWS_SECRET_ACCESS_KEY", "testing-secret-key-value")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.path().join("aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.path().join("aws-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.path().join("aws-credentials"),
+            )
             .env("REDSHIFT_CREDS_CACHE_DIR", self.cache_dir())
             .args(args);
         c
@@ -83,7 +90,11 @@ impl Sandbox {
     /// The cache files (entries and locks), by name.
     pub fn cache_files(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.cache_dir())
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -114,9 +125,17 @@ pub fn stderr(o: &Output) -> String {
 
 /// Parses the contract object from stdout, checking it is the only thing there.
 pub fn contract(o: &Output) -> serde_json::Value {
-    assert!(o.status.success(), "exit {:?}\nstderr: {}", o.status, stderr(o));
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstderr: {}",
+        o.status,
+        stderr(o)
+    );
     let text = stdout(o);
-    assert!(text.ends_with('\n') && text.matches('\n').count() == 1, "one line: {text:?}");
+    assert!(
+        text.ends_with('\n') && text.matches('\n').count() == 1,
+        "one line: {text:?}"
+    );
     serde_json::from_str(&text).unwrap()
 }
 
@@ -127,5 +146,9 @@ pub fn password(o: &Output) -> String {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -28,7 +28,12 @@ impl Moto {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let moto = Moto { child, port, log, _dir: dir };
+        let moto = Moto {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not start");
@@ -73,7 +78,10 @@ impl Moto {
     pub fn requests(&self) -> usize {
         // Give the log line a moment to land after the response.
         std::thread::sleep(Duration::from_millis(100));
-        std::fs::read_to_string(&self.log).unwrap().matches("\"POST / HTTP/1.1\"").count()
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .matches("\"POST / HTTP/1.1\"")
+            .count()
     }
 }
 
