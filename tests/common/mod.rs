@@ -65,7 +65,13 @@ impl Sandbox {
     /// `redshift-creds ARGS` with a clean environment: fake static AWS
     /// credentials, no IMDS, no D-Bus, a private cache directory.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        self.command(bin(), args)
+    }
+
+    /// Any program with the same clean environment (for wrappers such as
+    /// `keyctl session -` and `dbus-run-session`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.path())

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The one test command. Installs what the tests need when it is missing
+# (Debian packages, a Python venv with moto), then runs the whole suite in
+# strict mode: a suite that cannot find its real peer fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Debian packages: keyrings, the D-Bus session tools, and libdbus for the
+# Secret Service backend's build.
+missing=()
+command -v keyctl >/dev/null || missing+=(keyutils)
+command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
+command -v secret-tool >/dev/null || missing+=(libsecret-tools)
+command -v dbus-run-session >/dev/null || missing+=(dbus dbus-daemon)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+pkg-config --exists dbus-1 2>/dev/null || missing+=(libdbus-1-dev)
+command -v python3 >/dev/null || missing+=(python3 python3-venv)
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# A real AWS-protocol peer: moto_server, in a venv.
+venv="${REDSHIFT_CREDS_TEST_VENV:-$PWD/.venv}"
+if [ ! -x "$venv/bin/moto_server" ]; then
+  log "creating $venv with moto[server]"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.5'
+fi
+export MOTO_SERVER="$venv/bin/moto_server"
+export REDSHIFT_CREDS_TEST_STRICT=1
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy --all-targets"
+cargo clippy --locked --all-targets -- -D warnings
+log "cargo test (strict: nothing may be skipped)"
+cargo test --locked --all-targets 2>&1 | tee "${TMPDIR:-/tmp}/redshift-creds-test.log"
+if grep -q '^SKIPPED' "${TMPDIR:-/tmp}/redshift-creds-test.log"; then
+  log "a suite was skipped under tests/run.sh"
+  exit 1
+fi
