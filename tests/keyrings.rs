@@ -25,7 +25,12 @@ fn get_args(url: &str, user: &str, cache: &str) -> Vec<String> {
 }
 
 /// `keyctl session - redshift-creds ARGS`: each run in its own new session keyring.
-fn in_new_session(sb: &Sandbox, keyctl: &std::path::Path, prelude: &str, args: &[String]) -> std::process::Output {
+fn in_new_session(
+    sb: &Sandbox,
+    keyctl: &std::path::Path,
+    prelude: &str,
+    args: &[String],
+) -> std::process::Output {
     let script = format!("{prelude}exec \"$0\" \"$@\"");
     let mut full = vec!["session", "-", "sh", "-c", &script];
     let bin = bin();
@@ -37,12 +42,18 @@ fn in_new_session(sb: &Sandbox, keyctl: &std::path::Path, prelude: &str, args: &
 
 /// Strips keyctl's own "Joined session keyring" line.
 fn our_stderr(o: &std::process::Output) -> String {
-    stderr(o).lines().filter(|l| !l.starts_with("Joined session keyring")).map(|l| format!("{l}\n")).collect()
+    stderr(o)
+        .lines()
+        .filter(|l| !l.starts_with("Joined session keyring"))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 #[test]
 fn keyutils_a_second_session_finds_the_first_ones_entry() {
-    let Some(keyctl) = require_tool("keyctl", "KEYCTL") else { return };
+    let Some(keyctl) = require_tool("keyctl", "KEYCTL") else {
+        return;
+    };
     let server = CountingServer::start();
     let sb = Sandbox::new();
     // A user name unique to this run: the persistent keyring outlives the test.
@@ -55,43 +66,78 @@ fn keyutils_a_second_session_finds_the_first_ones_entry() {
     let second = in_new_session(&sb, &keyctl, "", &args);
     assert!(second.status.success(), "{}", stderr(&second));
     assert_eq!(password(&second), password(&first));
-    assert_eq!(server.calls(), 1, "the second session read the keyring, not the API");
+    assert_eq!(
+        server.calls(),
+        1,
+        "the second session read the keyring, not the API"
+    );
     let entries = sb.entries();
-    assert!(entries.is_empty(), "nothing went to the file store: {entries:?}");
+    assert!(
+        entries.is_empty(),
+        "nothing went to the file store: {entries:?}"
+    );
 }
 
 #[test]
 fn keyutils_refusing_access_falls_back_under_auto_and_fails_under_keyring() {
-    let Some(keyctl) = require_tool("keyctl", "KEYCTL") else { return };
+    let Some(keyctl) = require_tool("keyctl", "KEYCTL") else {
+        return;
+    };
     let server = CountingServer::start();
     let sb = Sandbox::new();
     let user = format!("r{}", std::process::id());
     // A session keyring this process may not search or write: keyutils refuses.
     let refuse = "keyctl setperm @s 0 >/dev/null 2>&1 && ";
 
-    let auto = in_new_session(&sb, &keyctl, refuse, &get_args(&server.url(), &user, "auto"));
+    let auto = in_new_session(
+        &sb,
+        &keyctl,
+        refuse,
+        &get_args(&server.url(), &user, "auto"),
+    );
     assert!(auto.status.success(), "{}", stderr(&auto));
     let warning = our_stderr(&auto);
     assert_eq!(warning.lines().count(), 1, "one warning: {warning}");
-    assert!(warning.starts_with("redshift-creds: warning: no OS keyring can be used"), "{warning}");
+    assert!(
+        warning.starts_with("redshift-creds: warning: no OS keyring can be used"),
+        "{warning}"
+    );
     assert!(warning.contains("kernel keyutils"), "{warning}");
     assert!(warning.contains("caching in private files"), "{warning}");
     assert_eq!(sb.entries().len(), 1, "the file store holds the entry");
 
-    let forced = in_new_session(&sb, &keyctl, refuse, &get_args(&server.url(), &user, "keyring"));
+    let forced = in_new_session(
+        &sb,
+        &keyctl,
+        refuse,
+        &get_args(&server.url(), &user, "keyring"),
+    );
     assert_eq!(forced.status.code(), Some(4), "{}", stderr(&forced));
     assert!(forced.stdout.is_empty());
     let err = our_stderr(&forced);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("redshift-creds: error: the keyring cache cannot be used"), "{err}");
-    assert_eq!(server.calls(), 1, "neither the fallback hit nor the refusal called the API again");
+    assert!(
+        err.starts_with("redshift-creds: error: the keyring cache cannot be used"),
+        "{err}"
+    );
+    assert_eq!(
+        server.calls(),
+        1,
+        "neither the fallback hit nor the refusal called the API again"
+    );
 }
 
 #[test]
 fn secret_service_a_second_process_finds_the_first_ones_entry() {
-    let Some(dbus_run_session) = require_tool("dbus-run-session", "DBUS_RUN_SESSION") else { return };
-    let Some(_) = require_tool("gnome-keyring-daemon", "GNOME_KEYRING_DAEMON") else { return };
-    let Some(_) = require_tool("secret-tool", "SECRET_TOOL") else { return };
+    let Some(dbus_run_session) = require_tool("dbus-run-session", "DBUS_RUN_SESSION") else {
+        return;
+    };
+    let Some(_) = require_tool("gnome-keyring-daemon", "GNOME_KEYRING_DAEMON") else {
+        return;
+    };
+    let Some(_) = require_tool("secret-tool", "SECRET_TOOL") else {
+        return;
+    };
     let server = CountingServer::start();
     let sb = Sandbox::new();
     let user = format!("s{}", std::process::id());
@@ -109,20 +155,38 @@ fn secret_service_a_second_process_finds_the_first_ones_entry() {
         secret-tool search --all service redshift-creds >"$out/search" 2>&1 || true
     "#;
     let bin = bin();
-    let mut full = vec!["--", "sh", "-c", script, bin.to_str().unwrap(), out_dir.to_str().unwrap()];
+    let mut full = vec![
+        "--",
+        "sh",
+        "-c",
+        script,
+        bin.to_str().unwrap(),
+        out_dir.to_str().unwrap(),
+    ];
     full.extend(args.iter().map(|s| &**s));
     let run = sb.command(&dbus_run_session, &full).output().unwrap();
     assert!(run.status.success(), "dbus-run-session: {}", stderr(&run));
     let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
     assert_eq!(read("1.rc").trim(), "0", "first: {}", read("1.err"));
     assert_eq!(read("2.rc").trim(), "0", "second: {}", read("2.err"));
-    assert_eq!(read("1.err"), "", "no fallback warning: the Secret Service was used");
+    assert_eq!(
+        read("1.err"),
+        "",
+        "no fallback warning: the Secret Service was used"
+    );
     assert_eq!(read("2.err"), "");
     let first: serde_json::Value = serde_json::from_str(&read("1.out")).unwrap();
     let second: serde_json::Value = serde_json::from_str(&read("2.out")).unwrap();
     assert_eq!(first["DbPassword"], second["DbPassword"]);
-    assert_eq!(server.calls(), 1, "the second process read the Secret Service, not the API");
+    assert_eq!(
+        server.calls(),
+        1,
+        "the second process read the Secret Service, not the API"
+    );
     let search = read("search");
-    assert!(search.contains("attribute.service = redshift-creds"), "{search}");
+    assert!(
+        search.contains("attribute.service = redshift-creds"),
+        "{search}"
+    );
     assert!(sb.entries().is_empty(), "nothing went to the file store");
 }
