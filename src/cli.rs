@@ -80,11 +80,12 @@ pub struct GetArgs {
     #[arg(long, value_name = "AWS_PROFILE")]
     pub profile: Option<String>,
 
-    /// The AWS region (default: $AWS_REGION, else the profile's region).
+    /// The AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, else the profile's region).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
-    /// Send API calls to this URL instead of the AWS endpoint (also $AWS_ENDPOINT_URL).
+    /// Send API calls to this URL instead of the AWS endpoint
+    /// (default: $AWS_ENDPOINT_URL_REDSHIFT, else $AWS_ENDPOINT_URL).
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
 

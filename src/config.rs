@@ -71,7 +71,7 @@ pub struct Request {
     pub db_user: String,
     /// The database, when restricted to one.
     pub db_name: Option<String>,
-    /// Groups to join: lowercase, sorted, no repeats.
+    /// Groups to join: lowercase (checked), sorted, no repeats.
     pub db_groups: Vec<String>,
     /// Whether to create the user.
     pub auto_create: bool,
@@ -233,7 +233,6 @@ fn aws_target(args: &GetArgs, env: &dyn Env) -> Result<AwsTarget, Error> {
             .profile
             .clone()
             .or_else(|| non_empty("AWS_PROFILE"))
-            .or_else(|| non_empty("AWS_DEFAULT_PROFILE"))
             .unwrap_or_else(|| "default".to_string()),
         effective_region: args
             .region

@@ -34,7 +34,7 @@ pub enum Error {
     },
 
     /// The user asked for a cache store that cannot be used here.
-    #[error("the {mode} cache cannot be used: {reason}; use --cache auto, file or none")]
+    #[error("the {mode} cache cannot be used: {reason}; use {}", other_modes(mode))]
     CacheUnavailable {
         /// The store the user demanded (`keyring`, `file`).
         mode: &'static str,
@@ -58,6 +58,13 @@ pub enum Error {
     /// Writing the output failed (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+}
+
+fn other_modes(mode: &str) -> &'static str {
+    match mode {
+        "keyring" => "--cache auto, file or none",
+        _ => "--cache auto, keyring or none, or set REDSHIFT_CREDS_CACHE_DIR",
+    }
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {

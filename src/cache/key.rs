@@ -31,7 +31,7 @@ struct KeyMaterial<'a> {
 
 impl CacheKey {
     /// Derives the key of a request. The request's groups are already sorted,
-    /// lowercased and deduplicated, so their order and repeats do not matter.
+    /// checked to be lowercase, and deduplicated, so their order and repeats do not matter.
     /// The access key id is public (it appears in every signed request); the
     /// secret key never enters.
     pub fn of(request: &Request) -> CacheKey {

@@ -21,22 +21,42 @@ impl Moto {
         let exe = super::require_tool("moto_server", "MOTO_SERVER")?;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("moto.log");
-        let port = super::free_port();
-        let child = Command::new(exe)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // Port 0: the server picks a free port and logs it, so parallel
+        // tests can never race for the same one.
+        let mut child = Command::new(exe)
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(port) = text
+                .split("Running on http://127.0.0.1:")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|p| p.parse::<u16>().ok())
+            {
+                break port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("moto_server exited with {status}: {text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let moto = Moto {
             child,
             port,
             log,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
+            assert!(Instant::now() < deadline, "moto_server does not answer");
             std::thread::sleep(Duration::from_millis(50));
         }
         Some(moto)
