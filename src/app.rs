@@ -1,26 +1,25 @@
 //! The use case: read the cache, lock, read again, fetch only if still needed, store, and hand back.
 
 use crate::cache::RefreshLock;
-use crate::cache::entry::{Freshness, freshness};
-use crate::credential::Credential;
+use crate::cache::entry::{Freshness, Stored, freshness};
 use crate::error::Error;
 use crate::report;
 
-/// Reads and writes cached credentials for one key, and takes its refresh lock.
-pub(crate) trait CredentialCache {
-    /// The cached credential, if there is a readable one.
-    fn load(&mut self) -> Result<Option<Credential>, Error>;
+/// Reads and writes one key's cached entry, and takes its refresh lock.
+pub(crate) trait EntryCache<T> {
+    /// The cached entry, if there is a readable one.
+    fn load(&mut self) -> Result<Option<T>, Error>;
     /// Takes the refresh lock, waiting for another holder; `None` when this
     /// cache has nothing to protect.
     fn lock(&mut self) -> Result<Option<RefreshLock>, Error>;
-    /// Stores a fresh credential.
-    fn save(&mut self, credential: &Credential) -> Result<(), Error>;
+    /// Stores a fresh entry.
+    fn save(&mut self, entry: &T) -> Result<(), Error>;
 }
 
-/// Where fresh credentials come from (the AWS API).
-pub(crate) trait CredentialSource {
-    /// Asks for a new credential.
-    fn fetch(&self) -> Result<Credential, Error>;
+/// Where fresh entries come from (the AWS API).
+pub(crate) trait Source<T> {
+    /// Asks for a new one.
+    fn fetch(&self) -> Result<T, Error>;
 }
 
 /// The current time, in seconds since the Unix epoch.
@@ -57,18 +56,18 @@ pub(crate) enum Outcome {
 /// lock, re-reading the cache first so concurrent callers make one API call.
 /// When the refresh fails but the cached password has not expired, that
 /// password is returned with a warning.
-pub(crate) fn obtain(
-    cache: &mut dyn CredentialCache,
-    source: &dyn CredentialSource,
+pub(crate) fn obtain<T: Stored>(
+    cache: &mut dyn EntryCache<T>,
+    source: &dyn Source<T>,
     clock: &dyn Clock,
     margin: i64,
-) -> Result<(Credential, Outcome), Error> {
+) -> Result<(T, Outcome), Error> {
     let first = cache.load()?;
     if let Some(c) = first
         .as_ref()
-        .filter(|c| freshness(c, clock.now(), margin) == Freshness::Fresh)
+        .filter(|c| freshness(*c, clock.now(), margin) == Freshness::Fresh)
     {
-        tracing::debug!(expiration = c.expiration, "cache hit");
+        tracing::debug!(expiration = c.expiration(), "cache hit");
         return Ok((c.clone(), Outcome::Hit));
     }
 
@@ -80,10 +79,10 @@ pub(crate) fn obtain(
     let current = cache.load()?;
     if let Some(c) = current
         .as_ref()
-        .filter(|c| freshness(c, clock.now(), margin) == Freshness::Fresh)
+        .filter(|c| freshness(*c, clock.now(), margin) == Freshness::Fresh)
     {
         tracing::debug!(
-            expiration = c.expiration,
+            expiration = c.expiration(),
             "another process refreshed the entry"
         );
         return Ok((c.clone(), Outcome::Hit));
@@ -99,17 +98,18 @@ pub(crate) fn obtain(
 }
 
 /// Falls back to a cached credential that has not expired, or fails with `err`.
-fn stale_or(
-    cached: Option<Credential>,
+fn stale_or<T: Stored>(
+    cached: Option<T>,
     clock: &dyn Clock,
     err: Error,
-) -> Result<(Credential, Outcome), Error> {
+) -> Result<(T, Outcome), Error> {
     let now = clock.now();
     match cached.filter(|c| freshness(c, now, 0) == Freshness::Fresh) {
         Some(c) => {
             report::warn(&format!(
-                "{err}; using the cached password, which expires in {} s",
-                c.expiration - now
+                "{err}; using the cached {}, which expires in {} s",
+                T::NOUN,
+                c.expiration() - now
             ));
             Ok((c, Outcome::Stale))
         }
@@ -120,6 +120,7 @@ fn stale_or(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credential::Credential;
     use secrecy::SecretString;
     use std::cell::{Cell, RefCell};
 
@@ -136,7 +137,7 @@ mod tests {
         locks: usize,
         saves: usize,
     }
-    impl CredentialCache for MemoryCache {
+    impl EntryCache<Credential> for MemoryCache {
         fn load(&mut self) -> Result<Option<Credential>, Error> {
             Ok(self.entry.clone())
         }
@@ -158,7 +159,7 @@ mod tests {
         fail: Cell<bool>,
         forbidden: Cell<bool>,
     }
-    impl CredentialSource for FakeApi<'_> {
+    impl Source<Credential> for FakeApi<'_> {
         fn fetch(&self) -> Result<Credential, Error> {
             assert!(
                 !self.forbidden.get(),
@@ -244,7 +245,7 @@ mod tests {
             loads: RefCell<usize>,
             fresh: Credential,
         }
-        impl CredentialCache for RacingCache {
+        impl EntryCache<Credential> for RacingCache {
             fn load(&mut self) -> Result<Option<Credential>, Error> {
                 *self.loads.borrow_mut() += 1;
                 // The first read misses; by the second, another process stored one.

@@ -17,6 +17,17 @@ pub struct Cli {
 pub enum Command {
     /// Print temporary database credentials (a drop-in for `aws redshift get-cluster-credentials`).
     Get(GetArgs),
+    /// Run a command (psql, pgcli, dbt...) with PGHOST, PGUSER, PGPASSWORD and the rest set.
+    Exec(ExecArgs),
+    /// Write this connection's line into the pgpass file (PGPASSFILE or ~/.pgpass).
+    Pgpass(PgpassArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }
 
 /// Where cached credentials live.
@@ -39,11 +50,13 @@ pub enum OutputFormat {
     Json,
     /// The password alone, for a tool's "password command" setting.
     Password,
+    /// Shell `export` lines for PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE.
+    Env,
 }
 
-/// The flags of `get`: the AWS CLI's, plus cache and output control.
+/// The credential flags every command takes: the AWS CLI's, plus cache control.
 #[derive(Debug, Args)]
-pub struct GetArgs {
+pub struct CredArgs {
     /// The cluster that holds the database.
     #[arg(long, value_name = "ID")]
     pub cluster_identifier: Option<String>,
@@ -105,13 +118,72 @@ pub struct GetArgs {
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub api_timeout: Option<i64>,
 
-    /// What to print on stdout.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
-    pub output: OutputFormat,
-
     /// Log what happens to stderr; repeat for more detail. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Where and how to connect: used by `--output env`, `exec` and `pgpass`.
+#[derive(Debug, Args)]
+pub struct ConnArgs {
+    /// The database host [default: found with DescribeClusters].
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// The database port [default: 5439, or the cluster's].
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub port: Option<i64>,
+
+    /// TLS mode: require, verify-ca or verify-full [default: verify-full with the system CA
+    /// bundle, else require]. Modes without TLS are refused.
+    #[arg(long, value_name = "MODE")]
+    pub sslmode: Option<String>,
+
+    /// The CA certificate file to verify the server with [default: the system CA bundle].
+    #[arg(long, value_name = "PATH")]
+    pub sslrootcert: Option<std::path::PathBuf>,
+}
+
+/// `get`: credentials on stdout.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub cred: CredArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub output: OutputFormat,
+}
+
+/// `exec`: run a command with the connection in its environment.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub cred: CredArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// The command to run, after `--`, and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// `pgpass`: keep a pgpass line current.
+#[derive(Debug, Args)]
+pub struct PgpassArgs {
+    #[command(flatten)]
+    pub cred: CredArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// Keep running, rewriting the line before each password expires.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[cfg(test)]
@@ -124,12 +196,34 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    fn parse(args: &[&str]) -> GetArgs {
+    fn parse(args: &[&str]) -> CredArgs {
         let mut full = vec!["redshift-creds", "get"];
         full.extend_from_slice(args);
         match Cli::try_parse_from(full).unwrap().command {
-            Command::Get(g) => g,
+            Command::Get(g) => g.cred,
+            other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_a_double_dash() {
+        let cli = Cli::try_parse_from([
+            "redshift-creds",
+            "exec",
+            "--db-user",
+            "u",
+            "--",
+            "psql",
+            "-c",
+            "select 1",
+        ])
+        .unwrap();
+        let Command::Exec(e) = cli.command else {
+            panic!()
+        };
+        assert_eq!(e.command, ["psql", "-c", "select 1"]);
+        assert_eq!(e.cred.db_user.as_deref(), Some("u"));
+        assert!(Cli::try_parse_from(["redshift-creds", "exec", "--db-user", "u"]).is_err());
     }
 
     #[test]

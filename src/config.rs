@@ -1,8 +1,10 @@
 //! Raw flags and environment → a checked `Request` (what to ask AWS) and `Settings` (how to run).
 
-use crate::cli::{CacheMode, GetArgs, OutputFormat};
+use crate::cli::{CacheMode, ConnArgs, CredArgs};
+use crate::endpoint;
 use crate::error::Error;
 use crate::rules;
+use crate::tls::Tls;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -106,8 +108,29 @@ pub struct Settings {
     pub lock_timeout: Duration,
     /// How long the whole API call may take, retries included.
     pub api_timeout: Duration,
-    /// What to print.
-    pub output: OutputFormat,
+}
+
+/// Where and how clients connect, as far as the flags say. A missing host is
+/// found later, with DescribeClusters, and only when a command needs it.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// `--host`.
+    pub host: Option<String>,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// The TLS settings for clients.
+    pub tls: Tls,
+}
+
+/// Everything one command run needs, checked.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// What to ask AWS.
+    pub request: Request,
+    /// How to run.
+    pub settings: Settings,
+    /// Where clients connect.
+    pub connection: Connection,
 }
 
 /// Defaults, in one place.
@@ -125,8 +148,26 @@ pub(crate) mod defaults {
 /// Turns the raw `get` flags and the environment into a checked request and
 /// settings. Every input is checked here, before anything touches the cache
 /// or the network. Precedence is flag, then environment, then default.
-pub(crate) fn resolve(args: &GetArgs, env: &dyn Env) -> Result<(Request, Settings), Error> {
-    let cluster_identifier = args.cluster_identifier.clone();
+pub(crate) fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result<Resolved, Error> {
+    let host = match &conn.host {
+        Some(h) => {
+            rules::host("--host", h)?;
+            Some(h.to_ascii_lowercase())
+        }
+        None => None,
+    };
+    let port = match conn.port {
+        Some(p) => Some(rules::port("--port", p)?),
+        None => None,
+    };
+    let tls = crate::tls::resolve(conn.sslmode.as_deref(), conn.sslrootcert.as_deref())?;
+    // A Redshift host name carries the cluster and region: use them when the
+    // flags do not say.
+    let inferred = host.as_deref().and_then(endpoint::parse_host);
+    let mut cluster_identifier = args.cluster_identifier.clone();
+    if cluster_identifier.is_none() && args.custom_domain_name.is_none() {
+        cluster_identifier = inferred.as_ref().map(|i| i.cluster.clone());
+    }
     if let Some(c) = &cluster_identifier {
         rules::cluster_identifier("--cluster-identifier", c)?;
     }
@@ -136,7 +177,9 @@ pub(crate) fn resolve(args: &GetArgs, env: &dyn Env) -> Result<(Request, Setting
     }
     if cluster_identifier.is_none() && custom_domain_name.is_none() {
         return Err(Error::Usage(
-            "missing --cluster-identifier: name the cluster (or give --custom-domain-name)".into(),
+            "missing --cluster-identifier: name the cluster (or give --custom-domain-name, or a \
+             Redshift --host name)"
+                .into(),
         ));
     }
     let db_user = args
@@ -172,7 +215,11 @@ pub(crate) fn resolve(args: &GetArgs, env: &dyn Env) -> Result<(Request, Setting
         ));
     }
 
-    let aws = aws_target(args, env)?;
+    let mut aws = aws_target(args, env)?;
+    if let (None, Some(i)) = (&aws.region_flag, &inferred) {
+        aws.region_flag = Some(i.region.clone());
+        aws.effective_region = Some(i.region.clone());
+    }
     let cache = match args.cache {
         Some(mode) => mode,
         None => match env.var("REDSHIFT_CREDS_CACHE") {
@@ -209,12 +256,16 @@ pub(crate) fn resolve(args: &GetArgs, env: &dyn Env) -> Result<(Request, Setting
         refresh_margin,
         lock_timeout: Duration::from_secs(lock_timeout as u64),
         api_timeout: Duration::from_secs(api_timeout as u64),
-        output: args.output,
     };
-    Ok((request, settings))
+    let connection = Connection { host, port, tls };
+    Ok(Resolved {
+        request,
+        settings,
+        connection,
+    })
 }
 
-fn aws_target(args: &GetArgs, env: &dyn Env) -> Result<AwsTarget, Error> {
+fn aws_target(args: &CredArgs, env: &dyn Env) -> Result<AwsTarget, Error> {
     if let Some(p) = &args.profile {
         rules::profile("--profile", p)?;
     }
@@ -281,21 +332,27 @@ pub(crate) mod tests {
         flags: &[&str],
         env: &[(&str, &str)],
     ) -> Result<(Request, Settings), Error> {
+        try_resolve_all(flags, env).map(|r| (r.request, r.settings))
+    }
+
+    pub(crate) fn try_resolve_all(flags: &[&str], env: &[(&str, &str)]) -> Result<Resolved, Error> {
         let mut argv = vec!["redshift-creds", "get"];
-        if !flags.contains(&"--cluster-identifier") {
+        if !flags.contains(&"--cluster-identifier") && !flags.contains(&"--host") {
             argv.extend(["--cluster-identifier", "examplecluster"]);
         }
         if !flags.contains(&"--db-user") {
             argv.extend(["--db-user", "temp_creds_user"]);
         }
         argv.extend_from_slice(flags);
-        let Command::Get(args) = Cli::try_parse_from(argv).unwrap().command;
+        let Command::Get(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
         let env = MapEnv(
             env.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         );
-        resolve(&args, &env)
+        resolve(&args.cred, &args.conn, &env)
     }
 
     /// A checked request for the example cluster with these extra flags and environment.
@@ -412,10 +469,45 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_redshift_host_supplies_the_cluster_and_region() {
+        let host = "examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com";
+        let r = try_resolve_all(&["--host", host], &[("AWS_REGION", "eu-west-1")]).unwrap();
+        assert_eq!(
+            r.request.cluster_identifier.as_deref(),
+            Some("examplecluster")
+        );
+        assert_eq!(r.request.aws.effective_region.as_deref(), Some("us-west-2"));
+        assert_eq!(r.connection.host.as_deref(), Some(host));
+        // The flags still win.
+        let r = try_resolve_all(
+            &[
+                "--host",
+                host,
+                "--cluster-identifier",
+                "other",
+                "--region",
+                "us-east-1",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.request.cluster_identifier.as_deref(), Some("other"));
+        assert_eq!(r.request.aws.effective_region.as_deref(), Some("us-east-1"));
+        // A plain host infers nothing.
+        let err = try_resolve_all(&["--host", "db.internal.example.com"], &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("missing --cluster-identifier"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn missing_cluster_is_a_usage_error() {
         let argv = ["redshift-creds", "get", "--db-user", "u"];
-        let Command::Get(args) = Cli::try_parse_from(argv).unwrap().command;
-        let err = resolve(&args, &MapEnv(HashMap::new())).unwrap_err();
+        let Command::Get(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        let err = resolve(&args.cred, &args.conn, &MapEnv(HashMap::new())).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--cluster-identifier"), "{err}");
     }

@@ -58,6 +58,28 @@ pub enum Error {
     /// Writing the output failed (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+
+    /// A file we had to read or write could not be.
+    #[error("cannot {action} {}: {source}", path.display())]
+    File {
+        /// What we were doing ("write the pgpass file").
+        action: &'static str,
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `exec` could not start the command.
+    #[error("cannot run {program}: {source}")]
+    Exec {
+        /// The command as given.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn other_modes(mode: &str) -> &'static str {
@@ -75,13 +97,16 @@ fn hint_suffix(hint: &Option<String>) -> String {
 
 impl Error {
     /// The process exit code for this error: 2 usage or config, 3 lock timeout,
-    /// 4 an unusable cache the user demanded, 1 AWS and anything else.
+    /// 4 an unusable cache the user demanded, 127 or 126 when `exec` cannot
+    /// find or start its command (as shells do), 1 AWS and anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::InvalidInput { .. } | Error::Usage(_) => 2,
             Error::LockTimeout { .. } => 3,
             Error::CacheUnavailable { .. } => 4,
-            Error::Aws { .. } | Error::Output(_) => 1,
+            Error::Aws { .. } | Error::Output(_) | Error::File { .. } => 1,
+            Error::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
+            Error::Exec { .. } => 126,
         }
     }
 

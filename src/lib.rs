@@ -10,15 +10,23 @@ mod cache;
 pub mod cli;
 mod config;
 mod credential;
+mod endpoint;
 mod error;
 mod output;
+mod pgpass;
 mod report;
 mod rules;
+mod tls;
 
 pub use error::Error;
 
-use clap::Parser;
-use cli::{Cli, Command, GetArgs};
+use cache::entry::CachedEndpoint;
+use cache::key::CacheKey;
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command, ConnArgs, CredArgs, OutputFormat};
+use config::Resolved;
+use credential::Credential;
+use endpoint::{DEFAULT_PORT, Endpoint};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -42,7 +50,17 @@ where
         }
     };
     let result = match cli.command {
-        Command::Get(args) => get(&args),
+        Command::Get(a) => get(&a.cred, &a.conn, a.output),
+        Command::Exec(a) => exec(&a.cred, &a.conn, &a.command),
+        Command::Pgpass(a) => pgpass(&a.cred, &a.conn, a.watch),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "redshift-creds", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(Error::Output),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,27 +87,219 @@ fn one_line(e: &clap::Error) -> String {
     format!("{message} (see --help)")
 }
 
-fn get(args: &GetArgs) -> Result<(), Error> {
-    report::init_log(args.verbose);
-    let (request, settings) = config::resolve(args, &config::ProcessEnv)?;
-    let key = cache::key::CacheKey::of(&request);
+/// Checks the flags and the environment; nothing is touched before this passes.
+fn resolve(cred: &CredArgs, conn: &ConnArgs) -> Result<Resolved, Error> {
+    report::init_log(cred.verbose);
+    config::resolve(cred, conn, &config::ProcessEnv)
+}
+
+/// The credential, from the cache or from GetClusterCredentials.
+fn credential(r: &Resolved) -> Result<Credential, Error> {
+    let s = &r.settings;
     let mut cache = cache::Cache::open(
-        settings.cache,
-        key,
-        settings.cache_dir.clone(),
-        settings.lock_timeout,
+        s.cache,
+        CacheKey::of(&r.request),
+        s.cache_dir.clone(),
+        s.lock_timeout,
     )?;
     let source = aws::RedshiftSource {
-        request: &request,
-        api_timeout: settings.api_timeout,
+        request: &r.request,
+        api_timeout: s.api_timeout,
     };
-    let (credential, outcome) = app::obtain(
-        &mut cache,
-        &source,
-        &app::SystemClock,
-        settings.refresh_margin,
-    )?;
+    let (credential, outcome) =
+        app::obtain(&mut cache, &source, &app::SystemClock, s.refresh_margin)?;
     tracing::debug!(?outcome, store = %cache.store().name(), "credential ready");
-    output::write(&mut std::io::stdout().lock(), settings.output, &credential)
-        .map_err(Error::Output)
+    Ok(credential)
+}
+
+/// Where clients connect: `--host`, else the custom domain, else the
+/// cluster's endpoint from DescribeClusters (cached for a day).
+fn endpoint(r: &Resolved) -> Result<Endpoint, Error> {
+    let c = &r.connection;
+    let given = c
+        .host
+        .clone()
+        .or_else(|| r.request.custom_domain_name.clone());
+    if let Some(host) = given {
+        return Ok(Endpoint {
+            host,
+            port: c.port.unwrap_or(DEFAULT_PORT),
+        });
+    }
+    let s = &r.settings;
+    let key = CacheKey::endpoint_of(&r.request);
+    let mut cache = cache::Cache::open(s.cache, key, s.cache_dir.clone(), s.lock_timeout)?;
+    let clock = app::SystemClock;
+    let source = aws::ClusterEndpointSource {
+        request: &r.request,
+        api_timeout: s.api_timeout,
+        clock: &clock,
+    };
+    let (found, _): (CachedEndpoint, _) = app::obtain(&mut cache, &source, &clock, 0)?;
+    let mut endpoint = found.endpoint;
+    if let Some(port) = c.port {
+        endpoint.port = port;
+    }
+    Ok(endpoint)
+}
+
+/// The credential and everything a client needs to use it.
+fn connection(r: &Resolved) -> Result<(Credential, Endpoint), Error> {
+    // The endpoint first: if it cannot be found, no password is spent.
+    let endpoint = endpoint(r)?;
+    let credential = credential(r)?;
+    if let Some(note) = &r.connection.tls.note {
+        report::warn(note);
+    }
+    Ok((credential, endpoint))
+}
+
+fn target<'a>(
+    r: &'a Resolved,
+    credential: &'a Credential,
+    endpoint: &'a Endpoint,
+) -> output::Target<'a> {
+    output::Target {
+        credential,
+        endpoint,
+        database: r.request.db_name.as_deref(),
+        tls: &r.connection.tls,
+    }
+}
+
+fn get(cred: &CredArgs, conn: &ConnArgs, format: OutputFormat) -> Result<(), Error> {
+    let r = resolve(cred, conn)?;
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutputFormat::Env => {
+            let (credential, endpoint) = connection(&r)?;
+            output::write_env(&mut stdout, &target(&r, &credential, &endpoint))
+        }
+        OutputFormat::Json | OutputFormat::Password => {
+            output::write(&mut stdout, format, &credential(&r)?)
+        }
+    }
+    .map_err(Error::Output)
+}
+
+/// Runs the command with the connection in its environment. On Unix the
+/// process becomes the command, so signals and the exit code are its own.
+/// The password travels in the environment only, never in arguments.
+fn exec(cred: &CredArgs, conn: &ConnArgs, command: &[OsString]) -> Result<(), Error> {
+    let r = resolve(cred, conn)?;
+    let (credential, endpoint) = connection(&r)?;
+    let (program, args) = command.split_first().expect("clap requires a command");
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    for (name, value) in output::pg_vars(&target(&r, &credential, &endpoint)) {
+        cmd.env(name, &*value);
+    }
+    let shown = program.to_string_lossy().into_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let source = cmd.exec();
+        Err(Error::Exec {
+            program: shown,
+            source,
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let status = cmd.status().map_err(|source| Error::Exec {
+            program: shown,
+            source,
+        })?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
+}
+
+/// Writes this connection's pgpass line; with `watch`, keeps rewriting it
+/// before each password expires until the process is stopped.
+fn pgpass(cred: &CredArgs, conn: &ConnArgs, watch: bool) -> Result<(), Error> {
+    let r = resolve(cred, conn)?;
+    let path = pgpass::default_path()
+        .ok_or_else(|| Error::Usage("no home directory for ~/.pgpass: set PGPASSFILE".into()))?;
+    let endpoint = endpoint(&r)?;
+    let mut written: Option<String> = None;
+    loop {
+        let credential = match credential(&r) {
+            Ok(c) => c,
+            Err(e) if watch && e.exit_code() == 1 => {
+                report::warn(&format!("{e}; trying again in 30 s"));
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if written.as_deref() != Some(credential.expose_password()) {
+            write_pgpass_line(&r, &path, &endpoint, &credential)?;
+            written = Some(credential.expose_password().to_string());
+        }
+        if !watch {
+            if let Some(note) = &r.connection.tls.note {
+                report::warn(note);
+            }
+            return Ok(());
+        }
+        let now = app::Clock::now(&app::SystemClock);
+        let wait = (credential.expiration - r.settings.refresh_margin - now).max(1);
+        tracing::debug!(
+            wait,
+            "pgpass line written; sleeping until the refresh margin"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(wait as u64));
+    }
+}
+
+fn write_pgpass_line(
+    r: &Resolved,
+    path: &std::path::Path,
+    endpoint: &Endpoint,
+    credential: &Credential,
+) -> Result<(), Error> {
+    let port = endpoint.port.to_string();
+    let line = pgpass::Line {
+        host: &endpoint.host,
+        port: &port,
+        database: r.request.db_name.as_deref().unwrap_or("*"),
+        user: &credential.db_user,
+        password: credential.expose_password(),
+    };
+    // Serialize writers of the same file so no update is lost.
+    let _lock = match &r.settings.cache_dir {
+        Some(dir) => cache::RefreshLock::acquire_named(
+            dir,
+            &pgpass_lock_name(path),
+            r.settings.lock_timeout,
+        )?
+        .ok(),
+        None => None,
+    };
+    let old = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(Error::File {
+                action: "read the pgpass file",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let new = zeroize::Zeroizing::new(pgpass::upsert(&old, &line));
+    pgpass::write_atomically(path, &new).map_err(|source| Error::File {
+        action: "write the pgpass file",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The lock name for a pgpass file: a hash of its path, so the path itself
+/// appears in no file name.
+fn pgpass_lock_name(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(path.to_string_lossy().as_bytes());
+    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+    format!("pgpass-{hex}")
 }

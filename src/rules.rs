@@ -205,6 +205,27 @@ pub(crate) fn domain_name(flag: &str, value: &str) -> Result<(), Error> {
     }
 }
 
+/// Checks a database host: a DNS name, or an IPv4 or IPv6 address.
+pub(crate) fn host(flag: &str, value: &str) -> Result<(), Error> {
+    if value.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    domain_name(flag, value.strip_suffix('.').unwrap_or(value))
+        .map_err(|_| Error::invalid(flag, value, "must be a DNS name or an IP address"))
+}
+
+/// Checks a TCP port: 1 to 65535.
+pub(crate) fn port(flag: &str, value: i64) -> Result<u16, Error> {
+    match u16::try_from(value) {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(Error::invalid(
+            flag,
+            &value.to_string(),
+            "must be from 1 to 65535",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +323,31 @@ mod tests {
             "must be at least 0 and below the duration (900 s)"
         );
         assert_ne!(rule_of(refresh_margin("--refresh-margin", -1, 900)), "ok");
+    }
+
+    #[test]
+    fn hosts_and_ports() {
+        for good in [
+            "127.0.0.1",
+            "::1",
+            "db.example.com",
+            "localhost",
+            "a.b.c.",
+            "fe80::1",
+        ] {
+            assert_eq!(rule_of(host("--host", good)), "ok", "{good}");
+        }
+        for bad in ["", "a b", "a:b:c:zz", "host;rm", "a..b", "-x.com", "\u{0}x"] {
+            assert_eq!(
+                rule_of(host("--host", bad)),
+                "must be a DNS name or an IP address",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(port("--port", 5439).unwrap(), 5439);
+        for bad in [0, -1, 65536, i64::MAX] {
+            assert!(port("--port", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 mod failure;
 mod redshift;
 
-pub(crate) use redshift::RedshiftSource;
+pub(crate) use redshift::{ClusterEndpointSource, RedshiftSource};
 
 use crate::config::AwsTarget;
 use aws_config::BehaviorVersion;

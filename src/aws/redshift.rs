@@ -1,9 +1,11 @@
-//! The GetClusterCredentials source: one call through aws-sdk-redshift.
+//! The provisioned-cluster sources: GetClusterCredentials and DescribeClusters, through aws-sdk-redshift.
 
 use super::failure;
-use crate::app::CredentialSource;
+use crate::app::{Clock, Source};
+use crate::cache::entry::{CachedEndpoint, ENDPOINT_LIFETIME};
 use crate::config::Request;
 use crate::credential::Credential;
+use crate::endpoint::{DEFAULT_PORT, Endpoint};
 use crate::error::Error;
 use secrecy::SecretString;
 use std::time::Duration;
@@ -18,7 +20,7 @@ pub(crate) struct RedshiftSource<'a> {
 
 const API: &str = "GetClusterCredentials";
 
-impl CredentialSource for RedshiftSource<'_> {
+impl Source<Credential> for RedshiftSource<'_> {
     fn fetch(&self) -> Result<Credential, Error> {
         let rt = super::runtime().map_err(|e| Error::Aws {
             api: API,
@@ -82,6 +84,82 @@ impl RedshiftSource<'_> {
             db_user,
             password,
             expiration,
+        })
+    }
+}
+
+/// Finds a cluster's endpoint with DescribeClusters.
+pub(crate) struct ClusterEndpointSource<'a> {
+    /// Which cluster, and where the SDK looks.
+    pub request: &'a Request,
+    /// The limit for the whole call, retries included.
+    pub api_timeout: Duration,
+    /// For the entry's expiry.
+    pub clock: &'a dyn Clock,
+}
+
+const DESCRIBE: &str = "DescribeClusters";
+
+impl Source<CachedEndpoint> for ClusterEndpointSource<'_> {
+    fn fetch(&self) -> Result<CachedEndpoint, Error> {
+        let r = self.request;
+        let fail = |reason: String, hint: Option<String>| Error::Aws {
+            api: DESCRIBE,
+            target: failure::target(r),
+            reason,
+            hint,
+        };
+        let cluster = r.cluster_identifier.clone().ok_or_else(|| {
+            Error::Usage(
+                "pass --host: without a cluster identifier the endpoint cannot be found".into(),
+            )
+        })?;
+        let rt = super::runtime()
+            .map_err(|e| fail(format!("cannot start the async runtime: {e}"), None))?;
+        let endpoint = rt.block_on(async {
+            let config = super::load_config(&r.aws, self.api_timeout).await;
+            if config.region().is_none() {
+                return Err(Error::Usage(format!(
+                    "no AWS region for {}: pass --region, set AWS_REGION, or set region in the profile \"{}\"",
+                    r.describe(),
+                    r.aws.effective_profile
+                )));
+            }
+            let client = aws_sdk_redshift::Client::new(&config);
+            tracing::debug!(%cluster, "calling {DESCRIBE}");
+            let out = client
+                .describe_clusters()
+                .cluster_identifier(&cluster)
+                .send()
+                .await
+                .map_err(|e| match failure::from_sdk(DESCRIBE, r, e) {
+                    Error::Aws { reason, .. } if reason.starts_with("access denied") => fail(
+                        format!("{reason}; the principal may hold only redshift:GetClusterCredentials"),
+                        Some("pass --host (and --port) to give the endpoint".to_string()),
+                    ),
+                    other => other,
+                })?;
+            let found = out
+                .clusters()
+                .iter()
+                .find(|c| c.cluster_identifier() == Some(cluster.as_str()))
+                .and_then(|c| c.endpoint())
+                .and_then(|e| e.address().map(|a| (a.to_string(), e.port())));
+            match found {
+                Some((host, port)) if crate::rules::host("host", &host).is_ok() => {
+                    let port = port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
+                    Ok(Endpoint { host, port: port.unwrap_or(DEFAULT_PORT) })
+                }
+                _ => Err(fail(
+                    "the cluster has no endpoint yet (is it still being created?)".to_string(),
+                    Some("wait until the cluster is available, or pass --host".to_string()),
+                )),
+            }
+        })?;
+        tracing::debug!(host = %endpoint.host, port = endpoint.port, "found the endpoint");
+        Ok(CachedEndpoint {
+            endpoint,
+            expiration: self.clock.now() + ENDPOINT_LIFETIME,
         })
     }
 }

@@ -1,7 +1,8 @@
-//! The stored form of a cached credential, its decoder, and when it counts as fresh.
+//! The stored forms of cached credentials and endpoints, their decoders, and when they count as fresh.
 
 use super::key::CacheKey;
 use crate::credential::Credential;
+use crate::endpoint::Endpoint;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -16,6 +17,98 @@ pub(crate) const MAX_ENCODED_LEN: usize = 8 * 1024;
 /// live longer than this (plus a little clock slack) was tampered with, or the
 /// clock jumped: a miss.
 pub(crate) const MAX_LIFETIME: i64 = 3600 + 60;
+
+/// How long a discovered endpoint is kept: endpoints change only when a
+/// cluster is renamed or moved.
+pub(crate) const ENDPOINT_LIFETIME: i64 = 24 * 3600;
+
+/// Something the cache can hold: it expires, and it has a stored form tagged
+/// with its key.
+pub(crate) trait Stored: Sized + Clone {
+    /// An entry that claims to live longer than this is a miss.
+    const MAX_LIFETIME: i64;
+    /// What it is, for messages ("password").
+    const NOUN: &'static str;
+    /// When it stops being valid, in seconds since the Unix epoch.
+    fn expiration(&self) -> i64;
+    /// The stored form, zeroized on drop.
+    fn encode(&self, key: &CacheKey) -> Zeroizing<Vec<u8>>;
+    /// Reads a stored form, accepting it only if it belongs to `key`.
+    fn decode(bytes: &[u8], key: &CacheKey) -> Result<Self, Rejected>;
+}
+
+impl Stored for Credential {
+    const MAX_LIFETIME: i64 = MAX_LIFETIME;
+    const NOUN: &'static str = "password";
+    fn expiration(&self) -> i64 {
+        self.expiration
+    }
+    fn encode(&self, key: &CacheKey) -> Zeroizing<Vec<u8>> {
+        encode(key, self)
+    }
+    fn decode(bytes: &[u8], key: &CacheKey) -> Result<Self, Rejected> {
+        decode(bytes, key)
+    }
+}
+
+/// A discovered endpoint with the time it should be looked up again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CachedEndpoint {
+    /// Host and port.
+    pub endpoint: Endpoint,
+    /// When to look again, in seconds since the Unix epoch.
+    pub expiration: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointRecord {
+    format: u32,
+    key: String,
+    host: String,
+    port: u16,
+    expiration: i64,
+}
+
+impl Stored for CachedEndpoint {
+    const MAX_LIFETIME: i64 = ENDPOINT_LIFETIME + 60;
+    const NOUN: &'static str = "endpoint";
+    fn expiration(&self) -> i64 {
+        self.expiration
+    }
+    fn encode(&self, key: &CacheKey) -> Zeroizing<Vec<u8>> {
+        let record = EndpointRecord {
+            format: FORMAT,
+            key: key.as_str().to_string(),
+            host: self.endpoint.host.clone(),
+            port: self.endpoint.port,
+            expiration: self.expiration,
+        };
+        Zeroizing::new(serde_json::to_vec(&record).expect("an entry always serializes"))
+    }
+    fn decode(bytes: &[u8], key: &CacheKey) -> Result<Self, Rejected> {
+        if bytes.len() > MAX_ENCODED_LEN {
+            return Err(Rejected::TooLarge(bytes.len()));
+        }
+        let r: EndpointRecord = serde_json::from_slice(bytes).map_err(|_| Rejected::Garbage)?;
+        if r.format != FORMAT {
+            return Err(Rejected::OtherFormat(r.format));
+        }
+        if r.key != key.as_str() {
+            return Err(Rejected::OtherKey);
+        }
+        if crate::rules::host("host", &r.host).is_err() || r.port == 0 {
+            return Err(Rejected::BadField("host"));
+        }
+        Ok(CachedEndpoint {
+            endpoint: Endpoint {
+                host: r.host,
+                port: r.port,
+            },
+            expiration: r.expiration,
+        })
+    }
+}
 
 #[derive(Serialize)]
 struct Outgoing<'a> {
@@ -116,10 +209,10 @@ pub enum Freshness {
     Unusable,
 }
 
-/// Classifies a credential at `now` with a refresh margin, both in seconds.
-pub fn freshness(credential: &Credential, now: i64, margin: i64) -> Freshness {
-    let left = credential.expiration.saturating_sub(now);
-    if left <= 0 || left > MAX_LIFETIME {
+/// Classifies an entry at `now` with a refresh margin, both in seconds.
+pub(crate) fn freshness<T: Stored>(entry: &T, now: i64, margin: i64) -> Freshness {
+    let left = entry.expiration().saturating_sub(now);
+    if left <= 0 || left > T::MAX_LIFETIME {
         Freshness::Unusable
     } else if left <= margin {
         Freshness::NearExpiry
@@ -207,6 +300,35 @@ mod tests {
         assert_eq!(freshness(&c, now + 900, 300), Freshness::Unusable);
         assert_eq!(freshness(&c, now + 5000, 300), Freshness::Unusable);
         assert_eq!(freshness(&c, now, 0), Freshness::Fresh);
+    }
+
+    #[test]
+    fn endpoints_round_trip_and_live_a_day() {
+        let e = CachedEndpoint {
+            endpoint: Endpoint {
+                host: "c.abc.us-east-1.redshift.amazonaws.com".into(),
+                port: 5439,
+            },
+            expiration: 1_000_000 + ENDPOINT_LIFETIME,
+        };
+        let back = CachedEndpoint::decode(&e.encode(&key()), &key()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(freshness(&e, 1_000_000, 0), Freshness::Fresh);
+        assert!(
+            Credential::decode(&e.encode(&key()), &key()).is_err(),
+            "kinds do not mix"
+        );
+        let bad = CachedEndpoint {
+            endpoint: Endpoint {
+                host: "a b".into(),
+                port: 1,
+            },
+            ..e
+        };
+        assert_eq!(
+            CachedEndpoint::decode(&bad.encode(&key()), &key()),
+            Err(Rejected::BadField("host"))
+        );
     }
 
     #[test]

@@ -50,16 +50,44 @@ impl CacheKey {
             profile: &request.aws.effective_profile,
             access_key_id: request.aws.access_key_id.as_deref(),
         };
-        let json = serde_json::to_vec(&material).expect("key material always serializes");
-        let digest = Sha256::digest(&json);
-        let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
-        CacheKey(hex)
+        hash(&material)
+    }
+
+    /// The key of a cluster's endpoint: the same cluster, seen through the
+    /// same account, region and endpoint, has the same address.
+    pub fn endpoint_of(request: &Request) -> CacheKey {
+        #[derive(Serialize)]
+        struct EndpointMaterial<'a> {
+            scheme: u32,
+            api: &'a str,
+            cluster_identifier: Option<&'a str>,
+            region: Option<&'a str>,
+            endpoint_url: Option<&'a str>,
+            profile: &'a str,
+            access_key_id: Option<&'a str>,
+        }
+        hash(&EndpointMaterial {
+            scheme: 1,
+            api: "DescribeClusters",
+            cluster_identifier: request.cluster_identifier.as_deref(),
+            region: request.aws.effective_region.as_deref(),
+            endpoint_url: request.aws.effective_endpoint_url.as_deref(),
+            profile: &request.aws.effective_profile,
+            access_key_id: request.aws.access_key_id.as_deref(),
+        })
     }
 
     /// The key as 40 lowercase hex digits.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The first 160 bits of the SHA-256 of the material's JSON, in hex.
+fn hash(material: &impl Serialize) -> CacheKey {
+    let json = serde_json::to_vec(material).expect("key material always serializes");
+    let digest = Sha256::digest(&json);
+    CacheKey(digest[..20].iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl fmt::Display for CacheKey {
@@ -122,6 +150,16 @@ mod tests {
             let k = CacheKey::of(&request_with(&flags, &env));
             assert_ne!(k, base, "{flags:?} {env:?} did not change the key");
         }
+    }
+
+    #[test]
+    fn the_endpoint_key_differs_from_the_credential_key_and_ignores_the_user() {
+        let a = request_with(&["--db-user", "alice"], &[]);
+        let b = request_with(&["--db-user", "bob"], &[]);
+        assert_ne!(CacheKey::endpoint_of(&a), CacheKey::of(&a));
+        assert_eq!(CacheKey::endpoint_of(&a), CacheKey::endpoint_of(&b));
+        let other = request_with(&["--cluster-identifier", "other"], &[]);
+        assert_ne!(CacheKey::endpoint_of(&a), CacheKey::endpoint_of(&other));
     }
 
     #[test]

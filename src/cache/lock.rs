@@ -24,10 +24,19 @@ impl RefreshLock {
         key: &CacheKey,
         timeout: Duration,
     ) -> Result<Result<RefreshLock, String>, Error> {
+        Self::acquire_named(dir, key.as_str(), timeout)
+    }
+
+    /// Takes the lock `<dir>/<name>.lock`; `name` must hold no secret.
+    pub(crate) fn acquire_named(
+        dir: &Path,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Result<RefreshLock, String>, Error> {
         if let Err(why) = super::dir::ensure_private(dir) {
             return Ok(Err(why));
         }
-        let path = dir.join(format!("{key}.lock"));
+        let path = dir.join(format!("{name}.lock"));
         let file = match open_lock_file(&path) {
             Ok(f) => f,
             Err(e) => return Ok(Err(format!("cannot open {}: {e}", path.display()))),

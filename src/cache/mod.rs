@@ -7,11 +7,11 @@ pub(crate) mod key;
 mod keyring;
 mod lock;
 
-use crate::app::CredentialCache;
+use crate::app::EntryCache;
 use crate::cli::CacheMode;
-use crate::credential::Credential;
 use crate::error::Error;
 use crate::report;
+use entry::Stored;
 use file::FileStore;
 use key::CacheKey;
 use keyring::KeyringStore;
@@ -187,10 +187,10 @@ impl Cache {
         })
     }
 
-    fn decode(&self, loaded: Load) -> Option<Credential> {
+    fn decode<T: Stored>(&self, loaded: Load) -> Option<T> {
         match loaded {
             Load::Missing => None,
-            Load::Found(bytes) => match entry::decode(&bytes, &self.key) {
+            Load::Found(bytes) => match T::decode(&bytes, &self.key) {
                 Ok(c) => Some(c),
                 Err(rejected) => {
                     tracing::debug!(%rejected, "cache entry ignored");
@@ -209,8 +209,8 @@ impl Cache {
     }
 }
 
-impl CredentialCache for Cache {
-    fn load(&mut self) -> Result<Option<Credential>, Error> {
+impl<T: Stored> EntryCache<T> for Cache {
+    fn load(&mut self) -> Result<Option<T>, Error> {
         loop {
             let loaded = match &self.store {
                 Store::None => return Ok(None),
@@ -241,8 +241,8 @@ impl CredentialCache for Cache {
         }
     }
 
-    fn save(&mut self, credential: &Credential) -> Result<(), Error> {
-        let bytes = entry::encode(&self.key, credential);
+    fn save(&mut self, entry: &T) -> Result<(), Error> {
+        let bytes = entry.encode(&self.key);
         loop {
             let saved = match &self.store {
                 Store::None => return Ok(()),
