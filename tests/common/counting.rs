@@ -26,6 +26,8 @@ pub enum Behaviour {
 
 #[derive(Debug)]
 struct State {
+    /// DescribeClusters answers with this endpoint, or AccessDenied when `None`.
+    describe_endpoint: Option<(String, u16)>,
     behaviour: Behaviour,
     delay: Duration,
     /// Seconds until expiry of issued passwords; `None` means DurationSeconds.
@@ -36,6 +38,7 @@ struct State {
 pub struct CountingServer {
     pub port: u16,
     calls: Arc<AtomicUsize>,
+    describe_calls: Arc<AtomicUsize>,
     state: Arc<Mutex<State>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -44,7 +47,9 @@ pub struct CountingServer {
 impl CountingServer {
     pub fn start() -> CountingServer {
         let calls = Arc::new(AtomicUsize::new(0));
+        let describe_calls = Arc::new(AtomicUsize::new(0));
         let state = Arc::new(Mutex::new(State {
+            describe_endpoint: None,
             behaviour: Behaviour::Ok,
             delay: Duration::ZERO,
             expires_in: None,
@@ -53,7 +58,7 @@ impl CountingServer {
         std_listener.set_nonblocking(true).unwrap();
         let port = std_listener.local_addr().unwrap().port();
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (c, s) = (calls.clone(), state.clone());
+        let (c, d, s) = (calls.clone(), describe_calls.clone(), state.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -67,10 +72,10 @@ impl CountingServer {
                         _ = &mut stop_rx => break,
                         accepted = listener.accept() => {
                             let Ok((stream, _)) = accepted else { continue };
-                            let (c, s) = (c.clone(), s.clone());
+                            let (c, d, s) = (c.clone(), d.clone(), s.clone());
                             tokio::spawn(async move {
                                 let svc = hyper::service::service_fn(move |req| {
-                                    handle(req, c.clone(), s.clone())
+                                    handle(req, c.clone(), d.clone(), s.clone())
                                 });
                                 let io = hyper_util::rt::TokioIo::new(stream);
                                 let _ = hyper::server::conn::http1::Builder::new()
@@ -85,6 +90,7 @@ impl CountingServer {
         CountingServer {
             port,
             calls,
+            describe_calls,
             state,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -98,6 +104,16 @@ impl CountingServer {
     /// GetClusterCredentials calls received so far.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// DescribeClusters calls received so far.
+    pub fn describe_calls(&self) -> usize {
+        self.describe_calls.load(Ordering::SeqCst)
+    }
+
+    /// Makes DescribeClusters answer with this endpoint (`None`: AccessDenied).
+    pub fn set_describe_endpoint(&self, endpoint: Option<(&str, u16)>) {
+        self.state.lock().unwrap().describe_endpoint = endpoint.map(|(h, p)| (h.to_string(), p));
     }
 
     pub fn set_behaviour(&self, b: Behaviour) {
@@ -134,14 +150,43 @@ fn form_value(body: &str, name: &str) -> Option<String> {
 async fn handle(
     req: Request<hyper::body::Incoming>,
     calls: Arc<AtomicUsize>,
+    describe_calls: Arc<AtomicUsize>,
     state: Arc<Mutex<State>>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let body = req.into_body().collect().await?.to_bytes();
     let body = String::from_utf8_lossy(&body).into_owned();
-    let (behaviour, delay, expires_in) = {
+    let (behaviour, delay, expires_in, describe) = {
         let s = state.lock().unwrap();
-        (s.behaviour, s.delay, s.expires_in)
+        (
+            s.behaviour,
+            s.delay,
+            s.expires_in,
+            s.describe_endpoint.clone(),
+        )
     };
+    if form_value(&body, "Action").as_deref() == Some("DescribeClusters") {
+        describe_calls.fetch_add(1, Ordering::SeqCst);
+        let id = form_value(&body, "ClusterIdentifier").unwrap_or_default();
+        return Ok(match describe {
+            None => xml(
+                403,
+                error_xml(
+                    "AccessDenied",
+                    "User is not authorized to perform: redshift:DescribeClusters",
+                ),
+            ),
+            Some((host, port)) => xml(
+                200,
+                format!(
+                    "<DescribeClustersResponse xmlns=\"http://redshift.amazonaws.com/doc/2012-12-01/\">\
+                     <DescribeClustersResult><Clusters><Cluster><ClusterIdentifier>{id}</ClusterIdentifier>\
+                     <Endpoint><Address>{host}</Address><Port>{port}</Port></Endpoint></Cluster></Clusters>\
+                     </DescribeClustersResult><ResponseMetadata><RequestId>d1</RequestId>\
+                     </ResponseMetadata></DescribeClustersResponse>"
+                ),
+            ),
+        });
+    }
     if form_value(&body, "Action").as_deref() != Some("GetClusterCredentials") {
         return Ok(xml(400, error_xml("InvalidAction", "unsupported action")));
     }
