@@ -54,13 +54,17 @@ where
         Command::Exec(a) => exec(&a.cred, &a.conn, &a.command),
         Command::Pgpass(a) => pgpass(&a.cred, &a.conn, a.watch),
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "redshift-creds", &mut std::io::stdout());
-            Ok(())
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "redshift-creds", &mut text);
+            print_document(&text)
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .map_err(Error::Output),
+        Command::Man => {
+            let mut text = Vec::new();
+            let rendered = clap_mangen::Man::new(Cli::command()).render(&mut text);
+            rendered
+                .map_err(Error::Output)
+                .and_then(|()| print_document(&text))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,6 +72,15 @@ where
             report::error(&e.to_string());
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// Prints a generated document; a reader that stops early (`| head`) is fine.
+fn print_document(text: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output(e)),
+        _ => Ok(()),
     }
 }
 

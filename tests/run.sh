@@ -43,3 +43,5 @@ if grep -q '^SKIPPED' "${TMPDIR:-/tmp}/redshift-creds-test.log"; then
   log "a suite was skipped under tests/run.sh"
   exit 1
 fi
+log "install/install.sh into a scratch prefix"
+bash tests/install_test.sh

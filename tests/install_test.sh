@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs install/install.sh into a scratch prefix and checks what it installed:
+# the binary, completions for bash, zsh and fish, and the man page.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+
+# Keep the real toolchain while HOME points at the scratch directory.
+rustup_home="${RUSTUP_HOME:-$HOME/.rustup}"
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+HOME="$scratch/home" PREFIX="$scratch/prefix" XDG_CONFIG_HOME="$scratch/config" \
+  CARGO_INSTALL_ROOT="$scratch/root" CARGO_TARGET_DIR="$PWD/target" \
+  RUSTUP_HOME="$rustup_home" CARGO_HOME="$cargo_home" \
+  REDSHIFT_CREDS_INSTALL_FLAGS=--debug \
+  ./install/install.sh >"$scratch/out" 2>&1 || { cat "$scratch/out"; exit 1; }
+
+fail() { echo "install_test: $*" >&2; exit 1; }
+bin="$scratch/root/bin/redshift-creds"
+"$bin" --version | grep -q '^redshift-creds ' || fail "the installed binary does not run"
+bash_c="$scratch/prefix/share/bash-completion/completions/redshift-creds"
+zsh_c="$scratch/prefix/share/zsh/site-functions/_redshift-creds"
+fish_c="$scratch/config/fish/completions/redshift-creds.fish"
+man_p="$scratch/prefix/share/man/man1/redshift-creds.1"
+bash -n "$bash_c" || fail "bash completion does not parse"
+grep -q 'complete -F _redshift__creds' "$bash_c" || fail "bash completion registers nothing"
+grep -q '#compdef redshift-creds' "$zsh_c" || fail "zsh completion is not a compdef"
+grep -q 'complete -c redshift-creds' "$fish_c" || fail "fish completion is empty"
+grep -q -- '--cluster-identifier' "$fish_c" || fail "fish completion lacks the flags"
+head -5 "$man_p" | grep -q '^\.TH redshift-creds 1' || fail "man page has no .TH header"
+grep -q 'Next steps:' "$scratch/out" || fail "install.sh printed no next steps"
+echo "install_test: 6 passed, 0 failed"
