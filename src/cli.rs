@@ -21,6 +21,12 @@ pub enum Command {
     Exec(ExecArgs),
     /// Write this connection's line into the pgpass file (PGPASSFILE or ~/.pgpass).
     Pgpass(PgpassArgs),
+    /// List cached entries: connection, user, expiry, time left and store (never a password).
+    List,
+    /// Remove cached entries from whichever store holds them.
+    Clear(ClearArgs),
+    /// Check this machine: the cache store `auto` picks, AWS credentials, the config file, the lock directory.
+    Doctor(DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -57,6 +63,10 @@ pub enum OutputFormat {
 /// The credential flags every command takes: the AWS CLI's, plus cache control.
 #[derive(Debug, Args)]
 pub struct CredArgs {
+    /// A named connection from the config file ([connections.NAME]).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
     /// The cluster that holds the database.
     #[arg(long, value_name = "ID")]
     pub cluster_identifier: Option<String>,
@@ -64,6 +74,14 @@ pub struct CredArgs {
     /// The database user to get credentials for (without the IAM: prefix).
     #[arg(long, value_name = "USER")]
     pub db_user: Option<String>,
+
+    /// Use GetClusterCredentialsWithIAM: the database user is your IAM identity.
+    #[arg(long)]
+    pub with_iam: bool,
+
+    /// A Redshift Serverless workgroup, instead of a cluster (uses your IAM identity).
+    #[arg(long, value_name = "NAME")]
+    pub workgroup: Option<String>,
 
     /// The database the user may log on to (default: any).
     #[arg(long, value_name = "DB")]
@@ -142,6 +160,35 @@ pub struct ConnArgs {
     /// The CA certificate file to verify the server with [default: the system CA bundle].
     #[arg(long, value_name = "PATH")]
     pub sslrootcert: Option<std::path::PathBuf>,
+}
+
+/// `clear`: what to remove.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["name", "all"])))]
+pub struct ClearArgs {
+    /// The connection (or cluster, or workgroup) whose entries to remove.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Remove every cached entry.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `doctor`: what to check against.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The AWS profile to check (default: $AWS_PROFILE, else "default").
+    #[arg(long, value_name = "AWS_PROFILE")]
+    pub profile: Option<String>,
+
+    /// The AWS region to use for the check.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Send the identity check to this URL instead of AWS.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
 }
 
 /// `get`: credentials on stdout.

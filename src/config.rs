@@ -1,6 +1,7 @@
 //! Raw flags and environment → a checked `Request` (what to ask AWS) and `Settings` (how to run).
 
 use crate::cli::{CacheMode, ConnArgs, CredArgs};
+use crate::config_file::FileConnection;
 use crate::endpoint;
 use crate::error::Error;
 use crate::rules;
@@ -26,8 +27,12 @@ impl Env for ProcessEnv {
 /// Which credential API a request goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
-    /// redshift:GetClusterCredentials.
+    /// redshift:GetClusterCredentials, for a named database user.
     GetClusterCredentials,
+    /// redshift:GetClusterCredentialsWithIAM: the user is the caller's IAM identity.
+    GetClusterCredentialsWithIam,
+    /// redshift-serverless:GetCredentials, for a workgroup.
+    ServerlessGetCredentials,
 }
 
 impl Api {
@@ -35,27 +40,25 @@ impl Api {
     pub fn name(self) -> &'static str {
         match self {
             Api::GetClusterCredentials => "GetClusterCredentials",
+            Api::GetClusterCredentialsWithIam => "GetClusterCredentialsWithIAM",
+            Api::ServerlessGetCredentials => "GetCredentials",
         }
     }
 }
 
-/// Where the AWS SDK should look, as given on the command line, plus the
-/// effective values that identify the answer in the cache key.
+/// Where the AWS SDK should look. Each value is the one in force (flag,
+/// environment, config file), so the SDK and the cache key agree.
 #[derive(Debug, Clone, Default)]
 pub struct AwsTarget {
-    /// `--profile`, passed to aws-config.
-    pub profile_flag: Option<String>,
-    /// `--region`, passed to aws-config.
-    pub region_flag: Option<String>,
-    /// `--endpoint-url`, passed to aws-config.
-    pub endpoint_url_flag: Option<String>,
-    /// The profile in force: the flag, `AWS_PROFILE`, or `default`. It stands
-    /// for whatever region and credentials the profile supplies.
+    /// The profile to pass to aws-config, when one is named anywhere.
+    pub profile: Option<String>,
+    /// The region to pass to aws-config, when one is named anywhere.
+    pub region: Option<String>,
+    /// The endpoint URL to pass to aws-config, when one is named anywhere.
+    pub endpoint_url: Option<String>,
+    /// The profile in force: `profile`, or `default`. It stands for whatever
+    /// region and credentials the profile supplies.
     pub effective_profile: String,
-    /// The region from the flag or the environment, when either gives one.
-    pub effective_region: Option<String>,
-    /// The endpoint from the flag or the environment, when either gives one.
-    pub effective_endpoint_url: Option<String>,
     /// `AWS_ACCESS_KEY_ID`, when set: environment credentials win over profiles.
     pub access_key_id: Option<String>,
 }
@@ -65,12 +68,16 @@ pub struct AwsTarget {
 pub struct Request {
     /// The API to call.
     pub api: Api,
-    /// The cluster, unless a custom domain names it.
+    /// The named connection it came from, if any (for messages and `list`).
+    pub connection: Option<String>,
+    /// The cluster (provisioned APIs), unless a custom domain names it.
     pub cluster_identifier: Option<String>,
-    /// The cluster's custom domain name.
+    /// The serverless workgroup.
+    pub workgroup: Option<String>,
+    /// The cluster's or workgroup's custom domain name.
     pub custom_domain_name: Option<String>,
-    /// The database user, without prefix.
-    pub db_user: String,
+    /// The database user, without prefix; `None` when the IAM identity is the user.
+    pub db_user: Option<String>,
     /// The database, when restricted to one.
     pub db_name: Option<String>,
     /// Groups to join: lowercase (checked), sorted, no repeats.
@@ -84,14 +91,35 @@ pub struct Request {
 }
 
 impl Request {
-    /// Names the cluster and user for messages: `cluster "c", user "u"`.
+    /// Names the target and user for messages: `cluster "c", user "u"`.
     pub fn describe(&self) -> String {
-        let place = match (&self.cluster_identifier, &self.custom_domain_name) {
-            (Some(c), _) => format!("cluster \"{c}\""),
-            (None, Some(d)) => format!("custom domain \"{d}\""),
-            (None, None) => "no cluster".to_string(),
+        let place = match (
+            &self.workgroup,
+            &self.cluster_identifier,
+            &self.custom_domain_name,
+        ) {
+            (Some(w), _, _) => format!("workgroup \"{w}\""),
+            (None, Some(c), _) => format!("cluster \"{c}\""),
+            (None, None, Some(d)) => format!("custom domain \"{d}\""),
+            (None, None, None) => "no cluster".to_string(),
         };
-        format!("{place}, user \"{}\"", self.db_user)
+        match &self.db_user {
+            Some(u) => format!("{place}, user \"{u}\""),
+            None => format!("{place}, IAM identity"),
+        }
+    }
+
+    /// A short label for `list`: the connection name, or the cluster or workgroup.
+    pub fn label(&self) -> String {
+        match &self.connection {
+            Some(name) => name.clone(),
+            None => self
+                .workgroup
+                .clone()
+                .or_else(|| self.cluster_identifier.clone())
+                .or_else(|| self.custom_domain_name.clone())
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -110,13 +138,13 @@ pub struct Settings {
     pub api_timeout: Duration,
 }
 
-/// Where and how clients connect, as far as the flags say. A missing host is
-/// found later, with DescribeClusters, and only when a command needs it.
+/// Where and how clients connect, as far as the settings say. A missing host
+/// is found later (DescribeClusters or GetWorkgroup), and only when needed.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    /// `--host`.
+    /// The host.
     pub host: Option<String>,
-    /// `--port`.
+    /// The port.
     pub port: Option<u16>,
     /// The TLS settings for clients.
     pub tls: Tls,
@@ -145,64 +173,316 @@ pub(crate) mod defaults {
     pub const API_TIMEOUT: i64 = 20;
 }
 
-/// Turns the raw `get` flags and the environment into a checked request and
-/// settings. Every input is checked here, before anything touches the cache
-/// or the network. Precedence is flag, then environment, then default.
+/// A value and where it came from, so an error can name its source: the
+/// flag, the variable, or the key in the config file.
+struct Sourced<T> {
+    value: T,
+    input: String,
+}
+
+/// The named connection's file values, and how to name them in messages.
+struct FileSource<'a> {
+    conn: &'a FileConnection,
+    name: &'a str,
+    path: &'a std::path::Path,
+}
+
+impl FileSource<'_> {
+    fn input(&self, key: &str) -> String {
+        format!(
+            "{key} of connection \"{}\" in {}",
+            self.name,
+            self.path.display()
+        )
+    }
+}
+
+/// Picks the value in force: the flag, else the environment, else the config
+/// file. The one function that decides precedence.
+fn pick<T>(
+    flag: (Option<T>, &str),
+    env: Option<(T, &str)>,
+    file: Option<&FileSource<'_>>,
+    from_file: impl Fn(&FileConnection) -> Option<T>,
+    key: &str,
+) -> Option<Sourced<T>> {
+    if let (Some(value), name) = flag {
+        return Some(Sourced {
+            value,
+            input: name.to_string(),
+        });
+    }
+    if let Some((value, name)) = env {
+        return Some(Sourced {
+            value,
+            input: name.to_string(),
+        });
+    }
+    let f = file?;
+    from_file(f.conn).map(|value| Sourced {
+        value,
+        input: f.input(key),
+    })
+}
+
+/// Turns the raw flags, the environment and the named connection into a
+/// checked request, settings and connection. Every input is checked here,
+/// before anything touches the cache or the network. Precedence is flag,
+/// then environment, then config file, then default.
 pub(crate) fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result<Resolved, Error> {
-    let host = match &conn.host {
-        Some(h) => {
-            rules::host("--host", h)?;
-            Some(h.to_ascii_lowercase())
-        }
+    let loaded = match &args.name {
+        Some(name) => Some((name.as_str(), crate::config_file::connection(env, name)?)),
         None => None,
     };
-    let port = match conn.port {
-        Some(p) => Some(rules::port("--port", p)?),
+    let file = loaded.as_ref().map(|(name, (c, path))| FileSource {
+        conn: c,
+        name,
+        path,
+    });
+    let file = file.as_ref();
+    let var = |name: &'static str| env.var(name).filter(|v| !v.is_empty()).map(|v| (v, name));
+
+    // Where clients connect.
+    let host = pick(
+        (conn.host.clone(), "--host"),
+        None,
+        file,
+        |c| c.host.clone(),
+        "host",
+    );
+    if let Some(h) = &host {
+        rules::host(&h.input, &h.value)?;
+    }
+    let host = host.map(|h| h.value.to_ascii_lowercase());
+    let port = match pick((conn.port, "--port"), None, file, |c| c.port, "port") {
+        Some(p) => Some(rules::port(&p.input, p.value)?),
         None => None,
     };
-    let tls = crate::tls::resolve(conn.sslmode.as_deref(), conn.sslrootcert.as_deref())?;
-    // A Redshift host name carries the cluster and region: use them when the
-    // flags do not say.
+    let sslmode = pick(
+        (conn.sslmode.clone(), "--sslmode"),
+        None,
+        file,
+        |c| c.sslmode.clone(),
+        "sslmode",
+    );
+    let sslrootcert = pick(
+        (conn.sslrootcert.clone(), "--sslrootcert"),
+        None,
+        file,
+        |c| c.sslrootcert.clone(),
+        "sslrootcert",
+    );
+    let tls = crate::tls::resolve(
+        sslmode
+            .as_ref()
+            .map(|s| (s.value.as_str(), s.input.as_str())),
+        sslrootcert
+            .as_ref()
+            .map(|s| (s.value.as_path(), s.input.as_str())),
+    )?;
+    // A Redshift host name carries the cluster or workgroup, and the region.
     let inferred = host.as_deref().and_then(endpoint::parse_host);
-    let mut cluster_identifier = args.cluster_identifier.clone();
-    if cluster_identifier.is_none() && args.custom_domain_name.is_none() {
-        cluster_identifier = inferred.as_ref().map(|i| i.cluster.clone());
+
+    // What to ask for.
+    let mut cluster_identifier = pick(
+        (args.cluster_identifier.clone(), "--cluster-identifier"),
+        None,
+        file,
+        |c| c.cluster_identifier.clone(),
+        "cluster_identifier",
+    );
+    let mut workgroup = pick(
+        (args.workgroup.clone(), "--workgroup"),
+        None,
+        file,
+        |c| c.workgroup.clone(),
+        "workgroup",
+    );
+    let custom_domain_name = pick(
+        (args.custom_domain_name.clone(), "--custom-domain-name"),
+        None,
+        file,
+        |c| c.custom_domain_name.clone(),
+        "custom_domain_name",
+    );
+    if cluster_identifier.is_none() && workgroup.is_none() && custom_domain_name.is_none() {
+        match &inferred {
+            Some(endpoint::HostInfo {
+                kind: endpoint::HostKind::Cluster,
+                name,
+                ..
+            }) => {
+                cluster_identifier = Some(Sourced {
+                    value: name.clone(),
+                    input: "--host".into(),
+                });
+            }
+            Some(endpoint::HostInfo {
+                kind: endpoint::HostKind::Workgroup,
+                name,
+                ..
+            }) => {
+                workgroup = Some(Sourced {
+                    value: name.clone(),
+                    input: "--host".into(),
+                });
+            }
+            None => {}
+        }
     }
     if let Some(c) = &cluster_identifier {
-        rules::cluster_identifier("--cluster-identifier", c)?;
+        rules::cluster_identifier(&c.input, &c.value)?;
     }
-    let custom_domain_name = args.custom_domain_name.clone();
+    if let Some(w) = &workgroup {
+        rules::workgroup(&w.input, &w.value)?;
+    }
     if let Some(d) = &custom_domain_name {
-        rules::domain_name("--custom-domain-name", d)?;
+        rules::domain_name(&d.input, &d.value)?;
     }
-    if cluster_identifier.is_none() && custom_domain_name.is_none() {
+    let with_iam = pick(
+        (args.with_iam.then_some(true), "--with-iam"),
+        None,
+        file,
+        |c| c.with_iam,
+        "with_iam",
+    );
+    let with_iam = with_iam.map(|w| w.value).unwrap_or(false);
+    let auto_create_flag = match (args.auto_create, args.no_auto_create) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let auto_create = pick(
+        (auto_create_flag, "--auto-create"),
+        None,
+        file,
+        |c| c.auto_create,
+        "auto_create",
+    );
+    let db_user = pick(
+        (args.db_user.clone(), "--db-user"),
+        None,
+        file,
+        |c| c.db_user.clone(),
+        "db_user",
+    );
+    let groups_flag = (!args.db_groups.is_empty()).then(|| args.db_groups.clone());
+    let groups = pick(
+        (groups_flag, "--db-groups"),
+        None,
+        file,
+        |c| c.db_groups.clone(),
+        "db_groups",
+    );
+
+    let api = match (&workgroup, with_iam) {
+        (Some(w), _) => {
+            if let Some(c) = &cluster_identifier {
+                return Err(Error::Usage(format!(
+                    "{} and {} name two targets: give a cluster or a workgroup",
+                    c.input, w.input
+                )));
+            }
+            Api::ServerlessGetCredentials
+        }
+        (None, true) => Api::GetClusterCredentialsWithIam,
+        (None, false) => Api::GetClusterCredentials,
+    };
+    if api != Api::GetClusterCredentials {
+        let why = match api {
+            Api::ServerlessGetCredentials => {
+                "Redshift Serverless uses your IAM identity as the database user"
+            }
+            _ => "with --with-iam the database user is your IAM identity",
+        };
+        for (present, input) in [
+            (db_user.as_ref().map(|u| u.input.clone()), "a database user"),
+            (groups.as_ref().map(|g| g.input.clone()), "database groups"),
+            (auto_create.as_ref().map(|a| a.input.clone()), "auto-create"),
+        ] {
+            if let Some(source) = present {
+                return Err(Error::Usage(format!(
+                    "{source} cannot be used here: {why}, so {input} cannot be given"
+                )));
+            }
+        }
+    } else if cluster_identifier.is_none() && custom_domain_name.is_none() {
         return Err(Error::Usage(
-            "missing --cluster-identifier: name the cluster (or give --custom-domain-name, or a \
+            "missing --cluster-identifier: name the cluster (or give --workgroup, --custom-domain-name, or a \
              Redshift --host name)"
                 .into(),
         ));
     }
-    let db_user = args
-        .db_user
-        .clone()
-        .ok_or_else(|| Error::Usage("missing --db-user: name the database user".into()))?;
-    rules::db_user("--db-user", &db_user)?;
-    if let Some(n) = &args.db_name {
-        rules::db_name("--db-name", n)?;
+    let db_user = match (api, db_user) {
+        (Api::GetClusterCredentials, Some(u)) => {
+            rules::db_user(&u.input, &u.value)?;
+            Some(u.value)
+        }
+        (Api::GetClusterCredentials, None) => {
+            return Err(Error::Usage(
+                "missing --db-user: name the database user (or use --with-iam)".into(),
+            ));
+        }
+        (_, _) => None,
+    };
+    if api == Api::GetClusterCredentialsWithIam
+        && cluster_identifier.is_none()
+        && custom_domain_name.is_none()
+    {
+        return Err(Error::Usage(
+            "missing --cluster-identifier: --with-iam needs the cluster".into(),
+        ));
     }
-    let mut db_groups = Vec::with_capacity(args.db_groups.len());
-    for g in &args.db_groups {
-        let g = g.trim();
-        rules::db_group("--db-groups", g)?;
-        db_groups.push(g.to_string());
+    let db_name = pick(
+        (args.db_name.clone(), "--db-name"),
+        None,
+        file,
+        |c| c.db_name.clone(),
+        "db_name",
+    );
+    if let Some(n) = &db_name {
+        rules::db_name(&n.input, &n.value)?;
+    }
+    let mut db_groups = Vec::new();
+    if let Some(g) = &groups {
+        for one in &g.value {
+            let one = one.trim();
+            rules::db_group(&g.input, one)?;
+            db_groups.push(one.to_string());
+        }
     }
     db_groups.sort();
     db_groups.dedup();
 
-    let duration_seconds = args.duration_seconds.unwrap_or(defaults::DURATION_SECONDS);
-    rules::duration("--duration-seconds", duration_seconds)?;
-    let refresh_margin = args.refresh_margin.unwrap_or(defaults::REFRESH_MARGIN);
-    rules::refresh_margin("--refresh-margin", refresh_margin, duration_seconds)?;
+    let number =
+        |flag: Option<i64>, name: &str, key: &str, get: fn(&FileConnection) -> Option<i64>| {
+            pick((flag, name), None, file, get, key)
+        };
+    let duration = number(
+        args.duration_seconds,
+        "--duration-seconds",
+        "duration_seconds",
+        |c| c.duration_seconds,
+    );
+    let duration_seconds = match duration {
+        Some(d) => {
+            rules::duration(&d.input, d.value)?;
+            d.value
+        }
+        None => defaults::DURATION_SECONDS,
+    };
+    let refresh_margin = match number(
+        args.refresh_margin,
+        "--refresh-margin",
+        "refresh_margin",
+        |c| c.refresh_margin,
+    ) {
+        Some(m) => {
+            rules::refresh_margin(&m.input, m.value, duration_seconds)?;
+            m.value
+        }
+        None => defaults::REFRESH_MARGIN.min(duration_seconds - 1),
+    };
     let lock_timeout = args.lock_timeout.unwrap_or(defaults::LOCK_TIMEOUT);
     rules::timeout("--lock-timeout", lock_timeout)?;
     let api_timeout = args.api_timeout.unwrap_or(defaults::API_TIMEOUT);
@@ -215,17 +495,33 @@ pub(crate) fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result
         ));
     }
 
-    let mut aws = aws_target(args, env)?;
-    if let (None, Some(i)) = (&aws.region_flag, &inferred) {
-        aws.region_flag = Some(i.region.clone());
-        aws.effective_region = Some(i.region.clone());
-    }
-    let cache = match args.cache {
-        Some(mode) => mode,
-        None => match env.var("REDSHIFT_CREDS_CACHE") {
-            Some(v) => parse_cache_mode("REDSHIFT_CREDS_CACHE", &v)?,
-            None => CacheMode::Auto,
-        },
+    let aws = aws_target(args, env, file, &var, inferred.as_ref())?;
+    let cache = pick(
+        (args.cache.map(Ok), "--cache"),
+        var("REDSHIFT_CREDS_CACHE").map(|(v, n)| (parse_cache_mode(n, &v), n)),
+        file,
+        |c| c.cache.as_deref().map(|v| parse_cache_mode("cache", v)),
+        "cache",
+    );
+    let cache = match cache {
+        Some(Sourced {
+            value: Ok(mode), ..
+        }) => mode,
+        Some(Sourced {
+            value: Err(_),
+            input,
+        }) => {
+            let raw = match input.as_str() {
+                "REDSHIFT_CREDS_CACHE" => env.var("REDSHIFT_CREDS_CACHE").unwrap_or_default(),
+                _ => file.and_then(|f| f.conn.cache.clone()).unwrap_or_default(),
+            };
+            return Err(Error::invalid(
+                &input,
+                &raw,
+                "must be one of auto, keyring, file, none",
+            ));
+        }
+        None => CacheMode::Auto,
     };
     let cache_dir = match env.var("REDSHIFT_CREDS_CACHE_DIR") {
         Some(d) if d.is_empty() || d.contains('\0') => {
@@ -240,13 +536,15 @@ pub(crate) fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result
     };
 
     let request = Request {
-        api: Api::GetClusterCredentials,
-        cluster_identifier,
-        custom_domain_name,
+        api,
+        connection: args.name.clone(),
+        cluster_identifier: cluster_identifier.map(|c| c.value),
+        workgroup: workgroup.map(|w| w.value),
+        custom_domain_name: custom_domain_name.map(|d| d.value),
         db_user,
-        db_name: args.db_name.clone(),
+        db_name: db_name.map(|n| n.value),
         db_groups,
-        auto_create: args.auto_create,
+        auto_create: auto_create.map(|a| a.value).unwrap_or(false),
         duration_seconds,
         aws,
     };
@@ -265,51 +563,67 @@ pub(crate) fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result
     })
 }
 
-fn aws_target(args: &CredArgs, env: &dyn Env) -> Result<AwsTarget, Error> {
-    if let Some(p) = &args.profile {
-        rules::profile("--profile", p)?;
+fn aws_target(
+    args: &CredArgs,
+    env: &dyn Env,
+    file: Option<&FileSource<'_>>,
+    var: &dyn Fn(&'static str) -> Option<(String, &'static str)>,
+    inferred: Option<&endpoint::HostInfo>,
+) -> Result<AwsTarget, Error> {
+    let profile = pick(
+        (args.profile.clone(), "--profile"),
+        var("AWS_PROFILE"),
+        file,
+        |c| c.aws_profile.clone(),
+        "aws_profile",
+    );
+    if let Some(p) = &profile {
+        rules::profile(&p.input, &p.value)?;
     }
-    if let Some(r) = &args.region {
-        rules::region("--region", r)?;
+    // A region in a Redshift --host name is as good as the flag.
+    let region_flag = args.region.clone().map(|r| (r, "--region"));
+    let region_flag = region_flag.or_else(|| inferred.map(|i| (i.region.clone(), "--host")));
+    let (region_value, region_name) = match region_flag {
+        Some((v, n)) => (Some(v), n),
+        None => (None, "--region"),
+    };
+    let region = pick(
+        (region_value, region_name),
+        var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+        file,
+        |c| c.region.clone(),
+        "region",
+    );
+    if let Some(r) = &region {
+        rules::region(&r.input, &r.value)?;
     }
-    if let Some(u) = &args.endpoint_url {
-        rules::endpoint_url("--endpoint-url", u)?;
+    let endpoint_url = pick(
+        (args.endpoint_url.clone(), "--endpoint-url"),
+        var("AWS_ENDPOINT_URL_REDSHIFT").or_else(|| var("AWS_ENDPOINT_URL")),
+        file,
+        |c| c.endpoint_url.clone(),
+        "endpoint_url",
+    );
+    if let Some(u) = &endpoint_url {
+        rules::endpoint_url(&u.input, &u.value)?;
     }
-    let non_empty = |name: &str| env.var(name).filter(|v| !v.is_empty());
+    let profile = profile.map(|p| p.value);
     Ok(AwsTarget {
-        profile_flag: args.profile.clone(),
-        region_flag: args.region.clone(),
-        endpoint_url_flag: args.endpoint_url.clone(),
-        effective_profile: args
-            .profile
-            .clone()
-            .or_else(|| non_empty("AWS_PROFILE"))
-            .unwrap_or_else(|| "default".to_string()),
-        effective_region: args
-            .region
-            .clone()
-            .or_else(|| non_empty("AWS_REGION"))
-            .or_else(|| non_empty("AWS_DEFAULT_REGION")),
-        effective_endpoint_url: args
-            .endpoint_url
-            .clone()
-            .or_else(|| non_empty("AWS_ENDPOINT_URL_REDSHIFT"))
-            .or_else(|| non_empty("AWS_ENDPOINT_URL")),
-        access_key_id: non_empty("AWS_ACCESS_KEY_ID"),
+        effective_profile: profile.clone().unwrap_or_else(|| "default".to_string()),
+        profile,
+        region: region.map(|r| r.value),
+        endpoint_url: endpoint_url.map(|u| u.value),
+        access_key_id: env.var("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty()),
     })
 }
 
-fn parse_cache_mode(input: &str, value: &str) -> Result<CacheMode, Error> {
+fn parse_cache_mode(_input: &str, value: &str) -> Result<CacheMode, ()> {
     match value {
         "auto" => Ok(CacheMode::Auto),
         "keyring" => Ok(CacheMode::Keyring),
         "file" => Ok(CacheMode::File),
         "none" => Ok(CacheMode::None),
-        _ => Err(Error::invalid(
-            input,
-            value,
-            "must be one of auto, keyring, file, none",
-        )),
+        _ => Err(()),
     }
 }
 
@@ -337,10 +651,12 @@ pub(crate) mod tests {
 
     pub(crate) fn try_resolve_all(flags: &[&str], env: &[(&str, &str)]) -> Result<Resolved, Error> {
         let mut argv = vec!["redshift-creds", "get"];
-        if !flags.contains(&"--cluster-identifier") && !flags.contains(&"--host") {
+        let has = |f: &str| flags.contains(&f);
+        if !has("--cluster-identifier") && !has("--host") && !has("--workgroup") {
             argv.extend(["--cluster-identifier", "examplecluster"]);
         }
-        if !flags.contains(&"--db-user") {
+        let serverless_host = flags.iter().any(|f| f.contains("redshift-serverless"));
+        if !has("--db-user") && !has("--with-iam") && !has("--workgroup") && !serverless_host {
             argv.extend(["--db-user", "temp_creds_user"]);
         }
         argv.extend_from_slice(flags);
@@ -397,23 +713,13 @@ pub(crate) mod tests {
         let (r, s) = try_resolve(&flags, &env).unwrap();
         assert_eq!(s.cache, CacheMode::None);
         assert_eq!(r.aws.effective_profile, "flagprofile");
-        assert_eq!(r.aws.effective_region.as_deref(), Some("us-west-2"));
-        assert_eq!(
-            r.aws.effective_endpoint_url.as_deref(),
-            Some("http://127.0.0.1:2")
-        );
+        assert_eq!(r.aws.region.as_deref(), Some("us-west-2"));
+        assert_eq!(r.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:2"));
         let (r, s) = try_resolve(&[], &env).unwrap();
         assert_eq!(s.cache, CacheMode::File);
         assert_eq!(r.aws.effective_profile, "envprofile");
-        assert_eq!(r.aws.effective_region.as_deref(), Some("eu-west-1"));
-        assert_eq!(
-            r.aws.effective_endpoint_url.as_deref(),
-            Some("http://127.0.0.1:1")
-        );
-        assert_eq!(
-            r.aws.profile_flag, None,
-            "env values are left for aws-config to read"
-        );
+        assert_eq!(r.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(r.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:1"));
     }
 
     #[test]
@@ -476,7 +782,7 @@ pub(crate) mod tests {
             r.request.cluster_identifier.as_deref(),
             Some("examplecluster")
         );
-        assert_eq!(r.request.aws.effective_region.as_deref(), Some("us-west-2"));
+        assert_eq!(r.request.aws.region.as_deref(), Some("us-west-2"));
         assert_eq!(r.connection.host.as_deref(), Some(host));
         // The flags still win.
         let r = try_resolve_all(
@@ -492,7 +798,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(r.request.cluster_identifier.as_deref(), Some("other"));
-        assert_eq!(r.request.aws.effective_region.as_deref(), Some("us-east-1"));
+        assert_eq!(r.request.aws.region.as_deref(), Some("us-east-1"));
         // A plain host infers nothing.
         let err = try_resolve_all(&["--host", "db.internal.example.com"], &[]).unwrap_err();
         assert!(

@@ -9,9 +9,11 @@ mod aws;
 mod cache;
 pub mod cli;
 mod config;
+mod config_file;
 mod credential;
 mod endpoint;
 mod error;
+mod housekeeping;
 mod output;
 mod pgpass;
 mod report;
@@ -53,6 +55,16 @@ where
         Command::Get(a) => get(&a.cred, &a.conn, a.output),
         Command::Exec(a) => exec(&a.cred, &a.conn, &a.command),
         Command::Pgpass(a) => pgpass(&a.cred, &a.conn, a.watch),
+        Command::List => housekeeping::list(&mut std::io::stdout().lock()),
+        Command::Clear(a) => {
+            report::init_log(0);
+            housekeeping::clear(&a, &mut std::io::stdout().lock())
+        }
+        Command::Doctor(a) => match housekeeping::doctor(&a, &mut std::io::stdout().lock()) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
         Command::Completions { shell } => {
             let mut text = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "redshift-creds", &mut text);
@@ -106,27 +118,31 @@ fn resolve(cred: &CredArgs, conn: &ConnArgs) -> Result<Resolved, Error> {
     config::resolve(cred, conn, &config::ProcessEnv)
 }
 
-/// The credential, from the cache or from GetClusterCredentials.
+/// The credential, from the cache or from the API the request names.
 fn credential(r: &Resolved) -> Result<Credential, Error> {
     let s = &r.settings;
-    let mut cache = cache::Cache::open(
-        s.cache,
-        CacheKey::of(&r.request),
-        s.cache_dir.clone(),
-        s.lock_timeout,
-    )?;
-    let source = aws::RedshiftSource {
-        request: &r.request,
-        api_timeout: s.api_timeout,
+    let key = CacheKey::of(&r.request);
+    let mut cache = cache::Cache::open(s.cache, key, s.cache_dir.clone(), s.lock_timeout)?;
+    cache.set_label(&r.request);
+    let (request, api_timeout) = (&r.request, s.api_timeout);
+    let source: &dyn app::Source<Credential> = match r.request.api {
+        config::Api::ServerlessGetCredentials => &aws::ServerlessSource {
+            request,
+            api_timeout,
+        },
+        _ => &aws::RedshiftSource {
+            request,
+            api_timeout,
+        },
     };
     let (credential, outcome) =
-        app::obtain(&mut cache, &source, &app::SystemClock, s.refresh_margin)?;
+        app::obtain(&mut cache, source, &app::SystemClock, s.refresh_margin)?;
     tracing::debug!(?outcome, store = %cache.store().name(), "credential ready");
     Ok(credential)
 }
 
 /// Where clients connect: `--host`, else the custom domain, else the
-/// cluster's endpoint from DescribeClusters (cached for a day).
+/// endpoint from DescribeClusters or GetWorkgroup (cached for a day).
 fn endpoint(r: &Resolved) -> Result<Endpoint, Error> {
     let c = &r.connection;
     let given = c
@@ -142,13 +158,22 @@ fn endpoint(r: &Resolved) -> Result<Endpoint, Error> {
     let s = &r.settings;
     let key = CacheKey::endpoint_of(&r.request);
     let mut cache = cache::Cache::open(s.cache, key, s.cache_dir.clone(), s.lock_timeout)?;
+    cache.set_label(&r.request);
     let clock = app::SystemClock;
-    let source = aws::ClusterEndpointSource {
-        request: &r.request,
-        api_timeout: s.api_timeout,
-        clock: &clock,
+    let (request, api_timeout) = (&r.request, s.api_timeout);
+    let source: &dyn app::Source<CachedEndpoint> = match r.request.workgroup {
+        Some(_) => &aws::WorkgroupEndpointSource {
+            request,
+            api_timeout,
+            clock: &clock,
+        },
+        None => &aws::ClusterEndpointSource {
+            request,
+            api_timeout,
+            clock: &clock,
+        },
     };
-    let (found, _): (CachedEndpoint, _) = app::obtain(&mut cache, &source, &clock, 0)?;
+    let (found, _) = app::obtain(&mut cache, source, &clock, 0)?;
     let mut endpoint = found.endpoint;
     if let Some(port) = c.port {
         endpoint.port = port;

@@ -25,6 +25,24 @@ pub(crate) fn cluster_identifier(flag: &str, value: &str) -> Result<(), Error> {
     }
 }
 
+/// Checks a serverless workgroup name: 3 to 64 lowercase letters, digits
+/// and hyphens.
+pub(crate) fn workgroup(flag: &str, value: &str) -> Result<(), Error> {
+    let ok = (3..=64).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            flag,
+            value,
+            "a workgroup name is 3 to 64 lowercase letters, digits and hyphens",
+        ))
+    }
+}
+
 /// Checks a database user name: 1 to 64 characters, a letter first, then only
 /// letters, digits and `_ + . @ -`, and not the reserved name `PUBLIC`.
 pub(crate) fn db_user(flag: &str, value: &str) -> Result<(), Error> {

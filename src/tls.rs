@@ -50,41 +50,37 @@ const CA_BUNDLES: [&str; 6] = [
 
 /// Checks `--sslmode` and `--sslrootcert` and fills in the defaults:
 /// verify-full with the system CA bundle, or require (with a note) when no
-/// bundle is found.
-pub(crate) fn resolve(mode: Option<&str>, root_cert: Option<&Path>) -> Result<Tls, Error> {
+/// bundle is found. Each value comes with the name of its source (`--sslmode`, or a config key).
+pub(crate) fn resolve(
+    mode: Option<(&str, &str)>,
+    root_cert: Option<(&Path, &str)>,
+) -> Result<Tls, Error> {
     let mode = match mode {
         None => None,
-        Some("require") => Some(SslMode::Require),
-        Some("verify-ca") => Some(SslMode::VerifyCa),
-        Some("verify-full") => Some(SslMode::VerifyFull),
-        Some(m @ ("disable" | "allow" | "prefer")) => {
+        Some(("require", _)) => Some(SslMode::Require),
+        Some(("verify-ca", _)) => Some(SslMode::VerifyCa),
+        Some(("verify-full", _)) => Some(SslMode::VerifyFull),
+        Some((m @ ("disable" | "allow" | "prefer"), input)) => {
             return Err(Error::invalid(
-                "--sslmode",
+                input,
                 m,
                 "connections without TLS are refused: Redshift IAM logins must use TLS; \
                  use require, verify-ca or verify-full",
             ));
         }
-        Some(other) => {
+        Some((other, input)) => {
             return Err(Error::invalid(
-                "--sslmode",
+                input,
                 other,
                 "must be require, verify-ca or verify-full",
             ));
         }
     };
-    if let Some(path) = root_cert {
+    if let Some((path, input)) = root_cert {
         let shown = path.to_string_lossy();
-        if !path.is_file() {
+        if !path.is_file() || std::fs::File::open(path).is_err() {
             return Err(Error::invalid(
-                "--sslrootcert",
-                &shown,
-                "must be a readable certificate file",
-            ));
-        }
-        if std::fs::File::open(path).is_err() {
-            return Err(Error::invalid(
-                "--sslrootcert",
+                input,
                 &shown,
                 "must be a readable certificate file",
             ));
@@ -129,7 +125,7 @@ mod tests {
     #[test]
     fn modes_without_tls_are_refused() {
         for m in ["disable", "allow", "prefer"] {
-            let err = resolve(Some(m), None).unwrap_err();
+            let err = resolve(Some((m, "--sslmode")), None).unwrap_err();
             assert_eq!(err.exit_code(), 2);
             assert!(
                 err.to_string()
@@ -137,7 +133,7 @@ mod tests {
                 "{err}"
             );
         }
-        let err = resolve(Some("VERIFY-FULL"), None).unwrap_err();
+        let err = resolve(Some(("VERIFY-FULL", "--sslmode")), None).unwrap_err();
         assert!(
             err.to_string()
                 .contains("must be require, verify-ca or verify-full"),
@@ -147,10 +143,18 @@ mod tests {
 
     #[test]
     fn an_explicit_root_cert_must_exist_and_is_made_absolute() {
-        let err = resolve(None, Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        let err = resolve(
+            None,
+            Some((Path::new("/nonexistent/ca.pem"), "--sslrootcert")),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("--sslrootcert"), "{err}");
         let f = tempfile::NamedTempFile::new().unwrap();
-        let tls = resolve(Some("verify-ca"), Some(f.path())).unwrap();
+        let tls = resolve(
+            Some(("verify-ca", "--sslmode")),
+            Some((f.path(), "--sslrootcert")),
+        )
+        .unwrap();
         assert_eq!(tls.mode, SslMode::VerifyCa);
         assert_eq!(tls.root_cert.as_deref(), Some(f.path()));
     }

@@ -63,7 +63,7 @@ where
 
 /// Describes the request for messages: cluster, user and region.
 pub(crate) fn target(request: &Request) -> String {
-    match &request.aws.effective_region {
+    match &request.aws.region {
         Some(region) => format!("{} in {region}", request.describe()),
         None => request.describe(),
     }

@@ -3,7 +3,7 @@
 use super::failure;
 use crate::app::{Clock, Source};
 use crate::cache::entry::{CachedEndpoint, ENDPOINT_LIFETIME};
-use crate::config::Request;
+use crate::config::{Api, Request};
 use crate::credential::Credential;
 use crate::endpoint::{DEFAULT_PORT, Endpoint};
 use crate::error::Error;
@@ -18,12 +18,10 @@ pub(crate) struct RedshiftSource<'a> {
     pub api_timeout: Duration,
 }
 
-const API: &str = "GetClusterCredentials";
-
 impl Source<Credential> for RedshiftSource<'_> {
     fn fetch(&self) -> Result<Credential, Error> {
         let rt = super::runtime().map_err(|e| Error::Aws {
-            api: API,
+            api: self.request.api.name(),
             target: failure::target(self.request),
             reason: format!("cannot start the async runtime: {e}"),
             hint: None,
@@ -35,56 +33,44 @@ impl Source<Credential> for RedshiftSource<'_> {
 impl RedshiftSource<'_> {
     async fn call(&self) -> Result<Credential, Error> {
         let r = self.request;
+        let api = r.api.name();
         let config = super::load_config(&r.aws, self.api_timeout).await;
-        if config.region().is_none() {
-            return Err(Error::Usage(format!(
-                "no AWS region for {}: pass --region, set AWS_REGION, or set region in the profile \"{}\"",
-                r.describe(),
-                r.aws.effective_profile
-            )));
-        }
+        super::require_region(&config, r)?;
         let client = aws_sdk_redshift::Client::new(&config);
-        let groups = (!r.db_groups.is_empty()).then(|| r.db_groups.clone());
-        tracing::debug!(cluster = ?r.cluster_identifier, user = %r.db_user, "calling {API}");
-        let out = client
-            .get_cluster_credentials()
-            .set_cluster_identifier(r.cluster_identifier.clone())
-            .set_custom_domain_name(r.custom_domain_name.clone())
-            .db_user(&r.db_user)
-            .set_db_name(r.db_name.clone())
-            .set_db_groups(groups)
-            .auto_create(r.auto_create)
-            .duration_seconds(r.duration_seconds as i32)
-            .send()
-            .await
-            .map_err(|e| failure::from_sdk(API, r, e))?;
-        let malformed = |field: &str| Error::Aws {
-            api: API,
-            target: failure::target(r),
-            reason: format!("the response has no {field}"),
-            hint: Some(failure::UNREADABLE_HINT.to_string()),
+        tracing::debug!(cluster = ?r.cluster_identifier, user = ?r.db_user, "calling {api}");
+        let (db_user, password, expiration) = if r.api == Api::GetClusterCredentialsWithIam {
+            let out = client
+                .get_cluster_credentials_with_iam()
+                .set_cluster_identifier(r.cluster_identifier.clone())
+                .set_custom_domain_name(r.custom_domain_name.clone())
+                .set_db_name(r.db_name.clone())
+                .duration_seconds(r.duration_seconds as i32)
+                .send()
+                .await
+                .map_err(|e| failure::from_sdk(api, r, e))?;
+            (out.db_user, out.db_password, out.expiration)
+        } else {
+            let groups = (!r.db_groups.is_empty()).then(|| r.db_groups.clone());
+            let out = client
+                .get_cluster_credentials()
+                .set_cluster_identifier(r.cluster_identifier.clone())
+                .set_custom_domain_name(r.custom_domain_name.clone())
+                .set_db_user(r.db_user.clone())
+                .set_db_name(r.db_name.clone())
+                .set_db_groups(groups)
+                .auto_create(r.auto_create)
+                .duration_seconds(r.duration_seconds as i32)
+                .send()
+                .await
+                .map_err(|e| failure::from_sdk(api, r, e))?;
+            (out.db_user, out.db_password, out.expiration)
         };
-        let db_user = out
-            .db_user
-            .clone()
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| malformed("DbUser"))?;
-        let password = out
-            .db_password
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .map(SecretString::from)
-            .ok_or_else(|| malformed("DbPassword"))?;
-        let expiration = out
-            .expiration
-            .map(|t| t.secs())
-            .ok_or_else(|| malformed("Expiration"))?;
-        tracing::debug!(%db_user, expiration, "received credentials");
-        Ok(Credential {
+        super::credential(
+            r,
             db_user,
-            password,
-            expiration,
-        })
+            password.map(SecretString::from),
+            expiration.map(|t| t.secs()),
+        )
     }
 }
 
@@ -118,13 +104,7 @@ impl Source<CachedEndpoint> for ClusterEndpointSource<'_> {
             .map_err(|e| fail(format!("cannot start the async runtime: {e}"), None))?;
         let endpoint = rt.block_on(async {
             let config = super::load_config(&r.aws, self.api_timeout).await;
-            if config.region().is_none() {
-                return Err(Error::Usage(format!(
-                    "no AWS region for {}: pass --region, set AWS_REGION, or set region in the profile \"{}\"",
-                    r.describe(),
-                    r.aws.effective_profile
-                )));
-            }
+            super::require_region(&config, r)?;
             let client = aws_sdk_redshift::Client::new(&config);
             tracing::debug!(%cluster, "calling {DESCRIBE}");
             let out = client
@@ -134,7 +114,9 @@ impl Source<CachedEndpoint> for ClusterEndpointSource<'_> {
                 .await
                 .map_err(|e| match failure::from_sdk(DESCRIBE, r, e) {
                     Error::Aws { reason, .. } if reason.starts_with("access denied") => fail(
-                        format!("{reason}; the principal may hold only redshift:GetClusterCredentials"),
+                        format!(
+                            "{reason}; the principal may hold only redshift:GetClusterCredentials"
+                        ),
                         Some("pass --host (and --port) to give the endpoint".to_string()),
                     ),
                     other => other,
@@ -148,7 +130,10 @@ impl Source<CachedEndpoint> for ClusterEndpointSource<'_> {
             match found {
                 Some((host, port)) if crate::rules::host("host", &host).is_ok() => {
                     let port = port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
-                    Ok(Endpoint { host, port: port.unwrap_or(DEFAULT_PORT) })
+                    Ok(Endpoint {
+                        host,
+                        port: port.unwrap_or(DEFAULT_PORT),
+                    })
                 }
                 _ => Err(fail(
                     "the cluster has no endpoint yet (is it still being created?)".to_string(),

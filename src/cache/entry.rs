@@ -29,6 +29,8 @@ pub(crate) trait Stored: Sized + Clone {
     const MAX_LIFETIME: i64;
     /// What it is, for messages ("password").
     const NOUN: &'static str;
+    /// What `list` shows in its user column: the database user, or the address.
+    fn shown_as(&self) -> String;
     /// When it stops being valid, in seconds since the Unix epoch.
     fn expiration(&self) -> i64;
     /// The stored form, zeroized on drop.
@@ -40,6 +42,9 @@ pub(crate) trait Stored: Sized + Clone {
 impl Stored for Credential {
     const MAX_LIFETIME: i64 = MAX_LIFETIME;
     const NOUN: &'static str = "password";
+    fn shown_as(&self) -> String {
+        self.db_user.clone()
+    }
     fn expiration(&self) -> i64 {
         self.expiration
     }
@@ -73,6 +78,9 @@ struct EndpointRecord {
 impl Stored for CachedEndpoint {
     const MAX_LIFETIME: i64 = ENDPOINT_LIFETIME + 60;
     const NOUN: &'static str = "endpoint";
+    fn shown_as(&self) -> String {
+        format!("{}:{}", self.endpoint.host, self.endpoint.port)
+    }
     fn expiration(&self) -> i64 {
         self.expiration
     }

@@ -17,8 +17,9 @@ struct KeyMaterial<'a> {
     scheme: u32,
     api: &'a str,
     cluster_identifier: Option<&'a str>,
+    workgroup: Option<&'a str>,
     custom_domain_name: Option<&'a str>,
-    db_user: &'a str,
+    db_user: Option<&'a str>,
     db_name: Option<&'a str>,
     db_groups: &'a [String],
     auto_create: bool,
@@ -39,14 +40,15 @@ impl CacheKey {
             scheme: 1,
             api: request.api.name(),
             cluster_identifier: request.cluster_identifier.as_deref(),
+            workgroup: request.workgroup.as_deref(),
             custom_domain_name: request.custom_domain_name.as_deref(),
-            db_user: &request.db_user,
+            db_user: request.db_user.as_deref(),
             db_name: request.db_name.as_deref(),
             db_groups: &request.db_groups,
             auto_create: request.auto_create,
             duration_seconds: request.duration_seconds,
-            region: request.aws.effective_region.as_deref(),
-            endpoint_url: request.aws.effective_endpoint_url.as_deref(),
+            region: request.aws.region.as_deref(),
+            endpoint_url: request.aws.endpoint_url.as_deref(),
             profile: &request.aws.effective_profile,
             access_key_id: request.aws.access_key_id.as_deref(),
         };
@@ -61,6 +63,7 @@ impl CacheKey {
             scheme: u32,
             api: &'a str,
             cluster_identifier: Option<&'a str>,
+            workgroup: Option<&'a str>,
             region: Option<&'a str>,
             endpoint_url: Option<&'a str>,
             profile: &'a str,
@@ -68,10 +71,15 @@ impl CacheKey {
         }
         hash(&EndpointMaterial {
             scheme: 1,
-            api: "DescribeClusters",
+            api: if request.workgroup.is_some() {
+                "GetWorkgroup"
+            } else {
+                "DescribeClusters"
+            },
             cluster_identifier: request.cluster_identifier.as_deref(),
-            region: request.aws.effective_region.as_deref(),
-            endpoint_url: request.aws.effective_endpoint_url.as_deref(),
+            workgroup: request.workgroup.as_deref(),
+            region: request.aws.region.as_deref(),
+            endpoint_url: request.aws.endpoint_url.as_deref(),
             profile: &request.aws.effective_profile,
             access_key_id: request.aws.access_key_id.as_deref(),
         })
@@ -80,6 +88,14 @@ impl CacheKey {
     /// The key as 40 lowercase hex digits.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl CacheKey {
+    /// Accepts a stored key string only if it has the shape of a key.
+    pub fn parse(s: &str) -> Option<CacheKey> {
+        let ok = s.len() == 40 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        ok.then(|| CacheKey(s.to_string()))
     }
 }
 
@@ -133,6 +149,8 @@ mod tests {
         let variants: Vec<Variant> = vec![
             (vec!["--cluster-identifier", "other"], vec![]),
             (vec!["--db-user", "bob"], vec![]),
+            (vec!["--with-iam"], vec![]),
+            (vec!["--workgroup", "examplecluster"], vec![]),
             (vec!["--custom-domain-name", "db.example.com"], vec![]),
             (vec!["--db-name", "dev"], vec![]),
             (vec!["--db-groups", "g"], vec![]),

@@ -114,6 +114,18 @@ impl KeyringStore {
         })
     }
 
+    /// Deletes the entry; `Ok(false)` when there was none.
+    pub(crate) fn delete(&self) -> Result<bool, StoreError> {
+        let entry = Arc::clone(&self.entry);
+        match self.call(move || entry.delete_credential())? {
+            Ok(()) => Ok(true),
+            Err(KeyringError::NoEntry) => Ok(false),
+            Err(e) => match classify(e) {
+                Classified::Unusable(why) | Classified::BadEntry(why) => Err(StoreError(why)),
+            },
+        }
+    }
+
     /// Runs a keyring call. Secret Service calls get a deadline, since a
     /// locked collection or a hung daemon would otherwise block forever.
     fn call<T: Send + 'static>(

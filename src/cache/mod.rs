@@ -70,6 +70,25 @@ pub(crate) struct Cache {
     dir: Option<PathBuf>,
     store: Store,
     lock_timeout: Duration,
+    label: Option<String>,
+}
+
+/// What `list` knows of an entry, kept beside it as `<key>.meta` in the cache
+/// directory. It holds no secret: the password stays in its store.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Meta {
+    /// The cache key (the file names carry it too).
+    pub key: String,
+    /// The connection name, or the cluster or workgroup.
+    pub label: String,
+    /// "password" or "endpoint".
+    pub kind: String,
+    /// The database user, or the endpoint's address.
+    pub shown_as: String,
+    /// Expiry, in seconds since the Unix epoch.
+    pub expiration: i64,
+    /// Which store holds it.
+    pub store: String,
 }
 
 impl Cache {
@@ -87,6 +106,7 @@ impl Cache {
             dir,
             store: Store::None,
             lock_timeout,
+            label: None,
         };
         cache.store = match mode {
             CacheMode::None => Store::None,
@@ -120,6 +140,32 @@ impl Cache {
     /// The store in use.
     pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Names the entry for `list` (the connection, cluster or workgroup).
+    pub(crate) fn set_label(&mut self, request: &crate::config::Request) {
+        self.label = Some(request.label());
+    }
+
+    /// Writes the `list` record beside a saved entry. Best effort: `list`
+    /// is a convenience, and a failure here must not fail the run.
+    fn write_meta<T: Stored>(&self, entry: &T) {
+        let (Some(dir), Some(label)) = (&self.dir, &self.label) else {
+            return;
+        };
+        let meta = Meta {
+            key: self.key.to_string(),
+            label: label.clone(),
+            kind: T::NOUN.to_string(),
+            shown_as: entry.shown_as(),
+            expiration: entry.expiration(),
+            store: self.store.name(),
+        };
+        let bytes = serde_json::to_vec(&meta).expect("meta always serializes");
+        let path = dir.join(format!("{}.meta", self.key));
+        if let Err(e) = crate::pgpass::write_atomically(&path, &bytes) {
+            tracing::debug!(error = %e, "cannot write the list record");
+        }
     }
 
     fn open_file(&self) -> Result<FileStore, String> {
@@ -250,9 +296,77 @@ impl<T: Stored> EntryCache<T> for Cache {
                 Store::Keyring(k) => k.save(&bytes),
             };
             match saved {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.write_meta(entry);
+                    return Ok(());
+                }
                 Err(failure) => self.demote(failure)?,
             }
         }
+    }
+}
+
+/// The `list` records in a cache directory, oldest expiry first. Unreadable
+/// records are skipped.
+pub(crate) fn list(dir: &std::path::Path) -> Vec<Meta> {
+    let mut out: Vec<Meta> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".meta"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<Meta>(&b).ok())
+        .filter(|m| key::CacheKey::parse(&m.key).is_some())
+        .collect();
+    out.sort_by(|a, b| (&a.label, a.expiration).cmp(&(&b.label, b.expiration)));
+    out
+}
+
+/// Removes one key's entry from every store that may hold it (the keyring
+/// and the file store), and its `list` record. Returns what was removed.
+pub(crate) fn remove(dir: Option<&std::path::Path>, key: &key::CacheKey) -> Vec<String> {
+    let mut removed = Vec::new();
+    if let Ok(k) = KeyringStore::open(key) {
+        match k.delete() {
+            Ok(true) => removed.push(format!("keyring ({})", k.backend().name())),
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e.0, "keyring delete failed"),
+        }
+    }
+    if let Some(dir) = dir {
+        if std::fs::remove_file(dir.join(format!("{key}.json"))).is_ok() {
+            removed.push("file".to_string());
+        }
+        let _ = std::fs::remove_file(dir.join(format!("{key}.meta")));
+    }
+    removed
+}
+
+/// Says which store `--cache auto` would use here, and why: a keyring is
+/// tried for real (write, read back, delete a probe entry), since some
+/// keyrings open fine and refuse only on write.
+pub(crate) fn probe_auto(key: &key::CacheKey, dir: Option<&std::path::Path>) -> String {
+    let fallback = match dir {
+        Some(d) => format!("the file store in {}", d.display()),
+        None => "no cache (no directory is known)".to_string(),
+    };
+    match KeyringStore::open(key) {
+        Ok(k) => {
+            let name = k.backend().name();
+            let tried = k
+                .save(b"redshift-creds doctor probe")
+                .and_then(|()| k.load());
+            let _ = k.delete();
+            match tried {
+                Ok(Load::Found(b)) if &b[..] == b"redshift-creds doctor probe" => {
+                    format!("keyring ({name})")
+                }
+                Ok(_) => format!(
+                    "{fallback}, because the {name} keyring did not return what was written"
+                ),
+                Err(e) => format!("{fallback}, because the {name} keyring refused: {}", e.0),
+            }
+        }
+        Err(why) => format!("{fallback}, because no OS keyring can be used: {why}"),
     }
 }

@@ -1,0 +1,263 @@
+//! `list`, `clear` and `doctor`: what is cached, removing it, and what this machine offers.
+
+use crate::cache::{self, key::CacheKey};
+use crate::cli::{ClearArgs, DoctorArgs};
+use crate::config::{Env, ProcessEnv};
+use crate::error::Error;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// The cache directory in force: `REDSHIFT_CREDS_CACHE_DIR`, else the user's cache directory.
+fn cache_dir(env: &dyn Env) -> Option<PathBuf> {
+    match env
+        .var("REDSHIFT_CREDS_CACHE_DIR")
+        .filter(|d| !d.is_empty())
+    {
+        Some(d) => Some(PathBuf::from(d)),
+        None => dirs::cache_dir().map(|d| d.join("redshift-creds")),
+    }
+}
+
+fn now() -> i64 {
+    crate::app::Clock::now(&crate::app::SystemClock)
+}
+
+/// Formats seconds left as `14m02s`, or `expired`.
+pub(crate) fn left(seconds: i64) -> String {
+    match seconds {
+        s if s <= 0 => "expired".to_string(),
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}m{:02}s", s / 60, s % 60),
+    }
+}
+
+/// Prints the cached entries as a table on stdout.
+pub(crate) fn list(out: &mut dyn Write) -> Result<(), Error> {
+    let dir = cache_dir(&ProcessEnv);
+    let entries = dir.as_deref().map(cache::list).unwrap_or_default();
+    let now = now();
+    let mut text = String::new();
+    if entries.is_empty() {
+        text.push_str("no cached entries\n");
+    } else {
+        let rows: Vec<[String; 6]> = entries
+            .iter()
+            .map(|m| {
+                [
+                    m.label.clone(),
+                    m.kind.clone(),
+                    m.shown_as.clone(),
+                    crate::credential::rfc3339(m.expiration),
+                    left(m.expiration - now),
+                    m.store.clone(),
+                ]
+            })
+            .collect();
+        let header = ["CONNECTION", "KIND", "USER", "EXPIRES", "LEFT", "STORE"].map(String::from);
+        let widths: Vec<usize> = (0..6)
+            .map(|i| {
+                rows.iter()
+                    .chain([&header])
+                    .map(|r| r[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for row in [&header].into_iter().chain(rows.iter()) {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            text.push_str(cells.join("  ").trim_end());
+            text.push('\n');
+        }
+    }
+    out.write_all(text.as_bytes()).map_err(Error::Output)
+}
+
+/// Removes entries: one connection's (by its name, cluster or workgroup), or all.
+pub(crate) fn clear(args: &ClearArgs, out: &mut dyn Write) -> Result<(), Error> {
+    if let Some(name) = &args.name
+        && (name.is_empty() || name.len() > 253 || name.chars().any(|c| c.is_control()))
+    {
+        return Err(Error::invalid(
+            "NAME",
+            name,
+            "must be a connection, cluster or workgroup name",
+        ));
+    }
+    let dir = cache_dir(&ProcessEnv);
+    let metas = dir.as_deref().map(cache::list).unwrap_or_default();
+    let mut keys: Vec<CacheKey> = metas
+        .iter()
+        .filter(|m| args.all || Some(&m.label) == args.name.as_ref())
+        .filter_map(|m| CacheKey::parse(&m.key))
+        .collect();
+    if args.all {
+        // Entries without a list record (older runs) still go.
+        if let Some(d) = &dir {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(k) = name.strip_suffix(".json").and_then(CacheKey::parse) {
+                    keys.push(k);
+                }
+            }
+        }
+    }
+    keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    keys.dedup();
+    let mut removed = 0;
+    for key in &keys {
+        let from = cache::remove(dir.as_deref(), key);
+        if !from.is_empty() {
+            removed += 1;
+            tracing::debug!(%key, from = from.join(", "), "removed");
+        }
+    }
+    let what = match &args.name {
+        Some(n) => format!("for \"{n}\""),
+        None => "in all".to_string(),
+    };
+    let line = format!(
+        "removed {removed} cached {} {what}\n",
+        if removed == 1 { "entry" } else { "entries" }
+    );
+    out.write_all(line.as_bytes()).map_err(Error::Output)
+}
+
+/// Reports what this machine offers, without printing any secret. Returns
+/// whether every check passed.
+pub(crate) fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
+    if let Some(p) = &args.profile {
+        crate::rules::profile("--profile", p)?;
+    }
+    if let Some(r) = &args.region {
+        crate::rules::region("--region", r)?;
+    }
+    if let Some(u) = &args.endpoint_url {
+        crate::rules::endpoint_url("--endpoint-url", u)?;
+    }
+    let env = ProcessEnv;
+    let mut ok = true;
+    let mut lines = Vec::new();
+
+    // The config file.
+    match crate::config_file::path(&env) {
+        None => lines.push(
+            "config file: no config directory is known (set REDSHIFT_CREDS_CONFIG)".to_string(),
+        ),
+        Some(path) => match crate::config_file::load(&path) {
+            Ok(None) => lines.push(format!(
+                "config file: {} (not found; optional)",
+                path.display()
+            )),
+            Ok(Some(f)) => {
+                let names: Vec<&str> = f.connections.keys().map(String::as_str).collect();
+                lines.push(format!(
+                    "config file: {} (ok: {} connection(s){}{})",
+                    path.display(),
+                    names.len(),
+                    if names.is_empty() { "" } else { ": " },
+                    names.join(", ")
+                ));
+            }
+            Err(e) => {
+                ok = false;
+                lines.push(format!("config file: ERROR {e}"));
+            }
+        },
+    }
+
+    // The lock and cache directory.
+    let dir = cache_dir(&env);
+    match &dir {
+        None => {
+            ok = false;
+            lines.push(
+                "cache and lock directory: none known (set REDSHIFT_CREDS_CACHE_DIR)".to_string(),
+            );
+        }
+        Some(d) => lines.push(format!(
+            "cache and lock directory: {}",
+            describe_dir(d, &mut ok)
+        )),
+    }
+
+    // The store auto picks.
+    let probe = CacheKey::parse(&"0".repeat(40)).expect("a valid key");
+    lines.push(format!(
+        "cache store for --cache auto: {}",
+        cache::probe_auto(&probe, dir.as_deref())
+    ));
+
+    // AWS credentials.
+    let aws = crate::aws::identity(
+        args.profile.as_deref(),
+        args.region.as_deref(),
+        args.endpoint_url.as_deref(),
+    );
+    match aws {
+        Ok(who) => lines.push(format!("AWS credentials: {who}")),
+        Err(why) => {
+            ok = false;
+            lines.push(format!("AWS credentials: ERROR {why}"));
+        }
+    }
+
+    let mut text = lines.join("\n");
+    text.push('\n');
+    out.write_all(text.as_bytes()).map_err(Error::Output)?;
+    Ok(ok)
+}
+
+fn describe_dir(dir: &std::path::Path, ok: &mut bool) -> String {
+    match std::fs::symlink_metadata(dir) {
+        Err(_) => format!(
+            "{} (missing; created with mode 700 on first use)",
+            dir.display()
+        ),
+        Ok(meta) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                let mode = meta.mode() & 0o777;
+                let private = meta.is_dir() && mode & 0o077 == 0;
+                let mine = meta.uid() == unsafe { libc::getuid() };
+                if !(private && mine) {
+                    *ok = false;
+                }
+                format!(
+                    "{} (mode {mode:o}, {}{})",
+                    dir.display(),
+                    if mine { "yours" } else { "NOT yours" },
+                    if private {
+                        ", private"
+                    } else {
+                        ", OPEN to other users: run chmod 700 on it"
+                    }
+                )
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = (meta, ok);
+                format!("{} (exists)", dir.display())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_reads_naturally() {
+        assert_eq!(left(-5), "expired");
+        assert_eq!(left(0), "expired");
+        assert_eq!(left(59), "0m59s");
+        assert_eq!(left(842), "14m02s");
+        assert_eq!(left(3600), "1h00m");
+        assert_eq!(left(86_399), "23h59m");
+    }
+}
