@@ -722,6 +722,244 @@ pub(crate) mod tests {
         assert_eq!(r.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:1"));
     }
 
+    /// Resolves `get NAME FLAGS` against a config file with this text.
+    fn with_file(file: &str, flags: &[&str], env: &[(&str, &str)]) -> Result<Resolved, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, file).unwrap();
+        let mut argv = vec!["redshift-creds", "get", "prod"];
+        argv.extend_from_slice(flags);
+        let Command::Get(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        let mut vars: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        vars.insert(
+            "REDSHIFT_CREDS_CONFIG".into(),
+            path.to_string_lossy().into_owned(),
+        );
+        resolve(&args.cred, &args.conn, &MapEnv(vars))
+    }
+
+    const PROD: &str = r#"
+        [connections.prod]
+        cluster_identifier = "filecluster"
+        db_user = "fileuser"
+        db_name = "filedb"
+        db_groups = ["filegroup"]
+        auto_create = true
+        duration_seconds = 1800
+        region = "eu-west-1"
+        aws_profile = "fileprofile"
+        endpoint_url = "http://127.0.0.1:9"
+        refresh_margin = 100
+        cache = "file"
+        host = "file.example.com"
+        port = 6000
+        sslmode = "require"
+    "#;
+
+    #[test]
+    fn the_file_fills_in_what_flags_and_environment_leave_out() {
+        let r = with_file(PROD, &[], &[]).unwrap();
+        let q = &r.request;
+        assert_eq!(q.connection.as_deref(), Some("prod"));
+        assert_eq!(q.cluster_identifier.as_deref(), Some("filecluster"));
+        assert_eq!(q.db_user.as_deref(), Some("fileuser"));
+        assert_eq!(q.db_name.as_deref(), Some("filedb"));
+        assert_eq!(q.db_groups, ["filegroup"]);
+        assert!(q.auto_create);
+        assert_eq!(q.duration_seconds, 1800);
+        assert_eq!(q.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(q.aws.profile.as_deref(), Some("fileprofile"));
+        assert_eq!(q.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(r.settings.refresh_margin, 100);
+        assert_eq!(r.settings.cache, CacheMode::File);
+        assert_eq!(r.connection.host.as_deref(), Some("file.example.com"));
+        assert_eq!(r.connection.port, Some(6000));
+        assert_eq!(r.connection.tls.mode, crate::tls::SslMode::Require);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let r = with_file(
+            PROD,
+            &[
+                "--cluster-identifier",
+                "flagcluster",
+                "--db-user",
+                "flaguser",
+                "--db-name",
+                "flagdb",
+                "--db-groups",
+                "flaggroup",
+                "--no-auto-create",
+                "--duration-seconds",
+                "3600",
+                "--region",
+                "us-west-2",
+                "--profile",
+                "flagprofile",
+                "--endpoint-url",
+                "http://127.0.0.1:8",
+                "--refresh-margin",
+                "200",
+                "--cache",
+                "none",
+                "--host",
+                "flag.example.com",
+                "--port",
+                "7000",
+                "--sslmode",
+                "verify-ca",
+            ],
+            &[],
+        )
+        .unwrap();
+        let q = &r.request;
+        assert_eq!(q.cluster_identifier.as_deref(), Some("flagcluster"));
+        assert_eq!(q.db_user.as_deref(), Some("flaguser"));
+        assert_eq!(q.db_name.as_deref(), Some("flagdb"));
+        assert_eq!(q.db_groups, ["flaggroup"]);
+        assert!(!q.auto_create);
+        assert_eq!(q.duration_seconds, 3600);
+        assert_eq!(q.aws.region.as_deref(), Some("us-west-2"));
+        assert_eq!(q.aws.profile.as_deref(), Some("flagprofile"));
+        assert_eq!(q.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:8"));
+        assert_eq!(r.settings.refresh_margin, 200);
+        assert_eq!(r.settings.cache, CacheMode::None);
+        assert_eq!(r.connection.host.as_deref(), Some("flag.example.com"));
+        assert_eq!(r.connection.port, Some(7000));
+        assert_eq!(r.connection.tls.mode, crate::tls::SslMode::VerifyCa);
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_and_flags_over_the_environment() {
+        let env = [
+            ("REDSHIFT_CREDS_CACHE", "none"),
+            ("AWS_PROFILE", "envprofile"),
+            ("AWS_REGION", "ap-south-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:7"),
+        ];
+        let r = with_file(PROD, &[], &env).unwrap();
+        assert_eq!(r.settings.cache, CacheMode::None);
+        assert_eq!(r.request.aws.profile.as_deref(), Some("envprofile"));
+        assert_eq!(r.request.aws.region.as_deref(), Some("ap-south-1"));
+        assert_eq!(
+            r.request.aws.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:7")
+        );
+        let r = with_file(
+            PROD,
+            &[
+                "--cache",
+                "keyring",
+                "--profile",
+                "p",
+                "--region",
+                "us-east-2",
+                "--endpoint-url",
+                "http://x",
+            ],
+            &env,
+        )
+        .unwrap();
+        assert_eq!(r.settings.cache, CacheMode::Keyring);
+        assert_eq!(r.request.aws.profile.as_deref(), Some("p"));
+        assert_eq!(r.request.aws.region.as_deref(), Some("us-east-2"));
+        assert_eq!(r.request.aws.endpoint_url.as_deref(), Some("http://x"));
+    }
+
+    #[test]
+    fn defaults_apply_under_an_empty_connection() {
+        let r = with_file(
+            "[connections.prod]\ncluster_identifier = \"c\"\ndb_user = \"u\"\n",
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.request.duration_seconds, 900);
+        assert_eq!(r.settings.refresh_margin, 300);
+        assert_eq!(r.settings.cache, CacheMode::Auto);
+        assert_eq!(r.request.aws.profile, None);
+        assert_eq!(r.request.aws.effective_profile, "default");
+        assert_eq!(r.connection.port, None);
+    }
+
+    #[test]
+    fn a_bad_value_in_the_file_names_the_key_connection_and_file() {
+        let err = with_file(
+            "[connections.prod]\ncluster_identifier = \"c\"\ndb_user = \"PUBLIC\"\n",
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("invalid db_user of connection \"prod\" in "),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("config.toml \"PUBLIC\": PUBLIC is reserved and cannot be a user"),
+            "{err}"
+        );
+        let err = with_file(
+            "[connections.prod]\ncluster_identifier = \"c\"\ndb_user = \"u\"\ncache = \"x\"\n",
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("invalid cache of connection \"prod\""),
+            "{err}"
+        );
+        let err = with_file("[connections.prod]\ncluster_identifier = \"c\"\ndb_user = \"u\"\nsslmode = \"disable\"\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sslmode of connection \"prod\""), "{err}");
+        assert!(err.contains("connections without TLS are refused"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_connection_lists_the_known_ones() {
+        let err = with_file("[connections.dev]\n", &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("no connection \"prod\" in "), "{err}");
+        assert!(err.ends_with("it has: dev"), "{err}");
+    }
+
+    #[test]
+    fn iam_modes_refuse_a_database_user() {
+        let err = try_resolve_all(&["--with-iam", "--db-user", "alice"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--db-user cannot be used here"), "{err}");
+        let r = try_resolve_all(&["--with-iam"], &[]).unwrap();
+        assert_eq!(r.request.api, Api::GetClusterCredentialsWithIam);
+        assert_eq!(r.request.db_user, None);
+        let r = try_resolve_all(&["--workgroup", "analytics"], &[]).unwrap();
+        assert_eq!(r.request.api, Api::ServerlessGetCredentials);
+        let err = try_resolve_all(&["--workgroup", "analytics", "--db-groups", "g"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--db-groups cannot be used here"), "{err}");
+        let err = try_resolve_all(
+            &["--workgroup", "analytics", "--cluster-identifier", "c"],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("give a cluster or a workgroup"), "{err}");
+        let host = "analytics.123456789012.us-east-1.redshift-serverless.amazonaws.com";
+        let r = try_resolve_all(&["--host", host], &[]).unwrap();
+        assert_eq!(r.request.workgroup.as_deref(), Some("analytics"));
+        assert_eq!(r.request.aws.region.as_deref(), Some("us-east-1"));
+    }
+
     #[test]
     fn cache_dir_comes_from_the_environment() {
         let (_, s) = try_resolve(&[], &[("REDSHIFT_CREDS_CACHE_DIR", "/tmp/x")]).unwrap();
