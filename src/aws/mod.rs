@@ -147,10 +147,17 @@ pub(crate) fn identity(
                 who.arn().unwrap_or("an unknown principal"),
                 who.account().unwrap_or("?")
             )),
-            Err(e) => Err(format!(
-                "resolve (access key {shown}), but STS GetCallerIdentity failed: {}",
-                aws_sdk_sts::error::DisplayErrorContext(&e)
-            )),
+            Err(e) => {
+                use aws_sdk_sts::error::ProvideErrorMetadata;
+                let why = match (e.code(), e.message()) {
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    (Some(code), None) => code.to_string(),
+                    _ => e.to_string(),
+                };
+                Err(format!(
+                    "resolve (access key {shown}), but STS GetCallerIdentity failed: {why}"
+                ))
+            }
         }
     })
 }

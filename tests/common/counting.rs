@@ -26,6 +26,8 @@ pub enum Behaviour {
 
 #[derive(Debug)]
 struct State {
+    /// Every request's operation, in order: the query Action or the JSON target.
+    operations: Vec<String>,
     /// DescribeClusters answers with this endpoint, or AccessDenied when `None`.
     describe_endpoint: Option<(String, u16)>,
     behaviour: Behaviour,
@@ -49,6 +51,7 @@ impl CountingServer {
         let calls = Arc::new(AtomicUsize::new(0));
         let describe_calls = Arc::new(AtomicUsize::new(0));
         let state = Arc::new(Mutex::new(State {
+            operations: Vec::new(),
             describe_endpoint: None,
             behaviour: Behaviour::Ok,
             delay: Duration::ZERO,
@@ -106,6 +109,11 @@ impl CountingServer {
         self.calls.load(Ordering::SeqCst)
     }
 
+    /// The operations received so far, in order.
+    pub fn operations(&self) -> Vec<String> {
+        self.state.lock().unwrap().operations.clone()
+    }
+
     /// DescribeClusters calls received so far.
     pub fn describe_calls(&self) -> usize {
         self.describe_calls.load(Ordering::SeqCst)
@@ -153,8 +161,21 @@ async fn handle(
     describe_calls: Arc<AtomicUsize>,
     state: Arc<Mutex<State>>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = req.into_body().collect().await?.to_bytes();
     let body = String::from_utf8_lossy(&body).into_owned();
+    let operation = target
+        .clone()
+        .or_else(|| form_value(&body, "Action"))
+        .unwrap_or_default();
+    state.lock().unwrap().operations.push(operation.clone());
+    if let Some(target) = target {
+        return Ok(serverless(&target, &body, &calls, &state));
+    }
     let (behaviour, delay, expires_in, describe) = {
         let s = state.lock().unwrap();
         (
@@ -186,6 +207,22 @@ async fn handle(
                 ),
             ),
         });
+    }
+    if operation == "GetClusterCredentialsWithIAM" {
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let expiration =
+            humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(900));
+        return Ok(xml(
+            200,
+            format!(
+                "<GetClusterCredentialsWithIAMResponse xmlns=\"http://redshift.amazonaws.com/doc/2012-12-01/\">\
+                 <GetClusterCredentialsWithIAMResult><DbUser>IAMR:tester@role</DbUser>\
+                 <DbPassword>iam-pw-{n}</DbPassword><Expiration>{expiration}</Expiration>\
+                 <NextRefreshTime>{expiration}</NextRefreshTime></GetClusterCredentialsWithIAMResult>\
+                 <ResponseMetadata><RequestId>i{n}</RequestId></ResponseMetadata>\
+                 </GetClusterCredentialsWithIAMResponse>"
+            ),
+        ));
     }
     if form_value(&body, "Action").as_deref() != Some("GetClusterCredentials") {
         return Ok(xml(400, error_xml("InvalidAction", "unsupported action")));
@@ -243,4 +280,61 @@ fn xml(status: u16, body: String) -> Response<Full<Bytes>> {
         .header("content-type", "text/xml")
         .body(Full::new(Bytes::from(body)))
         .unwrap()
+}
+
+/// Redshift Serverless speaks JSON 1.1: the operation is in X-Amz-Target.
+fn serverless(
+    target: &str,
+    body: &str,
+    calls: &AtomicUsize,
+    state: &Mutex<State>,
+) -> Response<Full<Bytes>> {
+    let request: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let json = |status: u16, v: serde_json::Value| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(Full::new(Bytes::from(v.to_string())))
+            .unwrap()
+    };
+    match target {
+        "RedshiftServerless.GetCredentials" => {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let duration = request["durationSeconds"].as_i64().unwrap_or(900);
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            json(
+                200,
+                serde_json::json!({
+                    "dbUser": "IAMR:tester@role",
+                    "dbPassword": format!("serverless-pw-{n}"),
+                    "expiration": now + duration,
+                    "nextRefreshTime": now + duration,
+                }),
+            )
+        }
+        "RedshiftServerless.GetWorkgroup" => {
+            let name = request["workgroupName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let endpoint = state.lock().unwrap().describe_endpoint.clone();
+            match endpoint {
+                Some((host, port)) => json(
+                    200,
+                    serde_json::json!({"workgroup": {"workgroupName": name, "endpoint": {"address": host, "port": port}}}),
+                ),
+                None => json(
+                    400,
+                    serde_json::json!({"__type": "AccessDeniedException", "message": "not authorized"}),
+                ),
+            }
+        }
+        _ => json(
+            400,
+            serde_json::json!({"__type": "UnknownOperationException", "message": target}),
+        ),
+    }
 }

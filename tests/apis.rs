@@ -1,0 +1,281 @@
+//! Each credential API against a counting server that speaks its protocol, plus list, clear and doctor.
+
+mod common;
+
+use common::counting::CountingServer;
+use common::{Sandbox, contract, stderr, stdout};
+
+fn base(url: &str) -> Vec<&str> {
+    vec![
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        url,
+        "--cache",
+        "file",
+    ]
+}
+
+#[test]
+fn get_cluster_credentials_with_iam_uses_the_iam_identity() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let mut a = vec![
+        "get",
+        "--cluster-identifier",
+        "examplecluster",
+        "--with-iam",
+        "--db-name",
+        "dev",
+    ];
+    a.extend(base(&url));
+    let c = contract(&sb.run(&a));
+    assert_eq!(c["DbUser"], "IAMR:tester@role");
+    assert_eq!(c["DbPassword"], "iam-pw-1");
+    assert_eq!(server.operations(), ["GetClusterCredentialsWithIAM"]);
+    // Cached like every other mode.
+    assert_eq!(contract(&sb.run(&a))["DbPassword"], "iam-pw-1");
+    assert_eq!(server.calls(), 1);
+}
+
+#[test]
+fn serverless_get_credentials_speaks_json_and_finds_the_workgroup_endpoint() {
+    let server = CountingServer::start();
+    server.set_describe_endpoint(Some((
+        "analytics.123456789012.us-east-1.redshift-serverless.amazonaws.com",
+        5439,
+    )));
+    let url = server.url();
+    let sb = Sandbox::new();
+    let mut a = vec![
+        "get",
+        "--workgroup",
+        "analytics",
+        "--db-name",
+        "dev",
+        "--duration-seconds",
+        "1800",
+    ];
+    a.extend(base(&url));
+    let c = contract(&sb.run(&a));
+    assert_eq!(c["DbUser"], "IAMR:tester@role");
+    assert_eq!(c["DbPassword"], "serverless-pw-1");
+    let exp = humantime::parse_rfc3339(c["Expiration"].as_str().unwrap()).unwrap();
+    let left = exp
+        .duration_since(std::time::SystemTime::now())
+        .unwrap()
+        .as_secs();
+    assert!((1790..=1800).contains(&left), "{left}");
+    a.extend(["--output", "env"]);
+    let out = sb.run(&a);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let env = stdout(&out);
+    assert!(
+        env.contains(
+            "export PGHOST='analytics.123456789012.us-east-1.redshift-serverless.amazonaws.com'"
+        ),
+        "{env}"
+    );
+    assert!(env.contains("export PGPASSWORD='serverless-pw-1'"), "{env}");
+    assert_eq!(
+        server.operations(),
+        [
+            "RedshiftServerless.GetCredentials",
+            "RedshiftServerless.GetWorkgroup"
+        ]
+    );
+}
+
+#[test]
+fn a_serverless_host_name_supplies_workgroup_and_region() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let host = "analytics.123456789012.us-east-1.redshift-serverless.amazonaws.com";
+    let out = sb.run(&[
+        "get",
+        "--host",
+        host,
+        "--endpoint-url",
+        &url,
+        "--cache",
+        "file",
+        "--output",
+        "env",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("export PGHOST='{host}'")));
+    assert_eq!(server.operations(), ["RedshiftServerless.GetCredentials"]);
+}
+
+#[test]
+fn list_shows_entries_without_secrets_and_clear_removes_them() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    for user in ["alice", "bob"] {
+        let mut a = vec![
+            "get",
+            "--cluster-identifier",
+            "examplecluster",
+            "--db-user",
+            user,
+        ];
+        a.extend(base(&url));
+        contract(&sb.run(&a));
+    }
+    let mut a = vec![
+        "get",
+        "--cluster-identifier",
+        "othercluster",
+        "--db-user",
+        "carol",
+    ];
+    a.extend(base(&url));
+    contract(&sb.run(&a));
+
+    let out = sb.run(&["list"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("CONNECTION") && lines[0].contains("KIND"),
+        "{text}"
+    );
+    assert!(
+        text.contains("IAM:alice") && text.contains("IAM:bob") && text.contains("IAM:carol"),
+        "{text}"
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("password") && l.contains(" file")),
+        "{text}"
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("14m") || l.contains("15m")),
+        "{text}"
+    );
+    assert!(!text.contains("counting-pw"), "no password in list: {text}");
+
+    let out = sb.run(&["clear", "examplecluster"]);
+    assert_eq!(
+        stdout(&out),
+        "removed 2 cached entries for \"examplecluster\"\n",
+        "{}",
+        stderr(&out)
+    );
+    let text = stdout(&sb.run(&["list"]));
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("IAM:carol"));
+    // The cleared entry is a miss now: the next get calls the API.
+    let mut a = vec![
+        "get",
+        "--cluster-identifier",
+        "examplecluster",
+        "--db-user",
+        "alice",
+    ];
+    a.extend(base(&url));
+    assert_eq!(contract(&sb.run(&a))["DbPassword"], "counting-pw-4");
+
+    let out = sb.run(&["clear", "--all"]);
+    assert_eq!(stdout(&out), "removed 2 cached entries in all\n");
+    assert_eq!(stdout(&sb.run(&["list"])), "no cached entries\n");
+    assert!(sb.entries().is_empty());
+
+    let out = sb.run(&["clear"]);
+    assert_eq!(out.status.code(), Some(2), "clear needs a name or --all");
+}
+
+#[test]
+fn doctor_reports_store_credentials_config_and_lock_directory() {
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.cache_dir()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(sb.cache_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let out = sb.run(&[
+        "doctor",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        &server.url(),
+    ]);
+    let text = stdout(&out);
+    assert!(text.contains("config file: "), "{text}");
+    assert!(text.contains("(not found; optional)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "cache and lock directory: {} (mode 700, yours, private)",
+            sb.cache_dir().display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("cache store for --cache auto: "), "{text}");
+    // Static test credentials resolve; the counting server is no STS, so the
+    // principal check fails, and doctor says so and exits 1.
+    assert!(
+        text.contains(
+            "AWS credentials: ERROR resolve (access key ***), but STS GetCallerIdentity failed: InvalidAction"
+        ),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !text.contains("testing-secret-key-value"),
+        "never the secret key"
+    );
+
+    // Without credentials, doctor says so.
+    let out = sb
+        .cmd(&[
+            "doctor",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            &server.url(),
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("AWS credentials: ERROR"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("sign in again"), "{}", stdout(&out));
+}
+
+#[test]
+fn doctor_names_the_principal_from_sts() {
+    let Some(moto) = common::moto::Moto::start() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd(&[
+            "doctor",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            &moto.url(),
+        ])
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("AWS credentials: resolve (access key AKIA...MPLE) to arn:aws:sts::123456789012:user/moto in account 123456789012"),
+        "{text}"
+    );
+    assert!(!text.contains("testing-secret-key-value"));
+}
