@@ -3,14 +3,26 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// One pgpass line's fields, unescaped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One pgpass line's fields, unescaped. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Line<'a> {
     pub host: &'a str,
     pub port: &'a str,
     pub database: &'a str,
     pub user: &'a str,
     pub password: &'a str,
+}
+
+impl std::fmt::Debug for Line<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Line")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &format_args!("***"))
+            .finish()
+    }
 }
 
 /// Escapes one field as libpq reads it: `\` and `:` get a backslash.
@@ -147,6 +159,15 @@ mod tests {
             user,
             password,
         }
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let shown = format!("{:?}", line("IAM:alice", "s3cret-pw"));
+        assert!(
+            !shown.contains("s3cret-pw") && shown.contains("***"),
+            "{shown}"
+        );
     }
 
     #[test]

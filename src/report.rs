@@ -4,9 +4,17 @@ use tracing::{Level, Metadata};
 use tracing_subscriber::filter::{EnvFilter, FilterFn};
 use tracing_subscriber::prelude::*;
 
-/// Prints one warning line on stderr. stdout carries only the contract.
+/// Prints one warning line on stderr, once per process however often the
+/// same thing is noticed (the cache is read before and after the lock).
+/// stdout carries only the contract.
 pub(crate) fn warn(message: &str) {
-    eprintln!("redshift-creds: warning: {}", one_line(message));
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let line = one_line(message);
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.contains(&line) {
+        eprintln!("redshift-creds: warning: {line}");
+        said.push(line);
+    }
 }
 
 /// Prints the error that ends the run, once, on stderr.

@@ -34,6 +34,9 @@ struct State {
     delay: Duration,
     /// Seconds until expiry of issued passwords; `None` means DurationSeconds.
     expires_in: Option<i64>,
+    /// The next this-many calls answer with `failing` instead of `behaviour`.
+    failures_left: usize,
+    failing: Behaviour,
 }
 
 /// A server on a loopback port, in its own thread with its own runtime.
@@ -56,6 +59,8 @@ impl CountingServer {
             behaviour: Behaviour::Ok,
             delay: Duration::ZERO,
             expires_in: None,
+            failures_left: 0,
+            failing: Behaviour::Ok,
         }));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
@@ -126,6 +131,13 @@ impl CountingServer {
 
     pub fn set_behaviour(&self, b: Behaviour) {
         self.state.lock().unwrap().behaviour = b;
+    }
+
+    /// Makes the next `n` GetClusterCredentials calls answer with `b`.
+    pub fn fail_next(&self, n: usize, b: Behaviour) {
+        let mut s = self.state.lock().unwrap();
+        s.failures_left = n;
+        s.failing = b;
     }
 
     pub fn set_delay(&self, d: Duration) {
@@ -228,6 +240,15 @@ async fn handle(
         return Ok(xml(400, error_xml("InvalidAction", "unsupported action")));
     }
     let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+    let behaviour = {
+        let mut s = state.lock().unwrap();
+        if s.failures_left > 0 {
+            s.failures_left -= 1;
+            s.failing
+        } else {
+            behaviour
+        }
+    };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
