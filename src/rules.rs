@@ -29,6 +29,7 @@ pub(crate) fn cluster_identifier(flag: &str, value: &str) -> Result<(), Error> {
 /// and hyphens.
 pub(crate) fn workgroup(flag: &str, value: &str) -> Result<(), Error> {
     let ok = (3..=64).contains(&value.len())
+        && !value.starts_with('-')
         && value
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
@@ -38,7 +39,7 @@ pub(crate) fn workgroup(flag: &str, value: &str) -> Result<(), Error> {
         Err(Error::invalid(
             flag,
             value,
-            "a workgroup name is 3 to 64 lowercase letters, digits and hyphens",
+            "a workgroup name is 3 to 64 lowercase letters, digits and hyphens, not starting with a hyphen",
         ))
     }
 }
@@ -161,17 +162,22 @@ pub(crate) fn region(flag: &str, value: &str) -> Result<(), Error> {
     }
 }
 
-/// Checks an AWS profile name: 1 to 128 printable characters, no spaces.
+/// Checks an AWS profile name: 1 to 128 ASCII letters, digits and
+/// `_ - . @ + / :`, starting with a letter or digit (so it never reads as an
+/// option).
 pub(crate) fn profile(flag: &str, value: &str) -> Result<(), Error> {
-    let ok = (1..=128).contains(&value.chars().count())
-        && value.chars().all(|c| !c.is_control() && !c.is_whitespace());
+    let ok = (1..=128).contains(&value.len())
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.@+/:".contains(c));
     if ok {
         Ok(())
     } else {
         Err(Error::invalid(
             flag,
             value,
-            "a profile name is 1 to 128 printable characters without spaces",
+            "a profile name is 1 to 128 ASCII letters, digits and _ - . @ + / :, starting with a letter or digit",
         ))
     }
 }
@@ -376,7 +382,7 @@ mod tests {
             assert_ne!(rule_of(region("--region", bad)), "ok", "{bad:?}");
         }
         assert_eq!(rule_of(profile("--profile", "dev-admin")), "ok");
-        for bad in ["", "a b", "a\nb", "a\0b"] {
+        for bad in ["", "a b", "a\nb", "a\0b", "-rf", "ünï", "$(x)"] {
             assert_ne!(rule_of(profile("--profile", bad)), "ok", "{bad:?}");
         }
         assert_eq!(
