@@ -190,3 +190,57 @@ fn secret_service_a_second_process_finds_the_first_ones_entry() {
     );
     assert!(sb.entries().is_empty(), "nothing went to the file store");
 }
+
+#[test]
+fn a_locked_secret_service_falls_back_to_files_under_auto() {
+    let Some(dbus_run_session) = require_tool("dbus-run-session", "DBUS_RUN_SESSION") else {
+        return;
+    };
+    let Some(_) = require_tool("gnome-keyring-daemon", "GNOME_KEYRING_DAEMON") else {
+        return;
+    };
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let user = format!("h{}", std::process::id());
+    let args = get_args(&server.url(), &user, "auto");
+    let out_dir = sb.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    // gnome-keyring without --unlock: no unlocked collection, so storing an
+    // item needs an unlock prompt, which fails here (no prompter). The call
+    // must neither hang (a 5 s deadline guards every Secret Service call)
+    // nor fail the run.
+    let script = r#"
+        out="$1"; shift
+        gnome-keyring-daemon --start --components=secrets >/dev/null 2>&1
+        "$0" "$@" >"$out/1.out" 2>"$out/1.err"; echo $? >"$out/1.rc"
+    "#;
+    let bin = bin();
+    let mut full = vec![
+        "--",
+        "sh",
+        "-c",
+        script,
+        bin.to_str().unwrap(),
+        out_dir.to_str().unwrap(),
+    ];
+    full.extend(args.iter().map(|s| &**s));
+    let started = std::time::Instant::now();
+    let run = sb.command(&dbus_run_session, &full).output().unwrap();
+    assert!(run.status.success(), "dbus-run-session: {}", stderr(&run));
+    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
+    assert_eq!(read("1.rc").trim(), "0", "{}", read("1.err"));
+    let err = read("1.err");
+    assert_eq!(err.lines().count(), 1, "one warning: {err}");
+    assert!(
+        err.starts_with("redshift-creds: warning: the Secret Service keyring refused"),
+        "{err}"
+    );
+    assert!(err.contains("caching in private files"), "{err}");
+    let out: serde_json::Value = serde_json::from_str(&read("1.out")).unwrap();
+    assert_eq!(out["DbPassword"], "counting-pw-1");
+    assert_eq!(sb.entries().len(), 1, "the file store holds the entry");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "bounded by the 5 s deadline"
+    );
+}
