@@ -11,10 +11,13 @@ command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -s none -O
 passed=0
+# New inputs go to a scratch directory; the committed corpus is only read.
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
 for target in config_parser entry_decoder pgpass_editor host_parser; do
-  mkdir -p "corpus/$target"
+  mkdir -p "corpus/$target" "$scratch/$target"
   echo "==> fuzzing $target for ${seconds}s"
-  if cargo fuzz run -s none -O "$target" "corpus/$target" -- \
+  if cargo fuzz run -s none -O "$target" "$scratch/$target" "corpus/$target" -- \
       -max_total_time="$seconds" -print_final_stats=1 2>"/tmp/fuzz-$target.log"; then
     grep -E '^(Done|stat::number_of_executed_units)' "/tmp/fuzz-$target.log" || true
     passed=$((passed + 1))
