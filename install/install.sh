@@ -9,11 +9,6 @@ cd "$(dirname "$0")/.."
 prefix="${PREFIX:-$HOME/.local}"
 data="${XDG_DATA_HOME:-$prefix/share}"
 
-if [ "$(uname -s)" = Linux ] && ! pkg-config --exists dbus-1 2>/dev/null; then
-  echo "note: the Secret Service backend builds against libdbus;" >&2
-  echo "      on Debian/Ubuntu: sudo apt-get install libdbus-1-dev pkg-config" >&2
-fi
-
 echo "==> cargo install --locked --path . ${REDSHIFT_CREDS_INSTALL_FLAGS:-}"
 # shellcheck disable=SC2086 # the flags are meant to split
 cargo install --locked --path . ${REDSHIFT_CREDS_INSTALL_FLAGS:-}

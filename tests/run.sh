@@ -7,15 +7,13 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-# Debian packages: keyrings, the D-Bus session tools, and libdbus for the
-# Secret Service backend's build.
+# Debian packages: the keyrings and the D-Bus session tools. (libdbus is
+# built from source into the binary, so no -dev package is needed.)
 missing=()
 command -v keyctl >/dev/null || missing+=(keyutils)
 command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
 command -v secret-tool >/dev/null || missing+=(libsecret-tools)
 command -v dbus-run-session >/dev/null || missing+=(dbus dbus-daemon)
-command -v pkg-config >/dev/null || missing+=(pkg-config)
-pkg-config --exists dbus-1 2>/dev/null || missing+=(libdbus-1-dev)
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
