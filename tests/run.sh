@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command. Installs what the tests need when it is missing
-# (Debian packages, a Python venv with moto), then runs the whole suite in
-# strict mode: a suite that cannot find its real peer fails instead of skipping.
+# (Debian packages, a Python venv with moto, another with pgcli and dbt), then
+# runs the whole suite in strict mode: a suite that cannot find its real peer
+# fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,10 @@ command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
 command -v secret-tool >/dev/null || missing+=(libsecret-tools)
 command -v dbus-run-session >/dev/null || missing+=(dbus dbus-daemon)
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v git >/dev/null || missing+=(git) # `dbt debug` checks for it
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   apt-get update -qq
@@ -29,6 +34,23 @@ if [ ! -x "$venv/bin/moto_server" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.5'
 fi
 export MOTO_SERVER="$venv/bin/moto_server"
+
+# Real clients for `redshift-creds exec`: pgcli and dbt, in a venv of their
+# own so their pins and moto's never move each other. The pins are stamped
+# in the venv; a change rebuilds it. dbt-core stays below 1.12: 1.12
+# needs dbt-core-experimental-parser, whose sdist downloads its wheel from
+# GitHub at build time, and only package registries are reachable here.
+clients="${REDSHIFT_CREDS_CLIENTS_VENV:-$PWD/.venv-clients}"
+client_pins=('pgcli==4.7.1' 'dbt-postgres==1.11.0' 'dbt-core==1.11.16')
+if [ "$(cat "$clients/.pins" 2>/dev/null)" != "${client_pins[*]}" ]; then
+  log "creating $clients with ${client_pins[*]}"
+  if [ -f "$clients/pyvenv.cfg" ]; then rm -rf "$clients"; fi
+  python3 -m venv "$clients"
+  "$clients/bin/pip" install -q --disable-pip-version-check "${client_pins[@]}"
+  printf '%s\n' "${client_pins[*]}" >"$clients/.pins"
+fi
+export PGCLI="$clients/bin/pgcli"
+export DBT="$clients/bin/dbt"
 export REDSHIFT_CREDS_TEST_STRICT=1
 
 log "cargo fmt --check"

@@ -3,6 +3,8 @@
 
 pub mod counting;
 pub mod moto;
+#[cfg(unix)]
+pub mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
