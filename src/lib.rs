@@ -375,14 +375,32 @@ fn pgpass(cred: &CredArgs, conn: &ConnArgs, watch: bool) -> Result<(), Error> {
             }
             return Ok(());
         }
-        let now = app::Clock::now(&app::SystemClock);
-        let wait = (credential.expiration - r.settings.refresh_margin - now).max(1);
+        let wait = watch_wait(
+            credential.expiration,
+            r.settings.refresh_margin,
+            app::Clock::now(&app::SystemClock),
+        );
         tracing::debug!(
             wait,
             "pgpass line written; sleeping until the refresh margin"
         );
-        std::thread::sleep(std::time::Duration::from_secs(wait as u64));
+        std::thread::sleep(std::time::Duration::from_secs(wait));
     }
+}
+
+/// Seconds until `pgpass --watch` refreshes again: until the refresh margin
+/// begins; or, when a failed refresh left a stale but valid password (already
+/// inside the margin), 30 s between attempts instead of a busy loop, and never
+/// past its expiry.
+fn watch_wait(expiration: i64, refresh_margin: i64, now: i64) -> u64 {
+    const RETRY: i64 = 30;
+    let until_margin = expiration - refresh_margin - now;
+    let wait = if until_margin > 0 {
+        until_margin
+    } else {
+        RETRY.min(expiration - now)
+    };
+    wait.max(1) as u64
 }
 
 fn write_pgpass_line(
@@ -435,4 +453,27 @@ fn pgpass_lock_name(path: &std::path::Path) -> String {
     let digest = sha2::Sha256::digest(path.to_string_lossy().as_bytes());
     let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
     format!("pgpass-{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watch_wait;
+
+    #[test]
+    fn watch_sleeps_until_the_refresh_margin() {
+        // Expires at 1000, margin 300: refresh at 700.
+        assert_eq!(watch_wait(1000, 300, 100), 600);
+        assert_eq!(watch_wait(1000, 300, 699), 1);
+    }
+
+    #[test]
+    fn watch_backs_off_while_a_stale_password_is_served() {
+        // Inside the margin (a refresh failed): 30 s between attempts...
+        assert_eq!(watch_wait(1000, 300, 700), 30);
+        assert_eq!(watch_wait(1000, 300, 900), 30);
+        // ...but not past expiry, and never a busy loop.
+        assert_eq!(watch_wait(1000, 300, 990), 10);
+        assert_eq!(watch_wait(1000, 300, 1000), 1);
+        assert_eq!(watch_wait(1000, 300, 5000), 1);
+    }
 }

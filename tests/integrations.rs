@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::counting::CountingServer;
+use common::counting::{Behaviour, CountingServer};
 use common::moto::Moto;
 use common::{Sandbox, contract, stderr, stdout};
 use std::collections::HashMap;
@@ -406,4 +406,53 @@ fn pgpass_watch_rewrites_the_line_before_expiry() {
             &format!("db.example.com:5439:*:IAM\\:alice:counting-pw-{}\n", i + 1)
         );
     }
+}
+
+#[test]
+fn pgpass_watch_backs_off_after_a_failed_refresh() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let pgpass = sb.path().join("pgpass");
+    // A 900 s password with an 899 s margin is due for refresh after 1 s;
+    // every refresh fails, so the still-valid password keeps being served.
+    let a = cmd(
+        "pgpass",
+        &args(
+            &url,
+            &[
+                "--host",
+                "db.example.com",
+                "--refresh-margin",
+                "899",
+                "--watch",
+            ],
+        ),
+    );
+    let mut child = sb
+        .cmd(&a)
+        .env("PGPASSFILE", &pgpass)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.calls() < 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server.set_behaviour(Behaviour::ClusterNotFound);
+    // Long enough for a busy loop to have called several times.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        server.calls(),
+        2,
+        "one call, then one failed refresh and a pause: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pgpass).unwrap(),
+        "db.example.com:5439:*:IAM\\:alice:counting-pw-1\n",
+        "the still-valid line stays"
+    );
 }
