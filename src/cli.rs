@@ -56,7 +56,8 @@ pub enum OutputFormat {
     Json,
     /// The password alone, for a tool's "password command" setting.
     Password,
-    /// Shell `export` lines for PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE.
+    /// Shell `export` lines for PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE
+    /// and, when there is one, PGSSLROOTCERT.
     Env,
 }
 
@@ -103,7 +104,7 @@ pub struct CredArgs {
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub duration_seconds: Option<i64>,
 
-    /// A custom domain name for the cluster, instead of --cluster-identifier.
+    /// The cluster's custom domain name, instead of --cluster-identifier (also with --with-iam).
     #[arg(long, value_name = "NAME")]
     pub custom_domain_name: Option<String>,
 
@@ -144,7 +145,8 @@ pub struct CredArgs {
 /// Where and how to connect: used by `--output env`, `exec` and `pgpass`.
 #[derive(Debug, Args)]
 pub struct ConnArgs {
-    /// The database host [default: found with DescribeClusters].
+    /// The database host [default: found with DescribeClusters, or GetWorkgroup for
+    /// --workgroup]. A Redshift host name also gives the cluster and region.
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
 

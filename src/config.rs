@@ -225,6 +225,21 @@ fn pick<T>(
     })
 }
 
+/// The file store's and the locks' directory: `REDSHIFT_CREDS_CACHE_DIR`,
+/// else the user's cache directory (None when there is none). An empty value
+/// is an error, not "unset": it would otherwise mean the current directory.
+pub(crate) fn cache_dir(env: &dyn Env) -> Result<Option<PathBuf>, Error> {
+    match env.var("REDSHIFT_CREDS_CACHE_DIR") {
+        Some(d) if d.is_empty() || d.contains('\0') => Err(Error::invalid(
+            "REDSHIFT_CREDS_CACHE_DIR",
+            &d,
+            "must be a directory path",
+        )),
+        Some(d) => Ok(Some(PathBuf::from(d))),
+        None => Ok(dirs::cache_dir().map(|d| d.join("redshift-creds"))),
+    }
+}
+
 /// Turns the raw flags, the environment and the named connection into a
 /// checked request, settings and connection. Every input is checked here,
 /// before anything touches the cache or the network. Precedence is flag,
@@ -495,7 +510,14 @@ pub(crate) fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result
         ));
     }
 
-    let aws = aws_target(args, env, file, &var, inferred.as_ref())?;
+    let host_from_flag = conn.host.is_some();
+    let aws = aws_target(
+        args,
+        env,
+        file,
+        &var,
+        inferred.as_ref().map(|i| (i, host_from_flag)),
+    )?;
     let cache = pick(
         (args.cache.map(Ok), "--cache"),
         var("REDSHIFT_CREDS_CACHE").map(|(v, n)| (parse_cache_mode(n, &v), n)),
@@ -523,17 +545,7 @@ pub(crate) fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result
         }
         None => CacheMode::Auto,
     };
-    let cache_dir = match env.var("REDSHIFT_CREDS_CACHE_DIR") {
-        Some(d) if d.is_empty() || d.contains('\0') => {
-            return Err(Error::invalid(
-                "REDSHIFT_CREDS_CACHE_DIR",
-                &d,
-                "must be a directory path",
-            ));
-        }
-        Some(d) => Some(PathBuf::from(d)),
-        None => dirs::cache_dir().map(|d| d.join("redshift-creds")),
-    };
+    let cache_dir = cache_dir(env)?;
 
     let request = Request {
         api,
@@ -568,7 +580,7 @@ fn aws_target(
     env: &dyn Env,
     file: Option<&FileSource<'_>>,
     var: &dyn Fn(&'static str) -> Option<(String, &'static str)>,
-    inferred: Option<&endpoint::HostInfo>,
+    inferred: Option<(&endpoint::HostInfo, bool)>,
 ) -> Result<AwsTarget, Error> {
     let profile = pick(
         (args.profile.clone(), "--profile"),
@@ -580,18 +592,25 @@ fn aws_target(
     if let Some(p) = &profile {
         rules::profile(&p.input, &p.value)?;
     }
-    // A region in a Redshift --host name is as good as the flag.
-    let region_flag = args.region.clone().map(|r| (r, "--region"));
-    let region_flag = region_flag.or_else(|| inferred.map(|i| (i.region.clone(), "--host")));
-    let (region_value, region_name) = match region_flag {
-        Some((v, n)) => (Some(v), n),
-        None => (None, "--region"),
+    // A Redshift host name names its cluster's region. That region stands
+    // with the host, just below an explicit region given the same way: from
+    // `--host` it yields only to `--region`; from the file's `host`, to the
+    // environment and to the file's own `region`.
+    let (host_flag_region, host_file_region) = match inferred {
+        Some((i, true)) => (Some(i.region.clone()), None),
+        Some((i, false)) => (None, Some(i.region.clone())),
+        None => (None, None),
+    };
+    let region_flag = match (&args.region, host_flag_region) {
+        (Some(r), _) => (Some(r.clone()), "--region"),
+        (None, Some(r)) => (Some(r), "--host"),
+        (None, None) => (None, "--region"),
     };
     let region = pick(
-        (region_value, region_name),
+        region_flag,
         var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
         file,
-        |c| c.region.clone(),
+        |c| c.region.clone().or_else(|| host_file_region.clone()),
         "region",
     );
     if let Some(r) = &region {
@@ -1042,6 +1061,51 @@ pub(crate) mod tests {
         assert!(
             err.to_string().contains("missing --cluster-identifier"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_host_in_the_file_names_the_region_below_the_environment_and_the_file_region() {
+        let file = r#"
+            [connections.prod]
+            host = "examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com"
+            db_user = "u"
+        "#;
+        let region = |file: &str, flags: &[&str], env: &[(&str, &str)]| {
+            with_file(file, flags, env).unwrap().request.aws.region
+        };
+        // Alone, the file's host supplies the region (and the cluster).
+        let r = with_file(file, &[], &[]).unwrap();
+        assert_eq!(r.request.aws.region.as_deref(), Some("us-west-2"));
+        assert_eq!(
+            r.request.cluster_identifier.as_deref(),
+            Some("examplecluster")
+        );
+        // The environment and --region beat it.
+        assert_eq!(
+            region(file, &[], &[("AWS_REGION", "eu-west-1")]).as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            region(file, &["--region", "ap-south-1"], &[]).as_deref(),
+            Some("ap-south-1")
+        );
+        // So does the file's own region key.
+        let with_region = format!("{file}region = \"eu-north-1\"\n");
+        assert_eq!(
+            region(&with_region, &[], &[]).as_deref(),
+            Some("eu-north-1")
+        );
+        // A --host flag's region beats the environment and the file.
+        let flag_host = "c.abc123xyz789.ca-central-1.redshift.amazonaws.com";
+        assert_eq!(
+            region(
+                &with_region,
+                &["--host", flag_host],
+                &[("AWS_REGION", "eu-west-1")]
+            )
+            .as_deref(),
+            Some("ca-central-1")
         );
     }
 

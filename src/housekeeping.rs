@@ -2,21 +2,9 @@
 
 use crate::cache::{self, key::CacheKey};
 use crate::cli::{ClearArgs, DoctorArgs};
-use crate::config::{Env, ProcessEnv};
+use crate::config::ProcessEnv;
 use crate::error::Error;
 use std::io::Write;
-use std::path::PathBuf;
-
-/// The cache directory in force: `REDSHIFT_CREDS_CACHE_DIR`, else the user's cache directory.
-fn cache_dir(env: &dyn Env) -> Option<PathBuf> {
-    match env
-        .var("REDSHIFT_CREDS_CACHE_DIR")
-        .filter(|d| !d.is_empty())
-    {
-        Some(d) => Some(PathBuf::from(d)),
-        None => dirs::cache_dir().map(|d| d.join("redshift-creds")),
-    }
-}
 
 fn now() -> i64 {
     crate::app::Clock::now(&crate::app::SystemClock)
@@ -33,7 +21,7 @@ pub(crate) fn left(seconds: i64) -> String {
 
 /// Prints the cached entries as a table on stdout.
 pub(crate) fn list(out: &mut dyn Write) -> Result<(), Error> {
-    let dir = cache_dir(&ProcessEnv);
+    let dir = crate::config::cache_dir(&ProcessEnv)?;
     let entries = dir.as_deref().map(cache::list).unwrap_or_default();
     let now = now();
     let mut text = String::new();
@@ -87,7 +75,7 @@ pub(crate) fn clear(args: &ClearArgs, out: &mut dyn Write) -> Result<(), Error> 
             "must be a connection, cluster or workgroup name",
         ));
     }
-    let dir = cache_dir(&ProcessEnv);
+    let dir = crate::config::cache_dir(&ProcessEnv)?;
     let metas = dir.as_deref().map(cache::list).unwrap_or_default();
     let mut keys: Vec<CacheKey> = metas
         .iter()
@@ -170,19 +158,24 @@ pub(crate) fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Err
     }
 
     // The lock and cache directory.
-    let dir = cache_dir(&env);
+    let dir = crate::config::cache_dir(&env);
     match &dir {
-        None => {
+        Err(e) => {
+            ok = false;
+            lines.push(format!("cache and lock directory: ERROR {e}"));
+        }
+        Ok(None) => {
             ok = false;
             lines.push(
                 "cache and lock directory: none known (set REDSHIFT_CREDS_CACHE_DIR)".to_string(),
             );
         }
-        Some(d) => lines.push(format!(
+        Ok(Some(d)) => lines.push(format!(
             "cache and lock directory: {}",
             describe_dir(d, &mut ok)
         )),
     }
+    let dir = dir.ok().flatten();
 
     // The store auto picks.
     let probe = CacheKey::parse(&"0".repeat(40)).expect("a valid key");

@@ -279,3 +279,38 @@ fn doctor_names_the_principal_from_sts() {
     );
     assert!(!text.contains("testing-secret-key-value"));
 }
+
+#[test]
+fn housekeeping_refuses_an_empty_cache_dir_like_get_does() {
+    let sb = Sandbox::new();
+    for args in [
+        &["list"][..],
+        &["clear", "--all"],
+        &["get", "--cluster-identifier", "c", "--db-user", "u"],
+    ] {
+        let o = sb
+            .cmd(args)
+            .env("REDSHIFT_CREDS_CACHE_DIR", "")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert_eq!(
+            stderr(&o),
+            "redshift-creds: error: invalid REDSHIFT_CREDS_CACHE_DIR \"\": must be a directory path\n",
+            "{args:?}"
+        );
+    }
+    // doctor reports it as a failed check instead.
+    let o = sb
+        .cmd(&["doctor"])
+        .env("REDSHIFT_CREDS_CACHE_DIR", "")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("cache and lock directory: ERROR invalid REDSHIFT_CREDS_CACHE_DIR"),
+        "{}",
+        stdout(&o)
+    );
+}
