@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds and installs redshift-creds, its shell completions (bash, zsh, fish)
+# Builds and installs redshift-creds (with redshift-creds-aws, the part with the
+# AWS SDK that it runs when the cache cannot answer; the two must stay in the
+# same directory), its shell completions (bash, zsh, fish)
 # and its man page, all generated from the clap definitions, then prints the
 # next steps. Set PREFIX to install the extras somewhere else (default ~/.local);
 # REDSHIFT_CREDS_INSTALL_FLAGS adds flags to cargo install (the tests use --debug).
@@ -28,7 +30,8 @@ mkdir -p "$bash_dir" "$zsh_dir" "$fish_dir" "$man_dir"
 cat <<NEXT
 
 Installed:
-  binary       $bin
+  binaries     $bin
+               $bin-aws (run by redshift-creds; keep them together)
   bash         $bash_dir/redshift-creds
   zsh          $zsh_dir/_redshift-creds
   fish         $fish_dir/redshift-creds.fish

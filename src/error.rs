@@ -71,6 +71,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// `redshift-creds` could not start `redshift-creds-aws`.
+    #[error(
+        "cannot run {} ({source}); it must sit beside redshift-creds: reinstall both (install/install.sh)",
+        path.display()
+    )]
+    Helper {
+        /// Where it was looked for.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// `exec` could not start the command.
     #[error("cannot run {program}: {source}")]
     Exec {
@@ -104,7 +116,7 @@ impl Error {
             Error::InvalidInput { .. } | Error::Usage(_) => 2,
             Error::LockTimeout { .. } => 3,
             Error::CacheUnavailable { .. } => 4,
-            Error::Aws { .. } | Error::Output(_) | Error::File { .. } => 1,
+            Error::Aws { .. } | Error::Output(_) | Error::File { .. } | Error::Helper { .. } => 1,
             Error::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
             Error::Exec { .. } => 126,
         }

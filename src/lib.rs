@@ -1,8 +1,17 @@
 //! redshift-creds: short-lived Amazon Redshift credentials behind a credential-process contract.
 //!
-//! `run` is the whole program; `main` only calls it. The cache-hit path reads
-//! one entry and prints it: it builds no async runtime, loads no AWS
-//! configuration and takes no lock. Only a miss reaches [`aws`].
+//! Two executables share this library, the way git keeps libcurl out of `git`
+//! and in `git-remote-https`:
+//!
+//! * [`run`] is the whole program: `redshift-creds-aws`, with the AWS SDK.
+//! * [`front`] is `redshift-creds`, the command people run. It answers cache
+//!   hits itself, and hands everything else to `redshift-creds-aws` with the
+//!   same arguments. Without the SDK it is a fraction of the size, so it
+//!   starts almost as fast as an empty program.
+//!
+//! The cache-hit path reads one entry and prints it: it builds no async
+//! runtime, loads no AWS configuration and takes no lock. Only a miss
+//! reaches [`aws`], through [`Backend`].
 
 mod app;
 mod aws;
@@ -13,6 +22,7 @@ mod config_file;
 mod credential;
 mod endpoint;
 mod error;
+mod handover;
 mod housekeeping;
 mod output;
 mod pgpass;
@@ -147,9 +157,9 @@ where
         }
     };
     let result = match cli.command {
-        Command::Get(a) => get(&a.cred, &a.conn, a.output),
-        Command::Exec(a) => exec(&a.cred, &a.conn, &a.command),
-        Command::Pgpass(a) => pgpass(&a.cred, &a.conn, a.watch),
+        Command::Get(a) => get(&a.cred, &a.conn, a.output, &Aws),
+        Command::Exec(a) => exec(&a.cred, &a.conn, &a.command, &Aws),
+        Command::Pgpass(a) => pgpass(&a.cred, &a.conn, a.watch, &Aws),
         Command::List => housekeeping::list(&mut std::io::stdout().lock()),
         Command::Clear(a) => {
             report::init_log(0);
@@ -179,6 +189,115 @@ where
             report::error(&e.to_string());
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// `redshift-creds`: answers `get`, `exec` and `pgpass` from the cache, and
+/// hands everything else (a miss, other commands, `-v`, any error) to
+/// `redshift-creds-aws`, which then does the whole job as if called directly.
+/// So the front never reports an error of its own making: the full program
+/// reports it, once. Warnings are held until the front knows it will finish.
+pub fn front<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(_) => return handover::run_full(&args),
+    };
+    let logging = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    report::hold();
+    let result = match cli.command {
+        Command::Get(a) if a.cred.verbose == 0 && !logging => {
+            get(&a.cred, &a.conn, a.output, &handover::Full(&args))
+        }
+        Command::Exec(a) if a.cred.verbose == 0 && !logging => {
+            exec(&a.cred, &a.conn, &a.command, &handover::Full(&args))
+        }
+        Command::Pgpass(a) if !a.watch && a.cred.verbose == 0 && !logging => {
+            pgpass(&a.cred, &a.conn, false, &handover::Full(&args))
+        }
+        _ => return handover::run_full(&args),
+    };
+    match result {
+        Ok(()) => {
+            report::release();
+            ExitCode::SUCCESS
+        }
+        // Something reached stdout already: say what went wrong here.
+        Err(e @ Error::Output(_)) => {
+            report::release();
+            report::error(&e.to_string());
+            ExitCode::from(e.exit_code())
+        }
+        Err(_) => handover::run_full(&args),
+    }
+}
+
+/// Where fresh entries come from when the cache cannot answer: the AWS APIs
+/// in `redshift-creds-aws` ([`Aws`]); in `redshift-creds`, a hand-over to
+/// that program ([`handover::Full`]), which never returns on success.
+pub(crate) trait Backend {
+    /// A new credential for the request.
+    fn credential(&self, r: &Resolved) -> Result<Credential, Error>;
+    /// The cluster's or workgroup's endpoint.
+    fn endpoint(&self, r: &Resolved, clock: &dyn app::Clock) -> Result<CachedEndpoint, Error>;
+}
+
+/// The AWS APIs: GetClusterCredentials(WithIAM) or serverless GetCredentials,
+/// DescribeClusters or GetWorkgroup.
+struct Aws;
+
+impl Backend for Aws {
+    fn credential(&self, r: &Resolved) -> Result<Credential, Error> {
+        use app::Source;
+        let (request, api_timeout) = (&r.request, r.settings.api_timeout);
+        match r.request.api {
+            config::Api::ServerlessGetCredentials => aws::ServerlessSource {
+                request,
+                api_timeout,
+            }
+            .fetch(),
+            _ => aws::RedshiftSource {
+                request,
+                api_timeout,
+            }
+            .fetch(),
+        }
+    }
+
+    fn endpoint(&self, r: &Resolved, clock: &dyn app::Clock) -> Result<CachedEndpoint, Error> {
+        use app::Source;
+        let (request, api_timeout) = (&r.request, r.settings.api_timeout);
+        match r.request.workgroup {
+            Some(_) => aws::WorkgroupEndpointSource {
+                request,
+                api_timeout,
+                clock,
+            }
+            .fetch(),
+            None => aws::ClusterEndpointSource {
+                request,
+                api_timeout,
+                clock,
+            }
+            .fetch(),
+        }
+    }
+}
+
+/// A [`Backend`] call as an [`app::Source`].
+struct Fetch<F>(F);
+
+impl<T, F: Fn() -> Result<T, Error>> app::Source<T> for Fetch<F> {
+    fn fetch(&self) -> Result<T, Error> {
+        (self.0)()
     }
 }
 
@@ -214,31 +333,21 @@ fn resolve(cred: &CredArgs, conn: &ConnArgs) -> Result<Resolved, Error> {
 }
 
 /// The credential, from the cache or from the API the request names.
-fn credential(r: &Resolved) -> Result<Credential, Error> {
+fn credential(r: &Resolved, backend: &dyn Backend) -> Result<Credential, Error> {
     let s = &r.settings;
     let key = CacheKey::of(&r.request);
     let mut cache = cache::Cache::open(s.cache, key, s.cache_dir.clone(), s.lock_timeout)?;
     cache.set_label(&r.request);
-    let (request, api_timeout) = (&r.request, s.api_timeout);
-    let source: &dyn app::Source<Credential> = match r.request.api {
-        config::Api::ServerlessGetCredentials => &aws::ServerlessSource {
-            request,
-            api_timeout,
-        },
-        _ => &aws::RedshiftSource {
-            request,
-            api_timeout,
-        },
-    };
+    let source = Fetch(|| backend.credential(r));
     let (credential, outcome) =
-        app::obtain(&mut cache, source, &app::SystemClock, s.refresh_margin)?;
+        app::obtain(&mut cache, &source, &app::SystemClock, s.refresh_margin)?;
     tracing::debug!(?outcome, store = %cache.store().name(), "credential ready");
     Ok(credential)
 }
 
 /// Where clients connect: `--host`, else the custom domain, else the
 /// endpoint from DescribeClusters or GetWorkgroup (cached for a day).
-fn endpoint(r: &Resolved) -> Result<Endpoint, Error> {
+fn endpoint(r: &Resolved, backend: &dyn Backend) -> Result<Endpoint, Error> {
     let c = &r.connection;
     let given = c
         .host
@@ -255,20 +364,8 @@ fn endpoint(r: &Resolved) -> Result<Endpoint, Error> {
     let mut cache = cache::Cache::open(s.cache, key, s.cache_dir.clone(), s.lock_timeout)?;
     cache.set_label(&r.request);
     let clock = app::SystemClock;
-    let (request, api_timeout) = (&r.request, s.api_timeout);
-    let source: &dyn app::Source<CachedEndpoint> = match r.request.workgroup {
-        Some(_) => &aws::WorkgroupEndpointSource {
-            request,
-            api_timeout,
-            clock: &clock,
-        },
-        None => &aws::ClusterEndpointSource {
-            request,
-            api_timeout,
-            clock: &clock,
-        },
-    };
-    let (found, _) = app::obtain(&mut cache, source, &clock, 0)?;
+    let source = Fetch(|| backend.endpoint(r, &clock));
+    let (found, _) = app::obtain(&mut cache, &source, &clock, 0)?;
     let mut endpoint = found.endpoint;
     if let Some(port) = c.port {
         endpoint.port = port;
@@ -277,10 +374,10 @@ fn endpoint(r: &Resolved) -> Result<Endpoint, Error> {
 }
 
 /// The credential and everything a client needs to use it.
-fn connection(r: &Resolved) -> Result<(Credential, Endpoint), Error> {
+fn connection(r: &Resolved, backend: &dyn Backend) -> Result<(Credential, Endpoint), Error> {
     // The endpoint first: if it cannot be found, no password is spent.
-    let endpoint = endpoint(r)?;
-    let credential = credential(r)?;
+    let endpoint = endpoint(r, backend)?;
+    let credential = credential(r, backend)?;
     if let Some(note) = &r.connection.tls.note {
         report::warn(note);
     }
@@ -300,16 +397,21 @@ fn target<'a>(
     }
 }
 
-fn get(cred: &CredArgs, conn: &ConnArgs, format: OutputFormat) -> Result<(), Error> {
+fn get(
+    cred: &CredArgs,
+    conn: &ConnArgs,
+    format: OutputFormat,
+    backend: &dyn Backend,
+) -> Result<(), Error> {
     let r = resolve(cred, conn)?;
     let mut stdout = std::io::stdout().lock();
     match format {
         OutputFormat::Env => {
-            let (credential, endpoint) = connection(&r)?;
+            let (credential, endpoint) = connection(&r, backend)?;
             output::write_env(&mut stdout, &target(&r, &credential, &endpoint))
         }
         OutputFormat::Json | OutputFormat::Password => {
-            output::write(&mut stdout, format, &credential(&r)?)
+            output::write(&mut stdout, format, &credential(&r, backend)?)
         }
     }
     .map_err(Error::Output)
@@ -318,9 +420,14 @@ fn get(cred: &CredArgs, conn: &ConnArgs, format: OutputFormat) -> Result<(), Err
 /// Runs the command with the connection in its environment. On Unix the
 /// process becomes the command, so signals and the exit code are its own.
 /// The password travels in the environment only, never in arguments.
-fn exec(cred: &CredArgs, conn: &ConnArgs, command: &[OsString]) -> Result<(), Error> {
+fn exec(
+    cred: &CredArgs,
+    conn: &ConnArgs,
+    command: &[OsString],
+    backend: &dyn Backend,
+) -> Result<(), Error> {
     let r = resolve(cred, conn)?;
-    let (credential, endpoint) = connection(&r)?;
+    let (credential, endpoint) = connection(&r, backend)?;
     let (program, args) = command.split_first().expect("clap requires a command");
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
@@ -328,6 +435,7 @@ fn exec(cred: &CredArgs, conn: &ConnArgs, command: &[OsString]) -> Result<(), Er
         cmd.env(name, &*value);
     }
     let shown = program.to_string_lossy().into_owned();
+    report::release();
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -349,14 +457,19 @@ fn exec(cred: &CredArgs, conn: &ConnArgs, command: &[OsString]) -> Result<(), Er
 
 /// Writes this connection's pgpass line; with `watch`, keeps rewriting it
 /// before each password expires until the process is stopped.
-fn pgpass(cred: &CredArgs, conn: &ConnArgs, watch: bool) -> Result<(), Error> {
+fn pgpass(
+    cred: &CredArgs,
+    conn: &ConnArgs,
+    watch: bool,
+    backend: &dyn Backend,
+) -> Result<(), Error> {
     let r = resolve(cred, conn)?;
     let path = pgpass::default_path()
         .ok_or_else(|| Error::Usage("no home directory for ~/.pgpass: set PGPASSFILE".into()))?;
-    let endpoint = endpoint(&r)?;
+    let endpoint = endpoint(&r, backend)?;
     let mut written: Option<String> = None;
     loop {
-        let credential = match credential(&r) {
+        let credential = match credential(&r, backend) {
             Ok(c) => c,
             Err(e) if watch && e.exit_code() == 1 => {
                 report::warn(&format!("{e}; trying again in 30 s"));

@@ -1,7 +1,7 @@
-//! The `redshift-creds` executable: parse, run, exit with the code the error maps to.
+//! The `redshift-creds` executable: answers cache hits, hands the rest to `redshift-creds-aws`.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    redshift_creds::run(std::env::args_os())
+    redshift_creds::front(std::env::args_os())
 }

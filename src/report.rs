@@ -12,9 +12,35 @@ pub(crate) fn warn(message: &str) {
     let line = one_line(message);
     let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
     if !said.contains(&line) {
-        eprintln!("redshift-creds: warning: {line}");
+        let text = format!("redshift-creds: warning: {line}");
+        match HELD.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(held) => held.push(text),
+            None => eprintln!("{text}"),
+        }
         said.push(line);
     }
+}
+
+/// Warnings kept back while `redshift-creds` may still hand the run over to
+/// `redshift-creds-aws` (which would say them again).
+static HELD: std::sync::Mutex<Option<Vec<String>>> = std::sync::Mutex::new(None);
+
+/// Holds warnings back from now on, until [`release`] or [`discard`].
+pub(crate) fn hold() {
+    *HELD.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+}
+
+/// Prints the held warnings, and prints later ones at once.
+pub(crate) fn release() {
+    let held = HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
+    for text in held.into_iter().flatten() {
+        eprintln!("{text}");
+    }
+}
+
+/// Forgets the held warnings.
+pub(crate) fn discard() {
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
 }
 
 /// Prints the error that ends the run, once, on stderr.

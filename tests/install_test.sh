@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs install/install.sh into a scratch prefix and checks what it installed:
-# the binary, completions for bash, zsh and fish, and the man page.
+# both binaries, completions for bash, zsh and fish, and the man page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch="$(mktemp -d)"
@@ -18,6 +18,8 @@ HOME="$scratch/home" PREFIX="$scratch/prefix" XDG_CONFIG_HOME="$scratch/config" 
 fail() { echo "install_test: $*" >&2; exit 1; }
 bin="$scratch/root/bin/redshift-creds"
 "$bin" --version | grep -q '^redshift-creds ' || fail "the installed binary does not run"
+[ -x "$scratch/root/bin/redshift-creds-aws" ] || fail "redshift-creds-aws is not installed beside redshift-creds"
+"$scratch/root/bin/redshift-creds-aws" --version | grep -q '^redshift-creds ' || fail "redshift-creds-aws does not run"
 bash_c="$scratch/prefix/share/bash-completion/completions/redshift-creds"
 zsh_c="$scratch/prefix/share/zsh/site-functions/_redshift-creds"
 fish_c="$scratch/config/fish/completions/redshift-creds.fish"
@@ -29,4 +31,4 @@ grep -q 'complete -c redshift-creds' "$fish_c" || fail "fish completion is empty
 grep -q -- '--cluster-identifier' "$fish_c" || fail "fish completion lacks the flags"
 head -5 "$man_p" | grep -q '^\.TH redshift-creds 1' || fail "man page has no .TH header"
 grep -q 'Next steps:' "$scratch/out" || fail "install.sh printed no next steps"
-echo "install_test: 6 passed, 0 failed"
+echo "install_test: 7 passed, 0 failed"

@@ -105,6 +105,16 @@ fn keyutils_refusing_access_falls_back_under_auto_and_fails_under_keyring() {
     assert!(warning.contains("kernel keyutils"), "{warning}");
     assert!(warning.contains("caching in private files"), "{warning}");
     assert_eq!(sb.entries().len(), 1, "the file store holds the entry");
+    // A hit (answered by redshift-creds itself) says it once too.
+    let hit = in_new_session(
+        &sb,
+        &keyctl,
+        refuse,
+        &get_args(&server.url(), &user, "auto"),
+    );
+    assert!(hit.status.success(), "{}", stderr(&hit));
+    assert_eq!(our_stderr(&hit), warning, "the same one warning on a hit");
+    assert_eq!(server.calls(), 1, "the second call was a hit");
 
     let forced = in_new_session(
         &sb,

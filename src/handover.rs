@@ -1,0 +1,80 @@
+//! The hand-over from `redshift-creds` to `redshift-creds-aws`: the same arguments, the same environment, the same process.
+
+use crate::app::Clock;
+use crate::cache::entry::CachedEndpoint;
+use crate::config::Resolved;
+use crate::credential::Credential;
+use crate::error::Error;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The file name of the full program, next to `redshift-creds`.
+pub(crate) const FULL: &str = "redshift-creds-aws";
+
+/// The full program's path: beside this executable (symlinks resolved, so a
+/// link to `redshift-creds` elsewhere still finds it).
+fn full_path() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.with_file_name(format!("{FULL}{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// Replaces this process with the full program run on `args` (the first is
+/// the program name, kept for messages), and returns only when that fails:
+/// then with the error to report.
+fn exec_full(args: &[OsString]) -> Error {
+    let path = match full_path() {
+        Ok(p) => p,
+        Err(source) => {
+            return Error::Helper {
+                path: PathBuf::from(FULL),
+                source,
+            };
+        }
+    };
+    let mut cmd = std::process::Command::new(&path);
+    cmd.args(args.iter().skip(1));
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        if let Some(arg0) = args.first() {
+            cmd.arg0(arg0);
+        }
+        let source = cmd.exec();
+        Error::Helper { path, source }
+    }
+    #[cfg(not(unix))]
+    {
+        match cmd.status() {
+            Ok(status) => std::process::exit(status.code().unwrap_or(1)),
+            Err(source) => Error::Helper { path, source },
+        }
+    }
+}
+
+/// Runs the full program in place of this one; held warnings are dropped,
+/// since the full program notices and says them again.
+pub(crate) fn run_full(args: &[OsString]) -> ExitCode {
+    crate::report::discard();
+    let e = exec_full(args);
+    crate::report::error(&e.to_string());
+    ExitCode::from(e.exit_code())
+}
+
+/// The [`crate::Backend`] of `redshift-creds`: anything the cache cannot
+/// answer goes to the full program, which starts over with the same
+/// arguments. Any lock this process holds is released by the exec (every
+/// file is opened close-on-exec).
+pub(crate) struct Full<'a>(pub(crate) &'a [OsString]);
+
+impl crate::Backend for Full<'_> {
+    fn credential(&self, _: &Resolved) -> Result<Credential, Error> {
+        crate::report::discard();
+        Err(exec_full(self.0))
+    }
+
+    fn endpoint(&self, _: &Resolved, _: &dyn Clock) -> Result<CachedEndpoint, Error> {
+        crate::report::discard();
+        Err(exec_full(self.0))
+    }
+}

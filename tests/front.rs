@@ -1,0 +1,117 @@
+//! `redshift-creds` and `redshift-creds-aws`: the front answers hits alone and hands everything else over, unchanged.
+
+mod common;
+
+use common::counting::CountingServer;
+use common::{Sandbox, contract, password, stderr};
+use std::path::Path;
+
+fn args(url: &str) -> Vec<&str> {
+    vec![
+        "get",
+        "--cluster-identifier",
+        "examplecluster",
+        "--db-user",
+        "alice",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        url,
+        "--cache",
+        "file",
+    ]
+}
+
+/// A copy of the front alone in a directory, without redshift-creds-aws.
+fn lone_front(dir: &Path) -> std::path::PathBuf {
+    let lone = dir.join(format!("redshift-creds{}", std::env::consts::EXE_SUFFIX));
+    std::fs::copy(common::bin(), &lone).unwrap();
+    lone
+}
+
+#[test]
+fn the_helper_sits_beside_the_front() {
+    let helper = common::bin().with_file_name(format!(
+        "redshift-creds-aws{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    assert!(helper.is_file(), "{} is built", helper.display());
+    // Both are the same program to a user: the same version and help.
+    let sb = Sandbox::new();
+    let front = sb.run(&["--version"]);
+    let full = sb.command(&helper, &["--version"]).output().unwrap();
+    assert_eq!(front.stdout, full.stdout);
+    assert!(String::from_utf8_lossy(&front.stdout).starts_with("redshift-creds "));
+}
+
+#[test]
+fn a_hit_needs_no_helper_and_a_miss_without_it_fails_clearly() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let first = password(&sb.run(&args(&url)));
+    assert_eq!(server.calls(), 1, "the miss went through the helper");
+
+    let bare = tempfile::tempdir().unwrap();
+    let lone = lone_front(bare.path());
+    let hit = sb.command(&lone, &args(&url)).output().unwrap();
+    assert_eq!(
+        password(&hit),
+        first,
+        "a hit is answered without the helper"
+    );
+    assert!(stderr(&hit).is_empty(), "{}", stderr(&hit));
+
+    let mut miss = args(&url);
+    miss[4] = "bob";
+    let out = sb.command(&lone, &miss).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("redshift-creds: error: cannot run ")
+            && err.contains("redshift-creds-aws")
+            && err.contains("reinstall"),
+        "{err}"
+    );
+    assert_eq!(server.calls(), 1, "no API call without the helper");
+}
+
+#[test]
+fn handed_over_errors_read_as_the_fronts_own() {
+    let sb = Sandbox::new();
+    // A usage error is reported by the full program, under the same name.
+    let out = sb.run(&["get", "--cluster-identifier", "Bad_Id", "--db-user", "u"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("redshift-creds: error: "), "{err}");
+    // clap's own errors too.
+    let out = sb.run(&["get", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("--no-such-flag"), "{err}");
+    assert!(!err.contains("redshift-creds-aws"), "{err}");
+}
+
+#[test]
+fn verbose_runs_are_told_in_full_once() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let mut a = args(&url);
+    a.push("-v");
+    let miss = sb.run(&a);
+    contract(&miss);
+    let hit = sb.run(&a);
+    contract(&hit);
+    let log = stderr(&hit);
+    assert_eq!(
+        log.matches("outcome=Hit").count(),
+        1,
+        "one story per run: {log}"
+    );
+    assert_eq!(server.calls(), 1);
+}
