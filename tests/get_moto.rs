@@ -204,3 +204,45 @@ fn cluster_not_found_is_a_clean_error() {
     );
     assert!(sb.entries().is_empty(), "nothing cached");
 }
+
+/// The HTTPS client (rustls on ring) against moto serving TLS under a test
+/// CA: trusted through SSL_CERT_FILE the call completes (moto answers that
+/// the cluster does not exist: a parsed AWS reply), untrusted it fails in the
+/// handshake and says so.
+#[cfg(unix)]
+#[test]
+fn https_endpoints_are_verified_against_the_trust_store() {
+    let Some(openssl) = common::require_tool("openssl", "OPENSSL") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::pg::make_certs(&openssl, dir.path(), dir.path());
+    let Some(moto) = Moto::start_tls(&cert, &key) else {
+        return;
+    };
+    let url = format!("https://localhost:{}", moto.port);
+    let sb = Sandbox::new();
+    let args = ["--api-timeout", "10"];
+
+    let trusted = sb
+        .cmd(&get_args(&url, &args))
+        .env("SSL_CERT_FILE", &ca)
+        .output()
+        .unwrap();
+    assert_eq!(trusted.status.code(), Some(1), "{}", stderr(&trusted));
+    let err = stderr(&trusted);
+    assert!(
+        err.contains("cluster was not found"),
+        "moto's own answer came back over TLS: {err}"
+    );
+
+    let untrusted = sb.run(&get_args(&url, &args));
+    assert_eq!(untrusted.status.code(), Some(1));
+    assert!(untrusted.stdout.is_empty());
+    let err = stderr(&untrusted).to_lowercase();
+    assert!(
+        err.contains("certificate") || err.contains("tls"),
+        "a certificate failure, said as one: {err}"
+    );
+    assert!(!err.contains("cluster was not found"), "{err}");
+}

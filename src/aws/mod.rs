@@ -13,6 +13,7 @@ use crate::error::Error;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -31,7 +32,11 @@ pub(crate) async fn load_config(
     target: &AwsTarget,
     api_timeout: Duration,
 ) -> aws_config::SdkConfig {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https)
         .timeout_config(
             TimeoutConfig::builder()
                 .operation_timeout(api_timeout)

@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,27 @@ impl Moto {
     /// Starts moto_server on a free loopback port, or returns `None` (with a
     /// SKIPPED line) when it is not installed and the run is not strict.
     pub fn start() -> Option<Moto> {
+        Moto::spawn(None)
+    }
+
+    /// Starts moto_server serving HTTPS with this certificate and key.
+    pub fn start_tls(cert: &Path, key: &Path) -> Option<Moto> {
+        Moto::spawn(Some((cert, key)))
+    }
+
+    fn spawn(tls: Option<(&Path, &Path)>) -> Option<Moto> {
         let exe = super::require_tool("moto_server", "MOTO_SERVER")?;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("moto.log");
+        let mut cmd = Command::new(exe);
         // Port 0: the server picks a free port and logs it, so parallel
         // tests can never race for the same one.
-        let mut child = Command::new(exe)
-            .args(["-H", "127.0.0.1", "-p", "0"])
+        cmd.args(["-H", "127.0.0.1", "-p", "0"]);
+        if let Some((cert, key)) = tls {
+            cmd.arg("-s").arg("-c").arg(cert).arg("-k").arg(key);
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -33,7 +47,7 @@ impl Moto {
         let port = loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if let Some(port) = text
-                .split("Running on http://127.0.0.1:")
+                .split(&format!("Running on {scheme}://127.0.0.1:"))
                 .nth(1)
                 .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
                 .and_then(|p| p.parse::<u16>().ok())

@@ -111,7 +111,7 @@ fn chmod(p: &Path, mode: u32) {
 
 /// Makes a test CA and a server certificate for localhost/127.0.0.1 signed by it.
 /// Returns (ca_cert, server_cert, server_key).
-fn make_certs(openssl: &Path, ca_dir: &Path, server_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub fn make_certs(openssl: &Path, ca_dir: &Path, server_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = ca_dir.join("ca.key");
     let ca_cert = ca_dir.join("ca.crt");
     let key = server_dir.join("server.key");
