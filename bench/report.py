@@ -108,8 +108,10 @@ def main(work, out_path):
     wall = statistics.median(walls)
     row("Burst: wall time of the whole batch (median)", "≤ 1.0 s",
         f"{wall / 1000:.3f} s (min {min(walls) / 1000:.3f}, max {max(walls) / 1000:.3f})", wall <= 1000)
-    size = int(values["size.bytes"]) / MIB
-    row("Release binary size (stripped, LTO, all features)", "≤ 12 MiB", f"{size:.2f} MiB", size <= 12)
+    front = int(values["size.bytes"]) / MIB
+    helper = int(values["size.aws_bytes"]) / MIB
+    row("Release binaries, stripped, LTO, all features: redshift-creds + redshift-creds-aws together",
+        "≤ 12 MiB", f"{front + helper:.2f} MiB ({front:.2f} + {helper:.2f})", front + helper <= 12)
 
     lines = []
     add = lines.append
@@ -164,7 +166,8 @@ def main(work, out_path):
     for i, (wall_ms, ok, d, c) in enumerate(bursts, 1):
         add(f"| {i} | {wall_ms / 1000:.3f} s | {ok}/64 | {d} | {c} |")
     add("")
-    add(f"Binary: {int(values['size.bytes'])} bytes; `file`: {values.get('size.file', '?')}")
+    add(f"Binaries: redshift-creds {int(values['size.bytes'])} bytes, redshift-creds-aws "
+        f"{int(values['size.aws_bytes'])} bytes; `file`: {values.get('size.file', '?')}")
     add("")
     with open(out_path, "w") as f:
         f.write("\n".join(lines))

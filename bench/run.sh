@@ -12,7 +12,7 @@
 #   * peak RSS (/usr/bin/time -v) of the hit and the cold call;
 #   * a burst: 64 concurrent `get` on an empty cache against an endpoint that
 #     answers after 500 ms, counting the API calls it receives;
-#   * the size of the release binary.
+#   * the size of the release binaries (redshift-creds and redshift-creds-aws).
 # It prints a table and writes bench/results.md. Times come from hyperfine
 # (medians). Each comparison is measured side by side in one run: its runs are
 # split into rounds that alternate between the commands (see compare()), so
@@ -203,7 +203,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "Building the release binary (cargo build --release --locked --all-features)"
+log "Building the release binaries (cargo build --release --locked --all-features)"
 cargo build --release --locked --all-features
 bin=$root/target/release/redshift-creds
 export bin
@@ -270,6 +270,7 @@ printf -v version_q '%q --version' "$bin"
 {
     echo "load.start=$(loadavg)"
     echo "size.bytes=$(stat -c %s "$bin")"
+    echo "size.aws_bytes=$(stat -c %s "$bin-aws")"
     echo "size.file=$(file -b "$bin" 2>/dev/null || echo unknown)"
 } >>"$work/values"
 
