@@ -254,3 +254,100 @@ fn a_locked_secret_service_falls_back_to_files_under_auto() {
         "bounded by the 5 s deadline"
     );
 }
+
+#[test]
+fn a_secret_service_that_never_answers_is_a_refusal_not_a_hang() {
+    let Some(dbus_run_session) = require_tool("dbus-run-session", "DBUS_RUN_SESSION") else {
+        return;
+    };
+    let Some(black_hole) = require_tool("dbus-test-tool", "DBUS_TEST_TOOL") else {
+        return;
+    };
+    let Some(_) = require_tool("keyctl", "KEYCTL") else {
+        return;
+    };
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let user = format!("b{}", std::process::id());
+    let args = get_args(&server.url(), &user, "auto");
+    let out_dir = sb.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    // A process owns org.freedesktop.secrets and never replies (a hung
+    // daemon), and the session keyring refuses too, so `auto` must end up in
+    // the file store: twice, a miss and then a hit.
+    let script = r#"
+        out="$1"; tool="$2"; shift 2
+        "$tool" black-hole --name=org.freedesktop.secrets &
+        hole=$!
+        i=0
+        until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+              org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do
+            i=$((i + 1)); [ "$i" -gt 200 ] && { echo "the black hole did not start" >"$out/setup"; exit 1; }
+            sleep 0.05
+        done
+        for n in 1 2; do
+            keyctl session - sh -c 'keyctl setperm @s 0 >/dev/null 2>&1; exec "$0" "$@"' "$0" "$@" \
+                >"$out/$n.out" 2>"$out/$n.err"
+            echo $? >"$out/$n.rc"
+        done
+        kill "$hole"
+    "#;
+    let bin = bin();
+    let mut full = vec![
+        "--",
+        "sh",
+        "-c",
+        script,
+        bin.to_str().unwrap(),
+        out_dir.to_str().unwrap(),
+        black_hole.to_str().unwrap(),
+    ];
+    full.extend(args.iter().map(|s| &**s));
+    let started = std::time::Instant::now();
+    let run = sb.command(&dbus_run_session, &full).output().unwrap();
+    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
+    assert!(
+        run.status.success(),
+        "dbus-run-session: {}{}",
+        stderr(&run),
+        read("setup")
+    );
+    let ours = |name: &str| -> String {
+        read(name)
+            .lines()
+            .filter(|l| !l.starts_with("Joined session keyring"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    for n in ["1", "2"] {
+        assert_eq!(
+            read(&format!("{n}.rc")).trim(),
+            "0",
+            "run {n}: {}",
+            read(&format!("{n}.err"))
+        );
+        let err = ours(&format!("{n}.err"));
+        assert_eq!(err.lines().count(), 1, "run {n}, one warning: {err}");
+        assert!(
+            err.starts_with("redshift-creds: warning: no OS keyring can be used")
+                && err.contains("Secret Service: ")
+                && err.contains("kernel keyutils")
+                && err.contains("caching in private files"),
+            "run {n}: {err}"
+        );
+        let out: serde_json::Value = serde_json::from_str(&read(&format!("{n}.out"))).unwrap();
+        assert_eq!(out["DbPassword"], "counting-pw-1", "run {n}");
+    }
+    assert_eq!(
+        server.calls(),
+        1,
+        "the second run was a hit from the file store"
+    );
+    assert_eq!(sb.entries().len(), 1, "the file store holds the entry");
+    // Each Secret Service call waits 5 s at most: no hang.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "bounded by the deadline: {:?}",
+        started.elapsed()
+    );
+}
