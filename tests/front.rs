@@ -7,19 +7,7 @@ use common::{Sandbox, contract, password, stderr};
 use std::path::Path;
 
 fn args(url: &str) -> Vec<&str> {
-    vec![
-        "get",
-        "--cluster-identifier",
-        "examplecluster",
-        "--db-user",
-        "alice",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        url,
-        "--cache",
-        "file",
-    ]
+    common::get_args(url, &[])
 }
 
 /// A copy of the front alone in a directory, without redshift-creds-aws.

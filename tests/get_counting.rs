@@ -8,21 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 fn args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "get",
-        "--cluster-identifier",
-        "examplecluster",
-        "--db-user",
-        "alice",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        url,
-        "--cache",
-        "file",
-    ];
-    v.extend_from_slice(extra);
-    v
+    common::get_args(url, extra)
 }
 
 #[test]

@@ -6,22 +6,10 @@ use common::counting::CountingServer;
 use common::{Sandbox, password, stderr};
 
 fn base(url: &str) -> Vec<String> {
-    [
-        "get",
-        "--cluster-identifier",
-        "examplecluster",
-        "--db-user",
-        "alice",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        url,
-        "--cache",
-        "file",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    common::get_args(url, &[])
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// Replaces a flag's value in the base arguments, or appends the flag.

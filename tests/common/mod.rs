@@ -155,6 +155,26 @@ pub fn password(o: &Output) -> String {
     contract(o)["DbPassword"].as_str().unwrap().to_string()
 }
 
+/// `get` for examplecluster as alice in us-east-1 at `url`, cached in files,
+/// then `extra`: the request most suites make.
+pub fn get_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "get",
+        "--cluster-identifier",
+        "examplecluster",
+        "--db-user",
+        "alice",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        url,
+        "--cache",
+        "file",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
