@@ -230,8 +230,9 @@ where
             report::release();
             ExitCode::SUCCESS
         }
-        // Something reached stdout already: say what went wrong here.
-        Err(e @ Error::Output(_)) => {
+        // Past the point of no return (something reached stdout, or the
+        // command was about to replace this process): say it here.
+        Err(e @ (Error::Output(_) | Error::Exec { .. })) => {
             report::release();
             report::error(&e.to_string());
             ExitCode::from(e.exit_code())

@@ -309,6 +309,7 @@ fn exec_keeps_the_commands_exit_code_and_signals() {
     ));
     assert_eq!(out.status.code(), Some(127));
     let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("redshift-creds: error: cannot run no-such-command-xyz"),
         "{err}"
