@@ -103,3 +103,21 @@ fn verbose_runs_are_told_in_full_once() {
     );
     assert_eq!(server.calls(), 1);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_to_the_front_still_finds_the_helper() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let links = tempfile::tempdir().unwrap();
+    let link = links.path().join("redshift-creds");
+    std::os::unix::fs::symlink(common::bin(), &link).unwrap();
+    let miss = sb.command(&link, &args(&url)).output().unwrap();
+    assert_eq!(password(&miss), "counting-pw-1");
+    assert_eq!(
+        server.calls(),
+        1,
+        "the miss reached the API through the helper"
+    );
+}
