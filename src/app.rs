@@ -51,6 +51,17 @@ pub(crate) enum Outcome {
     Stale,
 }
 
+/// The cached entry, if it stays valid for longer than `margin` seconds: the
+/// hit path on its own, with no lock.
+pub(crate) fn fresh<T: Stored>(
+    cache: &mut dyn EntryCache<T>,
+    clock: &dyn Clock,
+    margin: i64,
+) -> Result<Option<T>, Error> {
+    let found = cache.load()?;
+    Ok(found.filter(|c| freshness(c, clock.now(), margin) == Freshness::Fresh))
+}
+
 /// Returns a credential valid for longer than `margin` seconds if one can be
 /// had: from the cache when it is fresh (no lock), else under the refresh
 /// lock, re-reading the cache first so concurrent callers make one API call.

@@ -63,8 +63,8 @@ pub(crate) fn run_full(args: &[OsString]) -> ExitCode {
 
 /// The [`crate::Backend`] of `redshift-creds`: anything the cache cannot
 /// answer goes to the full program, which starts over with the same
-/// arguments. Any lock this process holds is released by the exec (every
-/// file is opened close-on-exec).
+/// arguments. The front never takes a refresh lock: a miss is handed over
+/// before any lock, so fifty waiting callers queue in redshift-creds-aws.
 pub(crate) struct Full<'a>(pub(crate) &'a [OsString]);
 
 impl crate::Backend for Full<'_> {
@@ -76,5 +76,9 @@ impl crate::Backend for Full<'_> {
     fn endpoint(&self, _: &Resolved, _: &dyn Clock) -> Result<CachedEndpoint, Error> {
         crate::report::discard();
         Err(exec_full(self.0))
+    }
+
+    fn hands_over(&self) -> bool {
+        true
     }
 }

@@ -127,7 +127,7 @@ pub mod fuzzing {
     }
 }
 
-use cache::entry::CachedEndpoint;
+use cache::entry::{CachedEndpoint, Stored};
 use cache::key::CacheKey;
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, ConnArgs, CredArgs, OutputFormat};
@@ -249,6 +249,11 @@ pub(crate) trait Backend {
     fn credential(&self, r: &Resolved) -> Result<Credential, Error>;
     /// The cluster's or workgroup's endpoint.
     fn endpoint(&self, r: &Resolved, clock: &dyn app::Clock) -> Result<CachedEndpoint, Error>;
+    /// Whether a miss goes elsewhere as a whole (the front): then nothing is
+    /// locked here, and only the program that calls AWS takes the lock.
+    fn hands_over(&self) -> bool {
+        false
+    }
 }
 
 /// The AWS APIs: GetClusterCredentials(WithIAM) or serverless GetCredentials,
@@ -296,6 +301,25 @@ impl Backend for Aws {
 /// A [`Backend`] call as an [`app::Source`].
 struct Fetch<F>(F);
 
+/// One entry through the cache: [`app::obtain`] (hit, else lock, re-read and
+/// fetch) where this program calls AWS; where it hands over, a lock-free hit
+/// or the hand-over itself.
+fn obtain<T: Stored>(
+    cache: &mut cache::Cache,
+    backend: &dyn Backend,
+    fetch: impl Fn() -> Result<T, Error>,
+    clock: &dyn app::Clock,
+    margin: i64,
+) -> Result<(T, app::Outcome), Error> {
+    if backend.hands_over() {
+        return match app::fresh(cache, clock, margin)? {
+            Some(hit) => Ok((hit, app::Outcome::Hit)),
+            None => fetch().map(|fetched| (fetched, app::Outcome::Fetched)),
+        };
+    }
+    app::obtain(cache, &Fetch(fetch), clock, margin)
+}
+
 impl<T, F: Fn() -> Result<T, Error>> app::Source<T> for Fetch<F> {
     fn fetch(&self) -> Result<T, Error> {
         (self.0)()
@@ -339,9 +363,13 @@ fn credential(r: &Resolved, backend: &dyn Backend) -> Result<Credential, Error> 
     let key = CacheKey::of(&r.request);
     let mut cache = cache::Cache::open(s.cache, key, s.cache_dir.clone(), s.lock_timeout)?;
     cache.set_label(&r.request);
-    let source = Fetch(|| backend.credential(r));
-    let (credential, outcome) =
-        app::obtain(&mut cache, &source, &app::SystemClock, s.refresh_margin)?;
+    let (credential, outcome) = obtain(
+        &mut cache,
+        backend,
+        || backend.credential(r),
+        &app::SystemClock,
+        s.refresh_margin,
+    )?;
     tracing::debug!(?outcome, store = %cache.store().name(), "credential ready");
     Ok(credential)
 }
@@ -365,8 +393,13 @@ fn endpoint(r: &Resolved, backend: &dyn Backend) -> Result<Endpoint, Error> {
     let mut cache = cache::Cache::open(s.cache, key, s.cache_dir.clone(), s.lock_timeout)?;
     cache.set_label(&r.request);
     let clock = app::SystemClock;
-    let source = Fetch(|| backend.endpoint(r, &clock));
-    let (found, _) = app::obtain(&mut cache, &source, &clock, 0)?;
+    let (found, _) = obtain(
+        &mut cache,
+        backend,
+        || backend.endpoint(r, &clock),
+        &clock,
+        0,
+    )?;
     let mut endpoint = found.endpoint;
     if let Some(port) = c.port {
         endpoint.port = port;

@@ -121,3 +121,59 @@ fn a_symlink_to_the_front_still_finds_the_helper() {
         "the miss reached the API through the helper"
     );
 }
+
+/// The front never waits on the refresh lock: a miss goes straight to the
+/// helper, so `--lock-timeout` is waited out once, not once per program.
+#[cfg(unix)]
+#[test]
+fn a_held_lock_is_waited_for_once() {
+    let Some(flock) = common::require_tool("flock", "FLOCK") else {
+        return;
+    };
+    let server = CountingServer::start();
+    let url = server.url();
+    // Learn the entry's key (the lock file's name) from a first sandbox.
+    let first = Sandbox::new();
+    password(&first.run(&args(&url)));
+    let lock_name = first
+        .cache_files()
+        .into_iter()
+        .find(|n| n.ends_with(".lock"))
+        .expect("a lock file");
+
+    // In a second sandbox, another process holds that lock throughout.
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.cache_dir()).unwrap();
+    std::fs::set_permissions(
+        sb.cache_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let lock = sb.cache_dir().join(&lock_name);
+    let ready = sb.path().join("held");
+    let mut holder = std::process::Command::new(flock)
+        .arg(&lock)
+        .args(["sh", "-c", "touch \"$0\"; sleep 60"])
+        .arg(&ready)
+        .spawn()
+        .unwrap();
+    while !ready.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut a = args(&url);
+    a.extend(["--lock-timeout", "4"]);
+    let started = std::time::Instant::now();
+    let out = sb.run(&a);
+    let took = started.elapsed();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert_eq!(server.calls(), 1, "no call while the lock is held");
+    // One wait of 4 s; two would be 8 s.
+    assert!(
+        took >= std::time::Duration::from_secs(4) && took < std::time::Duration::from_secs(7),
+        "waited {took:?}"
+    );
+}
