@@ -59,7 +59,12 @@ pub(crate) fn fresh<T: Stored>(
     margin: i64,
 ) -> Result<Option<T>, Error> {
     let found = cache.load()?;
-    Ok(found.filter(|c| freshness(c, clock.now(), margin) == Freshness::Fresh))
+    Ok(found.filter(|c| outlives_margin(c, clock, margin)))
+}
+
+/// Whether `entry` stays valid for longer than `margin` seconds from now.
+fn outlives_margin<T: Stored>(entry: &T, clock: &dyn Clock, margin: i64) -> bool {
+    freshness(entry, clock.now(), margin) == Freshness::Fresh
 }
 
 /// Returns a credential valid for longer than `margin` seconds if one can be
@@ -76,7 +81,7 @@ pub(crate) fn obtain<T: Stored>(
     let first = cache.load()?;
     if let Some(c) = first
         .as_ref()
-        .filter(|c| freshness(*c, clock.now(), margin) == Freshness::Fresh)
+        .filter(|c| outlives_margin(*c, clock, margin))
     {
         tracing::debug!(expiration = c.expiration(), "cache hit");
         return Ok((c.clone(), Outcome::Hit));
@@ -90,7 +95,7 @@ pub(crate) fn obtain<T: Stored>(
     let current = cache.load()?;
     if let Some(c) = current
         .as_ref()
-        .filter(|c| freshness(*c, clock.now(), margin) == Freshness::Fresh)
+        .filter(|c| outlives_margin(*c, clock, margin))
     {
         tracing::debug!(
             expiration = c.expiration(),

@@ -52,11 +52,17 @@ fn exec_full(args: &[OsString]) -> Error {
     }
 }
 
-/// Runs the full program in place of this one; held warnings are dropped,
-/// since the full program notices and says them again.
-pub(crate) fn run_full(args: &[OsString]) -> ExitCode {
+/// Hands the run over: held warnings are dropped, since the full program
+/// notices and says them again, and this process becomes the full program.
+/// Returns only when that fails, with the error to report.
+pub(crate) fn hand_over(args: &[OsString]) -> Error {
     crate::report::discard();
-    let e = exec_full(args);
+    exec_full(args)
+}
+
+/// Runs the full program in place of this one, or reports why it cannot.
+pub(crate) fn run_full(args: &[OsString]) -> ExitCode {
+    let e = hand_over(args);
     crate::report::error(&e.to_string());
     ExitCode::from(e.exit_code())
 }
@@ -69,13 +75,11 @@ pub(crate) struct Full<'a>(pub(crate) &'a [OsString]);
 
 impl crate::Backend for Full<'_> {
     fn credential(&self, _: &Resolved) -> Result<Credential, Error> {
-        crate::report::discard();
-        Err(exec_full(self.0))
+        Err(hand_over(self.0))
     }
 
     fn endpoint(&self, _: &Resolved, _: &dyn Clock) -> Result<CachedEndpoint, Error> {
-        crate::report::discard();
-        Err(exec_full(self.0))
+        Err(hand_over(self.0))
     }
 
     fn hands_over(&self) -> bool {

@@ -211,18 +211,15 @@ where
         }
         Err(_) => return handover::run_full(&args),
     };
+    // A logged run is told whole by the full program.
     let logging = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    let quiet = |c: &CredArgs| c.verbose == 0 && !logging;
+    let full = handover::Full(&args);
     report::hold();
     let result = match cli.command {
-        Command::Get(a) if a.cred.verbose == 0 && !logging => {
-            get(&a.cred, &a.conn, a.output, &handover::Full(&args))
-        }
-        Command::Exec(a) if a.cred.verbose == 0 && !logging => {
-            exec(&a.cred, &a.conn, &a.command, &handover::Full(&args))
-        }
-        Command::Pgpass(a) if !a.watch && a.cred.verbose == 0 && !logging => {
-            pgpass(&a.cred, &a.conn, false, &handover::Full(&args))
-        }
+        Command::Get(a) if quiet(&a.cred) => get(&a.cred, &a.conn, a.output, &full),
+        Command::Exec(a) if quiet(&a.cred) => exec(&a.cred, &a.conn, &a.command, &full),
+        Command::Pgpass(a) if quiet(&a.cred) && !a.watch => pgpass(&a.cred, &a.conn, false, &full),
         _ => return handover::run_full(&args),
     };
     match result {
@@ -230,9 +227,10 @@ where
             report::release();
             ExitCode::SUCCESS
         }
-        // Past the point of no return (something reached stdout, or the
-        // command was about to replace this process): say it here.
-        Err(e @ (Error::Output(_) | Error::Exec { .. })) => {
+        // Past the point of no return (something reached stdout, the
+        // command was about to replace this process, or the hand-over itself
+        // failed): say it here rather than try again.
+        Err(e @ (Error::Output(_) | Error::Exec { .. } | Error::Helper { .. })) => {
             report::release();
             report::error(&e.to_string());
             ExitCode::from(e.exit_code())
@@ -301,6 +299,12 @@ impl Backend for Aws {
 /// A [`Backend`] call as an [`app::Source`].
 struct Fetch<F>(F);
 
+impl<T, F: Fn() -> Result<T, Error>> app::Source<T> for Fetch<F> {
+    fn fetch(&self) -> Result<T, Error> {
+        (self.0)()
+    }
+}
+
 /// One entry through the cache: [`app::obtain`] (hit, else lock, re-read and
 /// fetch) where this program calls AWS; where it hands over, a lock-free hit
 /// or the hand-over itself.
@@ -318,12 +322,6 @@ fn obtain<T: Stored>(
         };
     }
     app::obtain(cache, &Fetch(fetch), clock, margin)
-}
-
-impl<T, F: Fn() -> Result<T, Error>> app::Source<T> for Fetch<F> {
-    fn fetch(&self) -> Result<T, Error> {
-        (self.0)()
-    }
 }
 
 /// Prints a generated document; a reader that stops early (`| head`) is fine.
