@@ -264,30 +264,24 @@ fn psql_reads_the_pgpass_file_written_by_pgpass() {
     );
 
     // psql with no password anywhere but the pgpass file.
-    let o = Command::new(&rig.pg.psql)
-        .env_clear()
-        .env("HOME", rig.sb.path())
-        .env("PGPASSFILE", &pgpass)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .env("PGSSLMODE", "verify-ca")
-        .env("PGSSLROOTCERT", &rig.ca)
-        .args(["-X", "-w", "-h", "127.0.0.1", "-p", &rig.port])
-        .args(["-U", ROLE, "-d", "postgres", "-Atc", WHO])
-        .output()
-        .unwrap();
+    let psql_with = |passfile: &Path| {
+        Command::new(&rig.pg.psql)
+            .env_clear()
+            .env("HOME", rig.sb.path())
+            .env("PGPASSFILE", passfile)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env("PGSSLMODE", "verify-ca")
+            .env("PGSSLROOTCERT", &rig.ca)
+            .args(["-X", "-w", "-h", "127.0.0.1", "-p", &rig.port])
+            .args(["-U", ROLE, "-d", "postgres", "-Atc", WHO])
+            .output()
+            .unwrap()
+    };
+    let o = psql_with(&pgpass);
     assert!(o.status.success(), "{}", rig.explain(&o));
     assert_eq!(stdout(&o), "IAM:alice|t\n");
 
     // Without the file, the same psql has nothing to log in with.
-    let o = Command::new(&rig.pg.psql)
-        .env_clear()
-        .env("HOME", rig.sb.path())
-        .env("PGPASSFILE", rig.sb.path().join("absent"))
-        .env("PGSSLMODE", "verify-ca")
-        .env("PGSSLROOTCERT", &rig.ca)
-        .args(["-X", "-w", "-h", "127.0.0.1", "-p", &rig.port])
-        .args(["-U", ROLE, "-d", "postgres", "-Atc", WHO])
-        .output()
-        .unwrap();
+    let o = psql_with(&rig.sb.path().join("absent"));
     assert!(!o.status.success(), "{}", rig.explain(&o));
 }

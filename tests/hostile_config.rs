@@ -170,23 +170,7 @@ fn connection_flags_refuse_hostile_values() {
     ];
     let mut failures = Vec::new();
     for (flag, value) in &cases {
-        let mut a = vec![
-            "get",
-            "--cluster-identifier",
-            "examplecluster",
-            "--db-user",
-            "alice",
-            "--region",
-            "us-east-1",
-            "--endpoint-url",
-            &url,
-            "--cache",
-            "file",
-            "--output",
-            "env",
-            flag,
-            value,
-        ];
+        let mut a = common::get_args(&url, &["--output", "env", flag, value]);
         if *flag == "--workgroup" {
             a.drain(1..5);
         }

@@ -8,20 +8,7 @@ use common::{Sandbox, contract, stderr, stdout};
 use std::collections::HashMap;
 
 fn args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "--cluster-identifier",
-        "examplecluster",
-        "--db-user",
-        "alice",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        url,
-        "--cache",
-        "file",
-    ];
-    v.extend_from_slice(extra);
-    v
+    common::cred_args(url, extra)
 }
 
 fn cmd<'a>(sub: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
@@ -365,26 +352,41 @@ fn pgpass_inserts_then_replaces_its_line_and_keeps_the_rest() {
     );
 }
 
+/// `pgpass --watch` for db.example.com with this refresh margin, writing to
+/// `pgpass`; stderr is captured.
+fn spawn_watch(
+    sb: &Sandbox,
+    url: &str,
+    margin: &str,
+    pgpass: &std::path::Path,
+) -> std::process::Child {
+    let a = cmd(
+        "pgpass",
+        &args(
+            url,
+            &[
+                "--host",
+                "db.example.com",
+                "--refresh-margin",
+                margin,
+                "--watch",
+            ],
+        ),
+    );
+    sb.cmd(&a)
+        .env("PGPASSFILE", pgpass)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn pgpass_watch_rewrites_the_line_before_expiry() {
     let server = CountingServer::start();
     let url = server.url();
     let sb = Sandbox::new();
     let pgpass = sb.path().join("pgpass");
-    let a = cmd(
-        "pgpass",
-        &args(
-            &url,
-            &[
-                "--host",
-                "db.example.com",
-                "--refresh-margin",
-                "898",
-                "--watch",
-            ],
-        ),
-    );
-    let mut child = sb.cmd(&a).env("PGPASSFILE", &pgpass).spawn().unwrap();
+    let mut child = spawn_watch(&sb, &url, "898", &pgpass);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut seen = Vec::new();
     while std::time::Instant::now() < deadline {
@@ -417,25 +419,7 @@ fn pgpass_watch_backs_off_after_a_failed_refresh() {
     let pgpass = sb.path().join("pgpass");
     // A 900 s password with an 899 s margin is due for refresh after 1 s;
     // every refresh fails, so the still-valid password keeps being served.
-    let a = cmd(
-        "pgpass",
-        &args(
-            &url,
-            &[
-                "--host",
-                "db.example.com",
-                "--refresh-margin",
-                "899",
-                "--watch",
-            ],
-        ),
-    );
-    let mut child = sb
-        .cmd(&a)
-        .env("PGPASSFILE", &pgpass)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_watch(&sb, &url, "899", &pgpass);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while server.calls() < 1 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));

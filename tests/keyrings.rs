@@ -42,11 +42,38 @@ fn in_new_session(
 
 /// Strips keyctl's own "Joined session keyring" line.
 fn our_stderr(o: &std::process::Output) -> String {
-    stderr(o)
-        .lines()
+    without_keyctl_lines(&stderr(o))
+}
+
+fn without_keyctl_lines(text: &str) -> String {
+    text.lines()
         .filter(|l| !l.starts_with("Joined session keyring"))
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// Runs `script` with `sh` under `dbus-run-session` (a private session bus):
+/// `$0` is the binary, `$1` the output directory, then `extra`, then `args`.
+fn in_dbus_session(
+    sb: &Sandbox,
+    dbus_run_session: &std::path::Path,
+    script: &str,
+    out_dir: &std::path::Path,
+    extra: &[&str],
+    args: &[String],
+) -> std::process::Output {
+    let bin = bin();
+    let mut full = vec![
+        "--",
+        "sh",
+        "-c",
+        script,
+        bin.to_str().unwrap(),
+        out_dir.to_str().unwrap(),
+    ];
+    full.extend_from_slice(extra);
+    full.extend(args.iter().map(|s| &**s));
+    sb.command(dbus_run_session, &full).output().unwrap()
 }
 
 #[test]
@@ -164,17 +191,7 @@ fn secret_service_a_second_process_finds_the_first_ones_entry() {
         "$0" "$@" >"$out/2.out" 2>"$out/2.err"; echo $? >"$out/2.rc"
         secret-tool search --all service redshift-creds >"$out/search" 2>&1 || true
     "#;
-    let bin = bin();
-    let mut full = vec![
-        "--",
-        "sh",
-        "-c",
-        script,
-        bin.to_str().unwrap(),
-        out_dir.to_str().unwrap(),
-    ];
-    full.extend(args.iter().map(|s| &**s));
-    let run = sb.command(&dbus_run_session, &full).output().unwrap();
+    let run = in_dbus_session(&sb, &dbus_run_session, script, &out_dir, &[], &args);
     assert!(run.status.success(), "dbus-run-session: {}", stderr(&run));
     let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
     assert_eq!(read("1.rc").trim(), "0", "first: {}", read("1.err"));
@@ -224,18 +241,8 @@ fn a_locked_secret_service_falls_back_to_files_under_auto() {
         gnome-keyring-daemon --start --components=secrets >/dev/null 2>&1
         "$0" "$@" >"$out/1.out" 2>"$out/1.err"; echo $? >"$out/1.rc"
     "#;
-    let bin = bin();
-    let mut full = vec![
-        "--",
-        "sh",
-        "-c",
-        script,
-        bin.to_str().unwrap(),
-        out_dir.to_str().unwrap(),
-    ];
-    full.extend(args.iter().map(|s| &**s));
     let started = std::time::Instant::now();
-    let run = sb.command(&dbus_run_session, &full).output().unwrap();
+    let run = in_dbus_session(&sb, &dbus_run_session, script, &out_dir, &[], &args);
     assert!(run.status.success(), "dbus-run-session: {}", stderr(&run));
     let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
     assert_eq!(read("1.rc").trim(), "0", "{}", read("1.err"));
@@ -292,19 +299,15 @@ fn a_secret_service_that_never_answers_is_a_refusal_not_a_hang() {
         done
         kill "$hole"
     "#;
-    let bin = bin();
-    let mut full = vec![
-        "--",
-        "sh",
-        "-c",
-        script,
-        bin.to_str().unwrap(),
-        out_dir.to_str().unwrap(),
-        black_hole.to_str().unwrap(),
-    ];
-    full.extend(args.iter().map(|s| &**s));
     let started = std::time::Instant::now();
-    let run = sb.command(&dbus_run_session, &full).output().unwrap();
+    let run = in_dbus_session(
+        &sb,
+        &dbus_run_session,
+        script,
+        &out_dir,
+        &[black_hole.to_str().unwrap()],
+        &args,
+    );
     let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
     assert!(
         run.status.success(),
@@ -312,13 +315,7 @@ fn a_secret_service_that_never_answers_is_a_refusal_not_a_hang() {
         stderr(&run),
         read("setup")
     );
-    let ours = |name: &str| -> String {
-        read(name)
-            .lines()
-            .filter(|l| !l.starts_with("Joined session keyring"))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    };
+    let ours = |name: &str| without_keyctl_lines(&read(name));
     for n in ["1", "2"] {
         assert_eq!(
             read(&format!("{n}.rc")).trim(),

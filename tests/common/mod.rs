@@ -155,11 +155,10 @@ pub fn password(o: &Output) -> String {
     contract(o)["DbPassword"].as_str().unwrap().to_string()
 }
 
-/// `get` for examplecluster as alice in us-east-1 at `url`, cached in files,
-/// then `extra`: the request most suites make.
-pub fn get_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+/// The credential flags most suites use: examplecluster as alice in
+/// us-east-1 at `url`, cached in files, then `extra`.
+pub fn cred_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec![
-        "get",
         "--cluster-identifier",
         "examplecluster",
         "--db-user",
@@ -172,6 +171,13 @@ pub fn get_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "file",
     ];
     v.extend_from_slice(extra);
+    v
+}
+
+/// `get` with [`cred_args`].
+pub fn get_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["get"];
+    v.extend(cred_args(url, extra));
     v
 }
 
