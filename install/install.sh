@@ -11,9 +11,12 @@ cd "$(dirname "$0")/.."
 prefix="${PREFIX:-$HOME/.local}"
 data="${XDG_DATA_HOME:-$prefix/share}"
 
-echo "==> cargo install --locked --path . ${REDSHIFT_CREDS_INSTALL_FLAGS:-}"
-# shellcheck disable=SC2086 # the flags are meant to split
-cargo install --locked --path . ${REDSHIFT_CREDS_INSTALL_FLAGS:-}
+# Two packages of one workspace: the front (this directory) and the AWS side.
+for package in . crates/aws; do
+  echo "==> cargo install --locked --path $package ${REDSHIFT_CREDS_INSTALL_FLAGS:-}"
+  # shellcheck disable=SC2086 # the flags are meant to split
+  cargo install --locked --path "$package" ${REDSHIFT_CREDS_INSTALL_FLAGS:-}
+done
 root="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}"
 bin="$root/bin/redshift-creds"
 

@@ -1,16 +1,12 @@
 //! The hand-over from `redshift-creds` to `redshift-creds-aws`: the same arguments, the same environment, the same process.
 
-use crate::app::Clock;
-use crate::cache::entry::CachedEndpoint;
-use crate::config::Resolved;
-use crate::credential::Credential;
-use crate::error::Error;
+use redshift_creds_core::error::Error;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The file name of the full program, next to `redshift-creds`.
-pub(crate) const FULL: &str = "redshift-creds-aws";
+pub const FULL: &str = "redshift-creds-aws";
 
 /// The full program's path: beside this executable (symlinks resolved, so a
 /// link to `redshift-creds` elsewhere still finds it).
@@ -55,34 +51,14 @@ fn exec_full(args: &[OsString]) -> Error {
 /// Hands the run over: held warnings are dropped, since the full program
 /// notices and says them again, and this process becomes the full program.
 /// Returns only when that fails, with the error to report.
-pub(crate) fn hand_over(args: &[OsString]) -> Error {
-    crate::report::discard();
+pub fn hand_over(args: &[OsString]) -> Error {
+    redshift_creds_core::report::discard();
     exec_full(args)
 }
 
 /// Runs the full program in place of this one, or reports why it cannot.
-pub(crate) fn run_full(args: &[OsString]) -> ExitCode {
+pub fn run_full(args: &[OsString]) -> ExitCode {
     let e = hand_over(args);
-    crate::report::error(&e.to_string());
+    redshift_creds_core::report::error(&e.to_string());
     ExitCode::from(e.exit_code())
-}
-
-/// The [`crate::Backend`] of `redshift-creds`: anything the cache cannot
-/// answer goes to the full program, which starts over with the same
-/// arguments. The front never takes a refresh lock: a miss is handed over
-/// before any lock, so fifty waiting callers queue in redshift-creds-aws.
-pub(crate) struct Full<'a>(pub(crate) &'a [OsString]);
-
-impl crate::Backend for Full<'_> {
-    fn credential(&self, _: &Resolved) -> Result<Credential, Error> {
-        Err(hand_over(self.0))
-    }
-
-    fn endpoint(&self, _: &Resolved, _: &dyn Clock) -> Result<CachedEndpoint, Error> {
-        Err(hand_over(self.0))
-    }
-
-    fn hands_over(&self) -> bool {
-        true
-    }
 }

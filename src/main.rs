@@ -1,7 +1,14 @@
 //! The `redshift-creds` executable: answers cache hits, hands the rest to `redshift-creds-aws`.
+//!
+//! This package links only the SDK-free core (see ARCHITECTURE.md): a hit
+//! reads one entry and prints it, with no async runtime, no AWS
+//! configuration and no lock.
+
+mod front;
+mod handover;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    redshift_creds::front(std::env::args_os())
+    front::run(std::env::args_os())
 }

@@ -1,5 +1,5 @@
 //! Fuzzes the cache entry decoder.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    redshift_creds::fuzzing::entry(data);
+    redshift_creds_core::fuzzing::entry(data);
 });

@@ -10,5 +10,5 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         }
     }
     let content = parts.next().unwrap_or(&[]);
-    redshift_creds::fuzzing::pgpass(content, fields);
+    redshift_creds_core::fuzzing::pgpass(content, fields);
 });

@@ -1,0 +1,73 @@
+//! The full program's dispatcher: parses the arguments, runs the command, and prints any error once.
+
+use crate::source::Aws;
+use clap::Parser;
+use redshift_creds_core::cli::{self, Cli, Command, ConnArgs, CredArgs};
+use redshift_creds_core::commands;
+use redshift_creds_core::config::Resolved;
+use redshift_creds_core::{Error, housekeeping, print_document, report};
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// Runs the program on these arguments (the first is the program name) and
+/// returns its exit code. Errors are printed here, once.
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: clap prints them on stdout, exit 0.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            report::error(&cli::usage_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    match dispatch(cli.command) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            report::error(&e.to_string());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Runs one command; `Ok(false)` is a run that failed without an error to
+/// print (a `doctor` that found problems).
+fn dispatch(command: Command) -> Result<bool, Error> {
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        Command::Get(a) => with_aws(&a.cred, &a.conn, |r, aws| commands::get(r, a.output, aws)),
+        Command::Exec(a) => with_aws(&a.cred, &a.conn, |r, aws| {
+            commands::exec(r, &a.command, aws)
+        }),
+        Command::Pgpass(a) => {
+            with_aws(&a.cred, &a.conn, |r, aws| commands::pgpass(r, a.watch, aws))
+        }
+        Command::List => housekeeping::list(&mut stdout).map(|()| true),
+        Command::Clear(a) => {
+            report::init_log(0);
+            housekeeping::clear(&a, &mut stdout).map(|()| true)
+        }
+        Command::Doctor(a) => crate::doctor::doctor(&a, &mut stdout),
+        Command::Completions { shell } => print_document(&cli::completions(shell)).map(|()| true),
+        Command::Man => print_document(&cli::man_page().map_err(Error::Output)?).map(|()| true),
+    }
+}
+
+/// Resolves the flags, then runs `command` with the [`Aws`] source.
+fn with_aws(
+    cred: &CredArgs,
+    conn: &ConnArgs,
+    command: impl FnOnce(&Resolved, &Aws) -> Result<(), Error>,
+) -> Result<bool, Error> {
+    let r = commands::resolve(cred, conn)?;
+    let aws = Aws::new(&r);
+    command(&r, &aws).map(|()| true)
+}

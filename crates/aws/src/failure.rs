@@ -1,0 +1,175 @@
+//! Turns SDK errors into one clear message and a hint about what to do.
+
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_redshift::config::http::HttpResponse;
+use aws_sdk_redshift::error::{ProvideErrorMetadata, SdkError};
+use redshift_creds_core::config::Request;
+use redshift_creds_core::error::Error;
+use std::error::Error as StdError;
+
+/// What to do about a response we could not read.
+pub(crate) const UNREADABLE_HINT: &str = "check --endpoint-url; the cache was left as it was";
+
+/// Maps a failed SDK call to [`Error::Aws`], naming the cluster and user, and
+/// saying what to do where we know.
+pub(crate) fn from_sdk<E>(
+    api: &'static str,
+    request: &Request,
+    err: SdkError<E, HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let (reason, hint) = match &err {
+        SdkError::ServiceError(ctx) => match ctx.err().code() {
+            Some(code) => classify_code(code, ctx.err().message(), request),
+            None => (
+                format!(
+                    "the API sent a response that could not be read (HTTP {})",
+                    ctx.raw().status().as_u16()
+                ),
+                Some(UNREADABLE_HINT.to_string()),
+            ),
+        },
+        SdkError::TimeoutError(_) => (
+            "the API did not answer in time".to_string(),
+            Some("raise --api-timeout, or check the network and --endpoint-url".to_string()),
+        ),
+        SdkError::ResponseError(_) => (
+            format!(
+                "the API sent a response that could not be read ({})",
+                chain(&err)
+            ),
+            Some(UNREADABLE_HINT.to_string()),
+        ),
+        _ => match credentials_error(&err) {
+            Some(cred) => (
+                format!("no usable AWS credentials: {}", chain(cred)),
+                Some(sign_in_hint(request)),
+            ),
+            None => (
+                format!("the request could not be sent: {}", chain(&err)),
+                None,
+            ),
+        },
+    };
+    Error::Aws {
+        api,
+        target: target(request),
+        reason,
+        hint,
+    }
+}
+
+/// Describes the request for messages: cluster, user and region.
+pub(crate) fn target(request: &Request) -> String {
+    match &request.aws.region {
+        Some(region) => format!("{} in {region}", request.describe()),
+        None => request.describe(),
+    }
+}
+
+/// Wording for the error codes users actually meet.
+pub(crate) fn classify_code(
+    code: &str,
+    message: Option<&str>,
+    request: &Request,
+) -> (String, Option<String>) {
+    let said = message.map(|m| format!(" ({m})")).unwrap_or_default();
+    match code {
+        "ClusterNotFound" | "ClusterNotFoundFault" => (
+            format!("the cluster was not found{said}"),
+            Some("check --cluster-identifier and --region".to_string()),
+        ),
+        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException" => (
+            format!("AWS is throttling requests{said}"),
+            Some("retry in a moment; a longer --duration-seconds means fewer calls".to_string()),
+        ),
+        "ExpiredToken" | "ExpiredTokenException" | "InvalidClientTokenId" | "UnrecognizedClientException"
+        | "InvalidSignatureException" | "SignatureDoesNotMatch" | "AuthFailure" | "InvalidAccessKeyId" => (
+            format!("AWS rejected the credentials: {code}{said}"),
+            Some(sign_in_hint(request)),
+        ),
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "UnsupportedOperation" => (
+            format!("access denied{said}"),
+            Some(
+                "the IAM principal needs redshift:GetClusterCredentials on the dbuser (and dbname, dbgroup) resources"
+                    .to_string(),
+            ),
+        ),
+        "InvalidClusterState" | "InvalidClusterStateFault" => (
+            format!("the cluster is not available{said}"),
+            Some("wait until the cluster is available".to_string()),
+        ),
+        _ => (format!("{code}{said}"), None),
+    }
+}
+
+/// What to run to get fresh AWS credentials.
+fn sign_in_hint(request: &Request) -> String {
+    let profile = &request.aws.effective_profile;
+    if profile == "default" {
+        "sign in again (for example `aws sso login`) or refresh the AWS_* credentials in the environment"
+            .to_string()
+    } else {
+        format!("sign in again: aws sso login --profile {profile}")
+    }
+}
+
+fn credentials_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a CredentialsError> {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            return Some(c);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// The error and its sources, as one line.
+fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redshift_creds_core::testing::request_with;
+
+    #[test]
+    fn cluster_not_found_says_what_to_check() {
+        let r = request_with(&["--region", "us-east-1"], &[]);
+        let (reason, hint) = classify_code("ClusterNotFound", Some("Cluster x not found."), &r);
+        assert_eq!(reason, "the cluster was not found (Cluster x not found.)");
+        assert_eq!(hint.unwrap(), "check --cluster-identifier and --region");
+        assert_eq!(
+            target(&r),
+            "cluster \"examplecluster\", user \"temp_creds_user\" in us-east-1"
+        );
+    }
+
+    #[test]
+    fn expired_credentials_name_the_sign_in_command() {
+        let r = request_with(&["--profile", "dev"], &[]);
+        let (reason, hint) = classify_code("ExpiredToken", None, &r);
+        assert_eq!(reason, "AWS rejected the credentials: ExpiredToken");
+        assert_eq!(hint.unwrap(), "sign in again: aws sso login --profile dev");
+    }
+
+    #[test]
+    fn throttling_is_named() {
+        let r = request_with(&[], &[]);
+        let (reason, _) = classify_code("Throttling", Some("Rate exceeded"), &r);
+        assert_eq!(reason, "AWS is throttling requests (Rate exceeded)");
+    }
+}

@@ -1,0 +1,7 @@
+//! The `redshift-creds-aws` executable: the whole program, AWS SDK included; `redshift-creds` hands it what the cache cannot answer.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    redshift_creds_aws::run(std::env::args_os())
+}

@@ -1,0 +1,71 @@
+//! The AWS [`Source`]: a hit from the cache, else a refresh from the API under the refresh lock.
+
+use crate::redshift::{ClusterEndpointSource, RedshiftSource};
+use crate::serverless::{ServerlessSource, WorkgroupEndpointSource};
+use crate::session::Session;
+use redshift_creds_core::cache::entry::CachedEndpoint;
+use redshift_creds_core::cache::refresh::{self, Fetch, SystemClock};
+use redshift_creds_core::config::{Api, Resolved};
+use redshift_creds_core::credential::Credential;
+use redshift_creds_core::endpoint::Endpoint;
+use redshift_creds_core::error::Error;
+use redshift_creds_core::source::{self, Source};
+
+/// Entries from GetClusterCredentials(WithIAM) or serverless GetCredentials,
+/// and DescribeClusters or GetWorkgroup, through one [`Session`].
+pub struct Aws {
+    session: Session,
+}
+
+impl Aws {
+    /// A source for this request's AWS target; nothing is loaded until a miss.
+    pub fn new(r: &Resolved) -> Aws {
+        Aws {
+            session: Session::new(&r.request.aws, r.settings.api_timeout),
+        }
+    }
+
+    /// The API call that makes a new credential for `r`.
+    fn credential_fetch<'a>(&'a self, r: &'a Resolved) -> Box<dyn Fetch<Credential> + 'a> {
+        let (request, session) = (&r.request, &self.session);
+        match r.request.api {
+            Api::ServerlessGetCredentials => Box::new(ServerlessSource { request, session }),
+            _ => Box::new(RedshiftSource { request, session }),
+        }
+    }
+
+    /// The API call that finds the endpoint for `r`.
+    fn endpoint_fetch<'a>(&'a self, r: &'a Resolved) -> Box<dyn Fetch<CachedEndpoint> + 'a> {
+        let (request, session, clock) = (&r.request, &self.session, &SystemClock);
+        match r.request.workgroup {
+            Some(_) => Box::new(WorkgroupEndpointSource {
+                request,
+                session,
+                clock,
+            }),
+            None => Box::new(ClusterEndpointSource {
+                request,
+                session,
+                clock,
+            }),
+        }
+    }
+}
+
+impl Source for Aws {
+    fn credential(&self, r: &Resolved) -> Result<Credential, Error> {
+        let mut cache = source::credential_cache(r)?;
+        let fetch = self.credential_fetch(r);
+        let (credential, outcome) =
+            refresh::obtain(&mut cache, &*fetch, &SystemClock, r.settings.refresh_margin)?;
+        tracing::debug!(?outcome, store = %cache.store().name(), "credential ready");
+        Ok(credential)
+    }
+
+    fn endpoint(&self, r: &Resolved) -> Result<Endpoint, Error> {
+        let mut cache = source::endpoint_cache(r)?;
+        let fetch = self.endpoint_fetch(r);
+        let (found, _) = refresh::obtain(&mut cache, &*fetch, &SystemClock, 0)?;
+        Ok(found.endpoint)
+    }
+}

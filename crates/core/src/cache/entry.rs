@@ -1,0 +1,357 @@
+//! The stored forms of cached credentials and endpoints, their decoders, and when they count as fresh.
+
+use super::key::CacheKey;
+use crate::credential::Credential;
+use crate::endpoint::Endpoint;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// The stored format's version. Anything else is an older or newer format: a miss.
+const FORMAT: u32 = 1;
+
+/// The longest a stored entry may be. Anything bigger is not ours: a miss.
+pub const MAX_ENCODED_LEN: usize = 8 * 1024;
+
+/// The longest lifetime the API issues, in seconds. An entry that claims to
+/// live longer than this (plus a little clock slack) was tampered with, or the
+/// clock jumped: a miss.
+pub const MAX_LIFETIME: i64 = 3600 + 60;
+
+/// How long a discovered endpoint is kept: endpoints change only when a
+/// cluster is renamed or moved.
+pub const ENDPOINT_LIFETIME: i64 = 24 * 3600;
+
+/// Something the cache can hold: it expires, and it has a stored form tagged
+/// with its key.
+pub trait Stored: Sized + Clone {
+    /// An entry that claims to live longer than this is a miss.
+    const MAX_LIFETIME: i64;
+    /// What it is, for messages ("password").
+    const NOUN: &'static str;
+    /// What `list` shows in its user column: the database user, or the address.
+    fn shown_as(&self) -> String;
+    /// When it stops being valid, in seconds since the Unix epoch.
+    fn expiration(&self) -> i64;
+    /// The stored form, zeroized on drop.
+    fn encode(&self, key: &CacheKey) -> Zeroizing<Vec<u8>>;
+    /// Reads a stored form, accepting it only if it belongs to `key`.
+    fn decode(bytes: &[u8], key: &CacheKey) -> Result<Self, Rejected>;
+}
+
+impl Stored for Credential {
+    const MAX_LIFETIME: i64 = MAX_LIFETIME;
+    const NOUN: &'static str = "password";
+    fn shown_as(&self) -> String {
+        self.db_user.clone()
+    }
+    fn expiration(&self) -> i64 {
+        self.expiration
+    }
+    fn encode(&self, key: &CacheKey) -> Zeroizing<Vec<u8>> {
+        encode(key, self)
+    }
+    fn decode(bytes: &[u8], key: &CacheKey) -> Result<Self, Rejected> {
+        decode(bytes, key)
+    }
+}
+
+/// A discovered endpoint with the time it should be looked up again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedEndpoint {
+    /// Host and port.
+    pub endpoint: Endpoint,
+    /// When to look again, in seconds since the Unix epoch.
+    pub expiration: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointRecord {
+    format: u32,
+    key: String,
+    host: String,
+    port: u16,
+    expiration: i64,
+}
+
+impl Stored for CachedEndpoint {
+    const MAX_LIFETIME: i64 = ENDPOINT_LIFETIME + 60;
+    const NOUN: &'static str = "endpoint";
+    fn shown_as(&self) -> String {
+        format!("{}:{}", self.endpoint.host, self.endpoint.port)
+    }
+    fn expiration(&self) -> i64 {
+        self.expiration
+    }
+    fn encode(&self, key: &CacheKey) -> Zeroizing<Vec<u8>> {
+        let record = EndpointRecord {
+            format: FORMAT,
+            key: key.as_str().to_string(),
+            host: self.endpoint.host.clone(),
+            port: self.endpoint.port,
+            expiration: self.expiration,
+        };
+        Zeroizing::new(serde_json::to_vec(&record).expect("an entry always serializes"))
+    }
+    fn decode(bytes: &[u8], key: &CacheKey) -> Result<Self, Rejected> {
+        if bytes.len() > MAX_ENCODED_LEN {
+            return Err(Rejected::TooLarge(bytes.len()));
+        }
+        let r: EndpointRecord = serde_json::from_slice(bytes).map_err(|_| Rejected::Garbage)?;
+        if r.format != FORMAT {
+            return Err(Rejected::OtherFormat(r.format));
+        }
+        if r.key != key.as_str() {
+            return Err(Rejected::OtherKey);
+        }
+        if crate::rules::host("host", &r.host).is_err() || r.port == 0 {
+            return Err(Rejected::BadField("host"));
+        }
+        Ok(CachedEndpoint {
+            endpoint: Endpoint {
+                host: r.host,
+                port: r.port,
+            },
+            expiration: r.expiration,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    format: u32,
+    key: &'a str,
+    db_user: &'a str,
+    password: &'a str,
+    expiration: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Incoming {
+    format: u32,
+    key: String,
+    db_user: String,
+    password: Zeroizing<String>,
+    expiration: i64,
+}
+
+/// Serializes a credential for the store, tagged with its key. The buffer is
+/// zeroized when dropped.
+pub fn encode(key: &CacheKey, credential: &Credential) -> Zeroizing<Vec<u8>> {
+    let out = Outgoing {
+        format: FORMAT,
+        key: key.as_str(),
+        db_user: &credential.db_user,
+        password: credential.expose_password(),
+        expiration: credential.expiration,
+    };
+    Zeroizing::new(serde_json::to_vec(&out).expect("an entry always serializes"))
+}
+
+/// Why a stored entry was not used. Never holds the entry's bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// Bigger than [`MAX_ENCODED_LEN`].
+    TooLarge(usize),
+    /// Not JSON of our shape.
+    Garbage,
+    /// Another format version.
+    OtherFormat(u32),
+    /// Stored under one key, but claims another.
+    OtherKey,
+    /// A field is out of range.
+    BadField(&'static str),
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejected::TooLarge(n) => write!(f, "entry is {n} bytes, more than {MAX_ENCODED_LEN}"),
+            Rejected::Garbage => f.write_str("entry is not a redshift-creds cache entry"),
+            Rejected::OtherFormat(v) => write!(f, "entry has format {v}, expected {FORMAT}"),
+            Rejected::OtherKey => f.write_str("entry belongs to another cache key"),
+            Rejected::BadField(name) => write!(f, "entry field {name} is out of range"),
+        }
+    }
+}
+
+/// Decodes a stored entry, accepting it only if it is of this format and
+/// belongs to `key`. Any problem is a [`Rejected`], which callers treat as a miss.
+pub fn decode(bytes: &[u8], key: &CacheKey) -> Result<Credential, Rejected> {
+    if bytes.len() > MAX_ENCODED_LEN {
+        return Err(Rejected::TooLarge(bytes.len()));
+    }
+    let incoming: Incoming = serde_json::from_slice(bytes).map_err(|_| Rejected::Garbage)?;
+    if incoming.format != FORMAT {
+        return Err(Rejected::OtherFormat(incoming.format));
+    }
+    if incoming.key != key.as_str() {
+        return Err(Rejected::OtherKey);
+    }
+    if incoming.db_user.is_empty() || incoming.db_user.len() > 256 {
+        return Err(Rejected::BadField("db_user"));
+    }
+    if incoming.password.is_empty() || incoming.password.len() > 4096 {
+        return Err(Rejected::BadField("password"));
+    }
+    if incoming.expiration <= 0 {
+        return Err(Rejected::BadField("expiration"));
+    }
+    Ok(Credential {
+        db_user: incoming.db_user,
+        password: SecretString::from(incoming.password.as_str()),
+        expiration: incoming.expiration,
+    })
+}
+
+/// How usable a cached credential is at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Valid for longer than the refresh margin: use it, no refresh.
+    Fresh,
+    /// Still valid, but within the margin: refresh, and fall back to it if that fails.
+    NearExpiry,
+    /// Expired, or implausibly far in the future: a miss.
+    Unusable,
+}
+
+/// Classifies an entry at `now` with a refresh margin, both in seconds.
+pub fn freshness<T: Stored>(entry: &T, now: i64, margin: i64) -> Freshness {
+    let left = entry.expiration().saturating_sub(now);
+    if left <= 0 || left > T::MAX_LIFETIME {
+        Freshness::Unusable
+    } else if left <= margin {
+        Freshness::NearExpiry
+    } else {
+        Freshness::Fresh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::request_with;
+
+    fn key() -> CacheKey {
+        CacheKey::of(&request_with(&[], &[]))
+    }
+
+    fn cred(expiration: i64) -> Credential {
+        Credential {
+            db_user: "IAM:alice".into(),
+            password: SecretString::from("pw-\"quoted\"\n\\"),
+            expiration,
+        }
+    }
+
+    #[test]
+    fn an_entry_round_trips() {
+        let bytes = encode(&key(), &cred(1_800_000_000));
+        let back = decode(&bytes, &key()).unwrap();
+        assert_eq!(back.db_user, "IAM:alice");
+        assert_eq!(back.expose_password(), "pw-\"quoted\"\n\\");
+        assert_eq!(back.expiration, 1_800_000_000);
+    }
+
+    #[test]
+    fn foreign_entries_are_rejected() {
+        let other = CacheKey::of(&request_with(&["--db-user", "bob"], &[]));
+        let bytes = encode(&other, &cred(1_800_000_000));
+        assert_eq!(decode(&bytes, &key()).unwrap_err(), Rejected::OtherKey);
+        assert_eq!(decode(b"", &key()).unwrap_err(), Rejected::Garbage);
+        assert_eq!(decode(b"\xff\xfe", &key()).unwrap_err(), Rejected::Garbage);
+        assert_eq!(
+            decode(b"{\"format\":1}", &key()).unwrap_err(),
+            Rejected::Garbage
+        );
+        let old = format!(
+            "{{\"format\":0,\"key\":\"{}\",\"db_user\":\"IAM:a\",\"password\":\"p\",\"expiration\":5}}",
+            key()
+        );
+        assert_eq!(
+            decode(old.as_bytes(), &key()).unwrap_err(),
+            Rejected::OtherFormat(0)
+        );
+        let big = vec![b' '; MAX_ENCODED_LEN + 1];
+        assert_eq!(
+            decode(&big, &key()).unwrap_err(),
+            Rejected::TooLarge(MAX_ENCODED_LEN + 1)
+        );
+        let negative = format!(
+            "{{\"format\":1,\"key\":\"{}\",\"db_user\":\"IAM:a\",\"password\":\"p\",\"expiration\":-5}}",
+            key()
+        );
+        assert_eq!(
+            decode(negative.as_bytes(), &key()).unwrap_err(),
+            Rejected::BadField("expiration")
+        );
+    }
+
+    #[test]
+    fn rejection_messages_never_carry_the_entry() {
+        let bytes = encode(&key(), &cred(1));
+        let shown = format!("{:?} {}", Rejected::Garbage, Rejected::OtherKey);
+        assert!(!shown.contains("pw-"));
+        assert!(String::from_utf8_lossy(&bytes).contains("pw-"));
+    }
+
+    #[test]
+    fn margin_arithmetic_with_an_injected_clock() {
+        let now = 1_000_000;
+        let c = cred(now + 900);
+        assert_eq!(freshness(&c, now, 300), Freshness::Fresh);
+        assert_eq!(freshness(&c, now + 599, 300), Freshness::Fresh);
+        assert_eq!(freshness(&c, now + 600, 300), Freshness::NearExpiry);
+        assert_eq!(freshness(&c, now + 899, 300), Freshness::NearExpiry);
+        assert_eq!(freshness(&c, now + 900, 300), Freshness::Unusable);
+        assert_eq!(freshness(&c, now + 5000, 300), Freshness::Unusable);
+        assert_eq!(freshness(&c, now, 0), Freshness::Fresh);
+    }
+
+    #[test]
+    fn endpoints_round_trip_and_live_a_day() {
+        let e = CachedEndpoint {
+            endpoint: Endpoint {
+                host: "c.abc.us-east-1.redshift.amazonaws.com".into(),
+                port: 5439,
+            },
+            expiration: 1_000_000 + ENDPOINT_LIFETIME,
+        };
+        let back = CachedEndpoint::decode(&e.encode(&key()), &key()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(freshness(&e, 1_000_000, 0), Freshness::Fresh);
+        assert!(
+            Credential::decode(&e.encode(&key()), &key()).is_err(),
+            "kinds do not mix"
+        );
+        let bad = CachedEndpoint {
+            endpoint: Endpoint {
+                host: "a b".into(),
+                port: 1,
+            },
+            ..e
+        };
+        assert_eq!(
+            CachedEndpoint::decode(&bad.encode(&key()), &key()),
+            Err(Rejected::BadField("host"))
+        );
+    }
+
+    #[test]
+    fn an_expiry_further_ahead_than_the_api_issues_is_unusable() {
+        let now = 1_000_000;
+        assert_eq!(freshness(&cred(now + 3600), now, 300), Freshness::Fresh);
+        assert_eq!(
+            freshness(&cred(now + MAX_LIFETIME), now, 300),
+            Freshness::Fresh
+        );
+        assert_eq!(
+            freshness(&cred(now + MAX_LIFETIME + 1), now, 300),
+            Freshness::Unusable
+        );
+        assert_eq!(freshness(&cred(i64::MAX), now, 300), Freshness::Unusable);
+        assert_eq!(freshness(&cred(1), i64::MAX, 300), Freshness::Unusable);
+    }
+}

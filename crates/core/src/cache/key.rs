@@ -1,0 +1,191 @@
+//! The cache key: a hash of everything that changes the answer, and nothing secret.
+
+use crate::config::Request;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Names one cached credential. It is a hex SHA-256 prefix, safe to use in a
+/// file name, a lock file name and a keyring entry name.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey(String);
+
+/// What goes into the hash, in a fixed order. Bump `scheme` when the meaning
+/// of any field changes, so old entries are never read with a new meaning.
+#[derive(Serialize)]
+struct KeyMaterial<'a> {
+    scheme: u32,
+    api: &'a str,
+    cluster_identifier: Option<&'a str>,
+    workgroup: Option<&'a str>,
+    custom_domain_name: Option<&'a str>,
+    db_user: Option<&'a str>,
+    db_name: Option<&'a str>,
+    db_groups: &'a [String],
+    auto_create: bool,
+    duration_seconds: i64,
+    region: Option<&'a str>,
+    endpoint_url: Option<&'a str>,
+    profile: &'a str,
+    access_key_id: Option<&'a str>,
+}
+
+impl CacheKey {
+    /// Derives the key of a request. The request's groups are already sorted,
+    /// checked to be lowercase, and deduplicated, so their order and repeats do not matter.
+    /// The access key id is public (it appears in every signed request); the
+    /// secret key never enters.
+    pub fn of(request: &Request) -> CacheKey {
+        let material = KeyMaterial {
+            scheme: 1,
+            api: request.api.name(),
+            cluster_identifier: request.cluster_identifier.as_deref(),
+            workgroup: request.workgroup.as_deref(),
+            custom_domain_name: request.custom_domain_name.as_deref(),
+            db_user: request.db_user.as_deref(),
+            db_name: request.db_name.as_deref(),
+            db_groups: &request.db_groups,
+            auto_create: request.auto_create,
+            duration_seconds: request.duration_seconds,
+            region: request.aws.region.as_deref(),
+            endpoint_url: request.aws.endpoint_url.as_deref(),
+            profile: &request.aws.effective_profile,
+            access_key_id: request.aws.access_key_id.as_deref(),
+        };
+        hash(&material)
+    }
+
+    /// The key of a cluster's endpoint: the same cluster, seen through the
+    /// same account, region and endpoint, has the same address.
+    pub fn endpoint_of(request: &Request) -> CacheKey {
+        #[derive(Serialize)]
+        struct EndpointMaterial<'a> {
+            scheme: u32,
+            api: &'a str,
+            cluster_identifier: Option<&'a str>,
+            workgroup: Option<&'a str>,
+            region: Option<&'a str>,
+            endpoint_url: Option<&'a str>,
+            profile: &'a str,
+            access_key_id: Option<&'a str>,
+        }
+        hash(&EndpointMaterial {
+            scheme: 1,
+            api: if request.workgroup.is_some() {
+                "GetWorkgroup"
+            } else {
+                "DescribeClusters"
+            },
+            cluster_identifier: request.cluster_identifier.as_deref(),
+            workgroup: request.workgroup.as_deref(),
+            region: request.aws.region.as_deref(),
+            endpoint_url: request.aws.endpoint_url.as_deref(),
+            profile: &request.aws.effective_profile,
+            access_key_id: request.aws.access_key_id.as_deref(),
+        })
+    }
+
+    /// The key as 40 lowercase hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl CacheKey {
+    /// Accepts a stored key string only if it has the shape of a key.
+    pub fn parse(s: &str) -> Option<CacheKey> {
+        let ok = s.len() == 40 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        ok.then(|| CacheKey(s.to_string()))
+    }
+}
+
+/// The first 160 bits of the SHA-256 of the material's JSON, in hex.
+fn hash(material: &impl Serialize) -> CacheKey {
+    let json = serde_json::to_vec(material).expect("key material always serializes");
+    let digest = Sha256::digest(&json);
+    CacheKey(digest[..20].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheKey({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::request_with;
+
+    #[test]
+    fn the_key_is_40_hex_digits_and_stable() {
+        let k = CacheKey::of(&request_with(&["--db-user", "alice"], &[]));
+        assert_eq!(k.as_str().len(), 40);
+        assert!(
+            k.as_str()
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(k, CacheKey::of(&request_with(&["--db-user", "alice"], &[])));
+    }
+
+    #[test]
+    fn group_order_case_and_repeats_do_not_change_the_key() {
+        let a = CacheKey::of(&request_with(&["--db-groups", "b", "a", "a"], &[]));
+        let b = CacheKey::of(&request_with(&["--db-groups", "a,b"], &[]));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn everything_that_changes_the_answer_changes_the_key() {
+        let base = CacheKey::of(&request_with(&[], &[]));
+        type Variant<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+        let variants: Vec<Variant> = vec![
+            (vec!["--cluster-identifier", "other"], vec![]),
+            (vec!["--db-user", "bob"], vec![]),
+            (vec!["--with-iam"], vec![]),
+            (vec!["--workgroup", "examplecluster"], vec![]),
+            (vec!["--custom-domain-name", "db.example.com"], vec![]),
+            (vec!["--db-name", "dev"], vec![]),
+            (vec!["--db-groups", "g"], vec![]),
+            (vec!["--auto-create"], vec![]),
+            (vec!["--duration-seconds", "3600"], vec![]),
+            (vec!["--region", "eu-west-1"], vec![]),
+            (vec!["--endpoint-url", "http://127.0.0.1:1"], vec![]),
+            (vec!["--profile", "prod"], vec![]),
+            (vec![], vec![("AWS_PROFILE", "prod")]),
+            (vec![], vec![("AWS_REGION", "eu-west-1")]),
+            (vec![], vec![("AWS_ENDPOINT_URL", "http://127.0.0.1:1")]),
+            (vec![], vec![("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")]),
+        ];
+        for (flags, env) in variants {
+            let k = CacheKey::of(&request_with(&flags, &env));
+            assert_ne!(k, base, "{flags:?} {env:?} did not change the key");
+        }
+    }
+
+    #[test]
+    fn the_endpoint_key_differs_from_the_credential_key_and_ignores_the_user() {
+        let a = request_with(&["--db-user", "alice"], &[]);
+        let b = request_with(&["--db-user", "bob"], &[]);
+        assert_ne!(CacheKey::endpoint_of(&a), CacheKey::of(&a));
+        assert_eq!(CacheKey::endpoint_of(&a), CacheKey::endpoint_of(&b));
+        let other = request_with(&["--cluster-identifier", "other"], &[]);
+        assert_ne!(CacheKey::endpoint_of(&a), CacheKey::endpoint_of(&other));
+    }
+
+    #[test]
+    fn the_secret_key_and_unrelated_settings_do_not_enter_the_key() {
+        let base = CacheKey::of(&request_with(&[], &[]));
+        let with_secret = CacheKey::of(&request_with(&[], &[("AWS_SECRET_ACCESS_KEY", "s3cr3t")]));
+        assert_eq!(base, with_secret);
+        let with_margin = CacheKey::of(&request_with(&["--refresh-margin", "10"], &[]));
+        assert_eq!(base, with_margin);
+    }
+}

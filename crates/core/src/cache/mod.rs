@@ -1,0 +1,373 @@
+//! The credential cache: which store holds entries, falling back from keyring to file, and the refresh lock.
+
+mod dir;
+pub mod entry;
+mod file;
+pub mod key;
+mod keyring;
+mod lock;
+pub mod refresh;
+
+use crate::cli::CacheMode;
+use crate::error::Error;
+use crate::report;
+use entry::Stored;
+use file::FileStore;
+use key::CacheKey;
+use keyring::KeyringStore;
+pub use lock::RefreshLock;
+use refresh::EntryCache;
+use std::path::PathBuf;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// What a store found under a key.
+pub enum Load {
+    /// Nothing stored.
+    Missing,
+    /// The raw entry, still to be decoded.
+    Found(Zeroizing<Vec<u8>>),
+    /// Something is there but cannot be read: a miss.
+    Unreadable(String),
+    /// Something is there but must not be trusted (others can read it): a
+    /// miss, with a warning.
+    Refused(String),
+}
+
+/// The store itself cannot be used (as opposed to one bad entry).
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+/// Where entries live. `None` is a real mode: nothing is read or written.
+#[derive(Debug)]
+pub enum Store {
+    /// The OS keyring.
+    Keyring(KeyringStore),
+    /// Files in the private cache directory.
+    File(FileStore),
+    /// No cache.
+    None,
+}
+
+impl Store {
+    /// A short name for messages and `list`.
+    pub fn name(&self) -> String {
+        match self {
+            Store::Keyring(k) => format!("keyring ({})", k.backend().name()),
+            Store::File(_) => "file".to_string(),
+            Store::None => "none".to_string(),
+        }
+    }
+}
+
+/// The cache for one key: its store, the mode the user chose, and where the
+/// lock lives. Under `auto`, a keyring that refuses is replaced by the file
+/// store, and an unusable file store or lock directory by no cache, each with
+/// one warning.
+#[derive(Debug)]
+pub struct Cache {
+    mode: CacheMode,
+    key: CacheKey,
+    dir: Option<PathBuf>,
+    store: Store,
+    lock_timeout: Duration,
+    label: Option<String>,
+}
+
+/// What `list` knows of an entry, kept beside it as `<key>.meta` in the cache
+/// directory. It holds no secret: the password stays in its store.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Meta {
+    /// The cache key (the file names carry it too).
+    pub key: String,
+    /// The connection name, or the cluster or workgroup.
+    pub label: String,
+    /// "password" or "endpoint".
+    pub kind: String,
+    /// The database user, or the endpoint's address.
+    pub shown_as: String,
+    /// Expiry, in seconds since the Unix epoch.
+    pub expiration: i64,
+    /// Which store holds it.
+    pub store: String,
+}
+
+impl Cache {
+    /// Opens the store `mode` asks for. A store the user demanded by name
+    /// that cannot be used is [`Error::CacheUnavailable`].
+    pub fn open(
+        mode: CacheMode,
+        key: CacheKey,
+        dir: Option<PathBuf>,
+        lock_timeout: Duration,
+    ) -> Result<Cache, Error> {
+        let mut cache = Cache {
+            mode,
+            key,
+            dir,
+            store: Store::None,
+            lock_timeout,
+            label: None,
+        };
+        cache.store = match mode {
+            CacheMode::None => Store::None,
+            CacheMode::File => {
+                Store::File(
+                    cache
+                        .open_file()
+                        .map_err(|reason| Error::CacheUnavailable {
+                            mode: "file",
+                            reason,
+                        })?,
+                )
+            }
+            CacheMode::Keyring => {
+                Store::Keyring(KeyringStore::open(&cache.key).map_err(|reason| {
+                    Error::CacheUnavailable {
+                        mode: "keyring",
+                        reason,
+                    }
+                })?)
+            }
+            CacheMode::Auto => match KeyringStore::open(&cache.key) {
+                Ok(k) => Store::Keyring(k),
+                Err(why) => cache.fall_back_to_file(&format!("no OS keyring can be used ({why})")),
+            },
+        };
+        tracing::debug!(store = %cache.store.name(), key = %cache.key, "cache opened");
+        Ok(cache)
+    }
+
+    /// The store in use.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Names the entry for `list` (the connection, cluster or workgroup).
+    pub fn set_label(&mut self, request: &crate::config::Request) {
+        self.label = Some(request.label());
+    }
+
+    /// Writes the `list` record beside a saved entry. Best effort: `list`
+    /// is a convenience, and a failure here must not fail the run.
+    fn write_meta<T: Stored>(&self, entry: &T) {
+        let (Some(dir), Some(label)) = (&self.dir, &self.label) else {
+            return;
+        };
+        let meta = Meta {
+            key: self.key.to_string(),
+            label: label.clone(),
+            kind: T::NOUN.to_string(),
+            shown_as: entry.shown_as(),
+            expiration: entry.expiration(),
+            store: self.store.name(),
+        };
+        let bytes = serde_json::to_vec(&meta).expect("meta always serializes");
+        let path = dir.join(format!("{}.meta", self.key));
+        if let Err(e) = crate::pgpass::write_atomically(&path, &bytes) {
+            tracing::debug!(error = %e, "cannot write the list record");
+        }
+    }
+
+    fn open_file(&self) -> Result<FileStore, String> {
+        let dir = self.dir.as_ref().ok_or_else(|| {
+            "no cache directory is known; set REDSHIFT_CREDS_CACHE_DIR".to_string()
+        })?;
+        FileStore::open(dir)
+    }
+
+    fn fall_back_to_file(&self, why: &str) -> Store {
+        match self.open_file() {
+            Ok(f) => {
+                let dir = self
+                    .dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default();
+                report::warn(&format!(
+                    "{why}; caching in private files under {dir} instead"
+                ));
+                Store::File(f)
+            }
+            Err(file_why) => {
+                report::warn(&format!("{why}, and {file_why}; running without a cache"));
+                Store::None
+            }
+        }
+    }
+
+    /// Handles a store that failed mid-run: under `auto` a keyring gives way
+    /// to the file store and a file store to no cache; a store the user
+    /// demanded is an error.
+    fn demote(&mut self, failure: StoreError) -> Result<(), Error> {
+        self.check_not_demanded(&failure)?;
+        self.store = match self.store {
+            Store::Keyring(ref k) => {
+                let why = format!("the {} keyring refused ({})", k.backend().name(), failure.0);
+                self.fall_back_to_file(&why)
+            }
+            _ => {
+                report::warn(&format!("{}; running without a cache", failure.0));
+                Store::None
+            }
+        };
+        Ok(())
+    }
+
+    /// Drops to no cache at all (under `auto`), or fails (a demanded store).
+    fn give_up(&mut self, failure: StoreError) -> Result<(), Error> {
+        self.check_not_demanded(&failure)?;
+        report::warn(&format!("{}; running without a cache", failure.0));
+        self.store = Store::None;
+        Ok(())
+    }
+
+    fn check_not_demanded(&self, failure: &StoreError) -> Result<(), Error> {
+        let mode = match self.mode {
+            CacheMode::Keyring => "keyring",
+            CacheMode::File => "file",
+            CacheMode::Auto | CacheMode::None => return Ok(()),
+        };
+        Err(Error::CacheUnavailable {
+            mode,
+            reason: failure.0.clone(),
+        })
+    }
+
+    fn decode<T: Stored>(&self, loaded: Load) -> Option<T> {
+        match loaded {
+            Load::Missing => None,
+            Load::Found(bytes) => match T::decode(&bytes, &self.key) {
+                Ok(c) => Some(c),
+                Err(rejected) => {
+                    tracing::debug!(%rejected, "cache entry ignored");
+                    None
+                }
+            },
+            Load::Unreadable(why) => {
+                tracing::debug!(%why, "cache entry ignored");
+                None
+            }
+            Load::Refused(why) => {
+                report::warn(&why);
+                None
+            }
+        }
+    }
+}
+
+impl<T: Stored> EntryCache<T> for Cache {
+    fn load(&mut self) -> Result<Option<T>, Error> {
+        loop {
+            let loaded = match &self.store {
+                Store::None => return Ok(None),
+                Store::File(f) => f.load(&self.key),
+                Store::Keyring(k) => k.load(),
+            };
+            match loaded {
+                Ok(l) => return Ok(self.decode(l)),
+                Err(failure) => self.demote(failure)?,
+            }
+        }
+    }
+
+    fn lock(&mut self) -> Result<Option<RefreshLock>, Error> {
+        if matches!(self.store, Store::None) {
+            return Ok(None);
+        }
+        let got = match &self.dir {
+            Some(dir) => RefreshLock::acquire(dir, &self.key, self.lock_timeout)?,
+            None => Err("no lock directory is known; set REDSHIFT_CREDS_CACHE_DIR".to_string()),
+        };
+        match got {
+            Ok(lock) => Ok(Some(lock)),
+            Err(why) => {
+                self.give_up(StoreError(format!("cannot take the refresh lock: {why}")))?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn save(&mut self, entry: &T) -> Result<(), Error> {
+        let bytes = entry.encode(&self.key);
+        loop {
+            let saved = match &self.store {
+                Store::None => return Ok(()),
+                Store::File(f) => f.save(&self.key, &bytes),
+                Store::Keyring(k) => k.save(&bytes),
+            };
+            match saved {
+                Ok(()) => {
+                    self.write_meta(entry);
+                    return Ok(());
+                }
+                Err(failure) => self.demote(failure)?,
+            }
+        }
+    }
+}
+
+/// The `list` records in a cache directory, oldest expiry first. Unreadable
+/// records are skipped.
+pub fn list(dir: &std::path::Path) -> Vec<Meta> {
+    let mut out: Vec<Meta> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".meta"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<Meta>(&b).ok())
+        .filter(|m| key::CacheKey::parse(&m.key).is_some())
+        .collect();
+    out.sort_by(|a, b| (&a.label, a.expiration).cmp(&(&b.label, b.expiration)));
+    out
+}
+
+/// Removes one key's entry from every store that may hold it (the keyring
+/// and the file store), and its `list` record. Returns what was removed.
+pub fn remove(dir: Option<&std::path::Path>, key: &key::CacheKey) -> Vec<String> {
+    let mut removed = Vec::new();
+    if let Ok(k) = KeyringStore::open(key) {
+        match k.delete() {
+            Ok(true) => removed.push(format!("keyring ({})", k.backend().name())),
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e.0, "keyring delete failed"),
+        }
+    }
+    if let Some(dir) = dir {
+        if std::fs::remove_file(dir.join(format!("{key}.json"))).is_ok() {
+            removed.push("file".to_string());
+        }
+        let _ = std::fs::remove_file(dir.join(format!("{key}.meta")));
+    }
+    removed
+}
+
+/// Says which store `--cache auto` would use here, and why: a keyring is
+/// tried for real (write, read back, delete a probe entry), since some
+/// keyrings open fine and refuse only on write.
+pub fn probe_auto(key: &key::CacheKey, dir: Option<&std::path::Path>) -> String {
+    let fallback = match dir {
+        Some(d) => format!("the file store in {}", d.display()),
+        None => "no cache (no directory is known)".to_string(),
+    };
+    match KeyringStore::open(key) {
+        Ok(k) => {
+            let name = k.backend().name();
+            let tried = k
+                .save(b"redshift-creds doctor probe")
+                .and_then(|()| k.load());
+            let _ = k.delete();
+            match tried {
+                Ok(Load::Found(b)) if &b[..] == b"redshift-creds doctor probe" => {
+                    format!("keyring ({name})")
+                }
+                Ok(_) => format!(
+                    "{fallback}, because the {name} keyring did not return what was written"
+                ),
+                Err(e) => format!("{fallback}, because the {name} keyring refused: {}", e.0),
+            }
+        }
+        Err(why) => format!("{fallback}, because no OS keyring can be used: {why}"),
+    }
+}

@@ -1,0 +1,307 @@
+//! The use case: read the cache, lock, read again, fetch only if still needed, store, and hand back.
+
+use super::RefreshLock;
+use super::entry::{Freshness, Stored, freshness};
+use crate::error::Error;
+use crate::report;
+
+/// Reads and writes one key's cached entry, and takes its refresh lock.
+pub trait EntryCache<T> {
+    /// The cached entry, if there is a readable one.
+    fn load(&mut self) -> Result<Option<T>, Error>;
+    /// Takes the refresh lock, waiting for another holder; `None` when this
+    /// cache has nothing to protect.
+    fn lock(&mut self) -> Result<Option<RefreshLock>, Error>;
+    /// Stores a fresh entry.
+    fn save(&mut self, entry: &T) -> Result<(), Error>;
+}
+
+/// Where fresh entries come from (the AWS API).
+pub trait Fetch<T> {
+    /// Asks for a new one.
+    fn fetch(&self) -> Result<T, Error>;
+}
+
+/// The current time, in seconds since the Unix epoch.
+pub trait Clock {
+    /// Now.
+    fn now(&self) -> i64;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// How the credential was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// From the cache, without asking AWS.
+    Hit,
+    /// Fetched from AWS and stored.
+    Fetched,
+    /// The refresh failed; the cached credential is still valid and was used.
+    Stale,
+}
+
+/// The cached entry, if it stays valid for longer than `margin` seconds: the
+/// hit path on its own, with no lock.
+pub fn fresh<T: Stored>(
+    cache: &mut dyn EntryCache<T>,
+    clock: &dyn Clock,
+    margin: i64,
+) -> Result<Option<T>, Error> {
+    let found = cache.load()?;
+    Ok(found.filter(|c| outlives_margin(c, clock, margin)))
+}
+
+/// Whether `entry` stays valid for longer than `margin` seconds from now.
+fn outlives_margin<T: Stored>(entry: &T, clock: &dyn Clock, margin: i64) -> bool {
+    freshness(entry, clock.now(), margin) == Freshness::Fresh
+}
+
+/// Returns a credential valid for longer than `margin` seconds if one can be
+/// had: from the cache when it is fresh (no lock), else under the refresh
+/// lock, re-reading the cache first so concurrent callers make one API call.
+/// When the refresh fails but the cached password has not expired, that
+/// password is returned with a warning.
+pub fn obtain<T: Stored>(
+    cache: &mut dyn EntryCache<T>,
+    fetch: &dyn Fetch<T>,
+    clock: &dyn Clock,
+    margin: i64,
+) -> Result<(T, Outcome), Error> {
+    let first = cache.load()?;
+    if let Some(c) = first
+        .as_ref()
+        .filter(|c| outlives_margin(*c, clock, margin))
+    {
+        tracing::debug!(expiration = c.expiration(), "cache hit");
+        return Ok((c.clone(), Outcome::Hit));
+    }
+
+    let _lock = match cache.lock() {
+        Ok(lock) => lock,
+        Err(e @ Error::LockTimeout { .. }) => return stale_or(first, clock, e),
+        Err(e) => return Err(e),
+    };
+    let current = cache.load()?;
+    if let Some(c) = current
+        .as_ref()
+        .filter(|c| outlives_margin(*c, clock, margin))
+    {
+        tracing::debug!(
+            expiration = c.expiration(),
+            "another process refreshed the entry"
+        );
+        return Ok((c.clone(), Outcome::Hit));
+    }
+
+    match fetch.fetch() {
+        Ok(fresh) => {
+            cache.save(&fresh)?;
+            Ok((fresh, Outcome::Fetched))
+        }
+        Err(e) => stale_or(current.or(first), clock, e),
+    }
+}
+
+/// Falls back to a cached credential that has not expired, or fails with `err`.
+fn stale_or<T: Stored>(
+    cached: Option<T>,
+    clock: &dyn Clock,
+    err: Error,
+) -> Result<(T, Outcome), Error> {
+    let now = clock.now();
+    match cached.filter(|c| freshness(c, now, 0) == Freshness::Fresh) {
+        Some(c) => {
+            report::warn(&format!(
+                "{err}; using the cached {}, which expires in {} s",
+                T::NOUN,
+                c.expiration() - now
+            ));
+            Ok((c, Outcome::Stale))
+        }
+        None => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::Credential;
+    use secrecy::SecretString;
+    use std::cell::{Cell, RefCell};
+
+    struct FakeClock(Cell<i64>);
+    impl Clock for FakeClock {
+        fn now(&self) -> i64 {
+            self.0.get()
+        }
+    }
+
+    #[derive(Default)]
+    struct MemoryCache {
+        entry: Option<Credential>,
+        locks: usize,
+        saves: usize,
+    }
+    impl EntryCache<Credential> for MemoryCache {
+        fn load(&mut self) -> Result<Option<Credential>, Error> {
+            Ok(self.entry.clone())
+        }
+        fn lock(&mut self) -> Result<Option<RefreshLock>, Error> {
+            self.locks += 1;
+            Ok(None)
+        }
+        fn save(&mut self, c: &Credential) -> Result<(), Error> {
+            self.saves += 1;
+            self.entry = Some(c.clone());
+            Ok(())
+        }
+    }
+
+    /// Issues 900-second passwords numbered by call, or fails when told to.
+    struct FakeApi<'a> {
+        clock: &'a FakeClock,
+        calls: Cell<usize>,
+        fail: Cell<bool>,
+        forbidden: Cell<bool>,
+    }
+    impl Fetch<Credential> for FakeApi<'_> {
+        fn fetch(&self) -> Result<Credential, Error> {
+            assert!(
+                !self.forbidden.get(),
+                "the API must not be called while the entry is valid"
+            );
+            self.calls.set(self.calls.get() + 1);
+            if self.fail.get() {
+                return Err(Error::Aws {
+                    api: "GetClusterCredentials",
+                    target: "cluster \"c\", user \"u\"".into(),
+                    reason: "AWS is throttling requests (Rate exceeded)".into(),
+                    hint: None,
+                });
+            }
+            Ok(Credential {
+                db_user: "IAM:u".into(),
+                password: SecretString::from(format!("pw{}", self.calls.get())),
+                expiration: self.clock.now() + 900,
+            })
+        }
+    }
+
+    fn api(clock: &FakeClock) -> FakeApi<'_> {
+        FakeApi {
+            clock,
+            calls: Cell::new(0),
+            fail: Cell::new(false),
+            forbidden: Cell::new(false),
+        }
+    }
+
+    #[test]
+    fn lifecycle_empty_valid_near_expiry_refreshed() {
+        let clock = FakeClock(Cell::new(1_000_000));
+        let api = api(&clock);
+        let mut cache = MemoryCache::default();
+
+        let (c, o) = obtain(&mut cache, &api, &clock, 300).unwrap();
+        assert_eq!((o, c.expose_password()), (Outcome::Fetched, "pw1"));
+        assert_eq!(cache.saves, 1);
+
+        api.forbidden.set(true);
+        let locks_before = cache.locks;
+        for step in [0, 1, 300, 599] {
+            clock.0.set(1_000_000 + step);
+            let (c, o) = obtain(&mut cache, &api, &clock, 300).unwrap();
+            assert_eq!(
+                (o, c.expose_password()),
+                (Outcome::Hit, "pw1"),
+                "at +{step}"
+            );
+        }
+        assert_eq!(cache.locks, locks_before, "a hit takes no lock");
+
+        api.forbidden.set(false);
+        clock.0.set(1_000_000 + 600);
+        let (c, o) = obtain(&mut cache, &api, &clock, 300).unwrap();
+        assert_eq!((o, c.expose_password()), (Outcome::Fetched, "pw2"));
+        assert_eq!(c.expiration, 1_000_600 + 900);
+        assert_eq!(cache.locks, locks_before + 1);
+    }
+
+    #[test]
+    fn stale_on_error_while_the_password_is_still_valid() {
+        let clock = FakeClock(Cell::new(1_000_000));
+        let api = api(&clock);
+        let mut cache = MemoryCache::default();
+        obtain(&mut cache, &api, &clock, 300).unwrap();
+
+        api.fail.set(true);
+        clock.0.set(1_000_000 + 800);
+        let (c, o) = obtain(&mut cache, &api, &clock, 300).unwrap();
+        assert_eq!((o, c.expose_password()), (Outcome::Stale, "pw1"));
+
+        clock.0.set(1_000_000 + 900);
+        let err = obtain(&mut cache, &api, &clock, 300).unwrap_err();
+        assert!(err.to_string().contains("Rate exceeded"), "{err}");
+    }
+
+    #[test]
+    fn a_refresh_by_another_process_is_seen_after_the_lock() {
+        struct RacingCache {
+            loads: RefCell<usize>,
+            fresh: Credential,
+        }
+        impl EntryCache<Credential> for RacingCache {
+            fn load(&mut self) -> Result<Option<Credential>, Error> {
+                *self.loads.borrow_mut() += 1;
+                // The first read misses; by the second, another process stored one.
+                Ok((*self.loads.borrow() > 1).then(|| self.fresh.clone()))
+            }
+            fn lock(&mut self) -> Result<Option<RefreshLock>, Error> {
+                Ok(None)
+            }
+            fn save(&mut self, _: &Credential) -> Result<(), Error> {
+                panic!("nothing to save");
+            }
+        }
+        let clock = FakeClock(Cell::new(1_000_000));
+        let api = api(&clock);
+        api.forbidden.set(true);
+        let mut cache = RacingCache {
+            loads: RefCell::new(0),
+            fresh: Credential {
+                db_user: "IAM:u".into(),
+                password: SecretString::from("theirs"),
+                expiration: 1_000_900,
+            },
+        };
+        let (c, o) = obtain(&mut cache, &api, &clock, 300).unwrap();
+        assert_eq!((o, c.expose_password()), (Outcome::Hit, "theirs"));
+    }
+
+    #[test]
+    fn a_tampered_far_future_entry_is_refetched() {
+        let clock = FakeClock(Cell::new(1_000_000));
+        let api = api(&clock);
+        let mut cache = MemoryCache {
+            entry: Some(Credential {
+                db_user: "IAM:u".into(),
+                password: SecretString::from("forever"),
+                expiration: 1_000_000 + 86_400,
+            }),
+            ..Default::default()
+        };
+        let (c, o) = obtain(&mut cache, &api, &clock, 300).unwrap();
+        assert_eq!((o, c.expose_password()), (Outcome::Fetched, "pw1"));
+    }
+}

@@ -1,0 +1,69 @@
+//! The commands that hand a connection over (`get`, `exec`, `pgpass`) and what they share: resolving the flags and finding the connection.
+
+mod exec;
+mod get;
+mod pgpass;
+
+pub use exec::exec;
+pub use get::get;
+pub use pgpass::pgpass;
+
+use crate::cli::{ConnArgs, CredArgs};
+use crate::config::Resolved;
+use crate::credential::Credential;
+use crate::endpoint::{DEFAULT_PORT, Endpoint};
+use crate::error::Error;
+use crate::report;
+use crate::source::Source;
+
+/// Checks the flags and the environment; nothing is touched before this passes.
+pub fn resolve(cred: &CredArgs, conn: &ConnArgs) -> Result<Resolved, Error> {
+    report::init_log(cred.verbose);
+    crate::config::resolve(cred, conn, &crate::config::ProcessEnv)
+}
+
+/// Where clients connect: `--host`, else the custom domain, else the
+/// endpoint the source finds (DescribeClusters or GetWorkgroup, cached for a
+/// day), with `--port` on top.
+pub fn endpoint(r: &Resolved, source: &dyn Source) -> Result<Endpoint, Error> {
+    let c = &r.connection;
+    let given = c
+        .host
+        .clone()
+        .or_else(|| r.request.custom_domain_name.clone());
+    if let Some(host) = given {
+        return Ok(Endpoint {
+            host,
+            port: c.port.unwrap_or(DEFAULT_PORT),
+        });
+    }
+    let mut endpoint = source.endpoint(r)?;
+    if let Some(port) = c.port {
+        endpoint.port = port;
+    }
+    Ok(endpoint)
+}
+
+/// The credential and everything a client needs to use it.
+fn connection(r: &Resolved, source: &dyn Source) -> Result<(Credential, Endpoint), Error> {
+    // The endpoint first: if it cannot be found, no password is spent.
+    let endpoint = endpoint(r, source)?;
+    let credential = source.credential(r)?;
+    if let Some(note) = &r.connection.tls.note {
+        report::warn(note);
+    }
+    Ok((credential, endpoint))
+}
+
+fn target<'a>(
+    r: &'a Resolved,
+    credential: &'a Credential,
+    endpoint: &'a Endpoint,
+) -> crate::output::Target<'a> {
+    crate::output::Target {
+        credential,
+        endpoint,
+        database: r.request.db_name.as_deref(),
+        tls: &r.connection.tls,
+    }
+}

@@ -1,0 +1,243 @@
+//! What goes on stdout: the JSON credential-process contract, the bare password, or shell `export` lines.
+
+use crate::cli::OutputFormat;
+use crate::credential::Credential;
+use crate::endpoint::Endpoint;
+use crate::tls::Tls;
+use serde::Serialize;
+use std::io::{self, Write};
+use zeroize::Zeroizing;
+
+/// The contract object: the AWS CLI's keys plus `Version`.
+#[derive(Serialize)]
+struct Contract<'a> {
+    #[serde(rename = "Version")]
+    version: u32,
+    #[serde(rename = "DbUser")]
+    db_user: &'a str,
+    #[serde(rename = "DbPassword")]
+    db_password: &'a str,
+    #[serde(rename = "Expiration")]
+    expiration: String,
+}
+
+/// Where a client connects, with what: everything the PG* variables carry.
+pub struct Target<'a> {
+    /// The credential.
+    pub credential: &'a Credential,
+    /// Host and port.
+    pub endpoint: &'a Endpoint,
+    /// The database, when one was named.
+    pub database: Option<&'a str>,
+    /// TLS mode and root certificate.
+    pub tls: &'a Tls,
+}
+
+/// The libpq environment for a connection, in a fixed order. The password is
+/// in a buffer that is zeroized on drop.
+pub fn pg_vars(t: &Target<'_>) -> Vec<(&'static str, Zeroizing<String>)> {
+    let mut v = vec![
+        ("PGHOST", Zeroizing::new(t.endpoint.host.clone())),
+        ("PGPORT", Zeroizing::new(t.endpoint.port.to_string())),
+    ];
+    if let Some(db) = t.database {
+        v.push(("PGDATABASE", Zeroizing::new(db.to_string())));
+    }
+    v.push(("PGUSER", Zeroizing::new(t.credential.db_user.clone())));
+    v.push((
+        "PGPASSWORD",
+        Zeroizing::new(t.credential.expose_password().to_string()),
+    ));
+    v.push(("PGSSLMODE", Zeroizing::new(t.tls.mode.as_str().to_string())));
+    if let Some(root) = &t.tls.root_cert {
+        v.push((
+            "PGSSLROOTCERT",
+            Zeroizing::new(root.to_string_lossy().into_owned()),
+        ));
+    }
+    v
+}
+
+/// Quotes a value for sh, bash and zsh: inside single quotes nothing is
+/// special, and a single quote itself is written as `'\''`.
+pub fn sh_quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Writes `export NAME='value'` lines for a connection, in one write.
+pub fn write_env(out: &mut dyn Write, t: &Target<'_>) -> io::Result<()> {
+    let mut buf = Zeroizing::new(String::with_capacity(512));
+    for (name, value) in pg_vars(t) {
+        buf.push_str("export ");
+        buf.push_str(name);
+        buf.push('=');
+        buf.push_str(&sh_quote(&value));
+        buf.push('\n');
+    }
+    out.write_all(buf.as_bytes())?;
+    out.flush()
+}
+
+/// Writes the credential as JSON or the bare password, with a trailing
+/// newline, in one write from a buffer that is zeroized afterwards.
+pub fn write(out: &mut dyn Write, format: OutputFormat, c: &Credential) -> io::Result<()> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(256));
+    match format {
+        OutputFormat::Json => {
+            let contract = Contract {
+                version: 1,
+                db_user: &c.db_user,
+                db_password: c.expose_password(),
+                expiration: c.expiration_rfc3339(),
+            };
+            serde_json::to_writer(&mut *buf, &contract).map_err(io::Error::other)?;
+        }
+        OutputFormat::Password => buf.extend_from_slice(c.expose_password().as_bytes()),
+        OutputFormat::Env => unreachable!("env output goes through write_env"),
+    }
+    buf.push(b'\n');
+    out.write_all(&buf)?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn cred() -> Credential {
+        Credential {
+            db_user: "IAM:temp_creds_user".into(),
+            password: SecretString::from(
+                "EXAMPLEjArE3hcnQj8zt4XQj9Xtma8oxYEM8OyxpDHwXVPyJYBDm/gqX2Eeaq6P3DgTzgPg==",
+            ),
+            expiration: 1_481_231_573,
+        }
+    }
+
+    #[test]
+    fn json_has_the_aws_cli_keys_plus_version() {
+        let mut out = Vec::new();
+        write(&mut out, OutputFormat::Json, &cred()).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"Version\":1,\"DbUser\":\"IAM:temp_creds_user\",\"DbPassword\":\
+             \"EXAMPLEjArE3hcnQj8zt4XQj9Xtma8oxYEM8OyxpDHwXVPyJYBDm/gqX2Eeaq6P3DgTzgPg==\",\
+             \"Expiration\":\"2016-12-08T21:12:53Z\"}\n"
+        );
+    }
+
+    fn run_in(shell: &str, script: &str) -> Option<String> {
+        let out = std::process::Command::new(shell)
+            .arg("-c")
+            .arg(script)
+            .output()
+            .ok()?;
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(String::from_utf8(out.stdout).unwrap())
+    }
+
+    /// Evaluates `export X=<quoted>` in a real shell and reads `$X` back.
+    fn round_trip(shell: &str, value: &str) -> Option<String> {
+        let script = format!("export X={}\nprintf '%s' \"$X\"", sh_quote(value));
+        run_in(shell, &script)
+    }
+
+    #[test]
+    fn shell_quoting_survives_odd_characters() {
+        let odd = [
+            "IAM:alice",
+            "it's",
+            "'",
+            "''",
+            "a\"b",
+            "$(touch /tmp/pwned)",
+            "`id`",
+            "back\\slash",
+            "new\nline",
+            "tab\there",
+            "semi;colon & amp | pipe > gt < lt",
+            "glob * ? [a]",
+            "!bang !! ^caret",
+            "unicodé ☃",
+            "EXAMPLEjArE3hcnQj8zt4XQj9Xtma8oxYEM8OyxpDHwXVPyJYBDm/gqX2Eeaq6P3DgTzgPg==",
+            "",
+        ];
+        for shell in ["sh", "bash", "zsh"] {
+            for value in odd {
+                match round_trip(shell, value) {
+                    Some(back) => assert_eq!(back, value, "{shell}"),
+                    None => break, // that shell is not installed
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #[test]
+        fn shell_quoting_round_trips_any_text(value in "[^\\x00]{0,40}") {
+            for shell in ["sh", "bash"] {
+                if let Some(back) = round_trip(shell, &value) {
+                    proptest::prop_assert_eq!(back, value.clone());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn env_output_exports_the_pg_variables() {
+        let tls = Tls {
+            mode: crate::tls::SslMode::VerifyFull,
+            root_cert: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+            note: None,
+        };
+        let endpoint = Endpoint {
+            host: "c.abc.us-east-1.redshift.amazonaws.com".into(),
+            port: 5439,
+        };
+        let c = cred();
+        let t = Target {
+            credential: &c,
+            endpoint: &endpoint,
+            database: Some("dev"),
+            tls: &tls,
+        };
+        let mut out = Vec::new();
+        write_env(&mut out, &t).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "export PGHOST='c.abc.us-east-1.redshift.amazonaws.com'\n\
+             export PGPORT='5439'\n\
+             export PGDATABASE='dev'\n\
+             export PGUSER='IAM:temp_creds_user'\n\
+             export PGPASSWORD='EXAMPLEjArE3hcnQj8zt4XQj9Xtma8oxYEM8OyxpDHwXVPyJYBDm/gqX2Eeaq6P3DgTzgPg=='\n\
+             export PGSSLMODE='verify-full'\n\
+             export PGSSLROOTCERT='/etc/ssl/certs/ca-certificates.crt'\n"
+        );
+    }
+
+    #[test]
+    fn password_output_is_the_password_and_a_newline() {
+        let mut out = Vec::new();
+        write(&mut out, OutputFormat::Password, &cred()).unwrap();
+        assert_eq!(
+            out,
+            b"EXAMPLEjArE3hcnQj8zt4XQj9Xtma8oxYEM8OyxpDHwXVPyJYBDm/gqX2Eeaq6P3DgTzgPg==\n"
+        );
+    }
+}

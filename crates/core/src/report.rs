@@ -1,0 +1,93 @@
+//! Warnings for the user on stderr, and the optional tracing log (`-v`, `RUST_LOG`) that never shows secrets.
+
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::{EnvFilter, FilterFn};
+use tracing_subscriber::prelude::*;
+
+/// Prints one warning line on stderr, once per process however often the
+/// same thing is noticed (the cache is read before and after the lock).
+/// stdout carries only the contract.
+pub fn warn(message: &str) {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let line = one_line(message);
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.contains(&line) {
+        let text = format!("redshift-creds: warning: {line}");
+        match HELD.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(held) => held.push(text),
+            None => eprintln!("{text}"),
+        }
+        said.push(line);
+    }
+}
+
+/// Warnings kept back while `redshift-creds` may still hand the run over to
+/// `redshift-creds-aws` (which would say them again).
+static HELD: std::sync::Mutex<Option<Vec<String>>> = std::sync::Mutex::new(None);
+
+/// Holds warnings back from now on, until [`release`] or [`discard`].
+pub fn hold() {
+    *HELD.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+}
+
+/// Prints the held warnings, and prints later ones at once.
+pub fn release() {
+    let held = HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
+    for text in held.into_iter().flatten() {
+        eprintln!("{text}");
+    }
+}
+
+/// Forgets the held warnings.
+pub fn discard() {
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
+}
+
+/// Prints the error that ends the run, once, on stderr.
+pub fn error(message: &str) {
+    eprintln!("redshift-creds: error: {}", one_line(message));
+}
+
+/// Folds a message that may hold newlines (SDK errors do) into one line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Starts the log on stderr when `-v` is given or `RUST_LOG` is set, and does
+/// nothing otherwise, so a plain run pays nothing for it. Events from the
+/// SDK and HTTP layers above INFO are dropped whatever `RUST_LOG` says: at
+/// debug and trace they can print request and response bodies.
+pub fn init_log(verbose: u8) {
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let filter = match (&from_env, verbose) {
+        (Some(spec), _) => EnvFilter::try_new(spec).unwrap_or_else(|e| {
+            warn(&format!(
+                "RUST_LOG is not a valid filter ({e}); using redshift_creds=debug"
+            ));
+            EnvFilter::new("redshift_creds=debug")
+        }),
+        (None, 0) => return,
+        (None, 1) => EnvFilter::new("redshift_creds=debug"),
+        (None, _) => EnvFilter::new("redshift_creds=trace,aws_config=info"),
+    };
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .with_filter(filter)
+        .with_filter(FilterFn::new(never_secret));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+/// Whether an event may be logged: our own always, the SDK's only at INFO and above.
+fn never_secret(meta: &Metadata<'_>) -> bool {
+    const GUARDED: [&str; 6] = [
+        "aws_smithy",
+        "aws_sdk",
+        "aws_sigv4",
+        "hyper",
+        "rustls",
+        "h2",
+    ];
+    let guarded = GUARDED.iter().any(|p| meta.target().starts_with(p));
+    !guarded || *meta.level() <= Level::INFO
+}

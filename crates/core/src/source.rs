@@ -1,0 +1,63 @@
+//! Where fresh entries come from: the [`Source`] trait that the commands are written against.
+
+use crate::cache::key::CacheKey;
+use crate::cache::{Cache, refresh};
+use crate::config::Resolved;
+use crate::credential::Credential;
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+
+/// Where a command gets its credential and endpoint. Two implementations,
+/// each complete on its own:
+///
+/// * `redshift-creds` (the front, in the root package): a lock-free cache
+///   hit, and otherwise a hand-over to `redshift-creds-aws`;
+/// * `redshift-creds-aws` (crate `redshift-creds-aws`): a hit, and otherwise
+///   a refresh from AWS under the refresh lock ([`refresh::obtain`]).
+pub trait Source {
+    /// A credential for the request that outlives the refresh margin.
+    fn credential(&self, r: &Resolved) -> Result<Credential, Error>;
+    /// The cluster's or workgroup's endpoint, when the flags did not give one.
+    fn endpoint(&self, r: &Resolved) -> Result<Endpoint, Error>;
+}
+
+/// The cache of the request's credential, labelled for `list`.
+pub fn credential_cache(r: &Resolved) -> Result<Cache, Error> {
+    let s = &r.settings;
+    let mut cache = Cache::open(
+        s.cache,
+        CacheKey::of(&r.request),
+        s.cache_dir.clone(),
+        s.lock_timeout,
+    )?;
+    cache.set_label(&r.request);
+    Ok(cache)
+}
+
+/// The cache of the request's endpoint (a day's lookup), labelled for `list`.
+pub fn endpoint_cache(r: &Resolved) -> Result<Cache, Error> {
+    let s = &r.settings;
+    let mut cache = Cache::open(
+        s.cache,
+        CacheKey::endpoint_of(&r.request),
+        s.cache_dir.clone(),
+        s.lock_timeout,
+    )?;
+    cache.set_label(&r.request);
+    Ok(cache)
+}
+
+/// The cached credential if it outlives the refresh margin: the hit path,
+/// with no lock, no runtime and no AWS configuration.
+pub fn cached_credential(r: &Resolved) -> Result<Option<Credential>, Error> {
+    let mut cache = credential_cache(r)?;
+    refresh::fresh(&mut cache, &refresh::SystemClock, r.settings.refresh_margin)
+}
+
+/// The cached endpoint if it has not expired, read the same way.
+pub fn cached_endpoint(r: &Resolved) -> Result<Option<Endpoint>, Error> {
+    let mut cache = endpoint_cache(r)?;
+    let found: Option<crate::cache::entry::CachedEndpoint> =
+        refresh::fresh(&mut cache, &refresh::SystemClock, 0)?;
+    Ok(found.map(|c| c.endpoint))
+}

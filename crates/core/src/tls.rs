@@ -1,0 +1,174 @@
+//! TLS for clients: the sslmode and root certificate to hand over; never a mode without TLS.
+
+use crate::error::Error;
+use std::path::{Path, PathBuf};
+
+/// The TLS modes clients may use. Redshift requires TLS for IAM credentials
+/// (seed steps 5-6), and a client allowed to fall back to plain text can hide
+/// the real error, so `disable`, `allow` and `prefer` do not exist here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Encrypted; the server is not verified (unless a root cert is given).
+    Require,
+    /// Encrypted; the server's certificate chain is verified.
+    VerifyCa,
+    /// Encrypted; chain and host name are verified.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// libpq's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// The TLS settings for clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// PGSSLMODE.
+    pub mode: SslMode,
+    /// PGSSLROOTCERT, when one is set or found.
+    pub root_cert: Option<PathBuf>,
+    /// A note for the user when the default had to be weakened.
+    pub note: Option<String>,
+}
+
+/// Where distributions keep the system CA bundle.
+const CA_BUNDLES: [&str; 6] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+    "/usr/local/etc/openssl/cert.pem",
+];
+
+/// Checks `--sslmode` and `--sslrootcert` and fills in the defaults:
+/// verify-full with the system CA bundle, or require (with a note) when no
+/// bundle is found. Each value comes with the name of its source (`--sslmode`, or a config key).
+pub fn resolve(mode: Option<(&str, &str)>, root_cert: Option<(&Path, &str)>) -> Result<Tls, Error> {
+    let mode = match mode {
+        None => None,
+        Some(("require", _)) => Some(SslMode::Require),
+        Some(("verify-ca", _)) => Some(SslMode::VerifyCa),
+        Some(("verify-full", _)) => Some(SslMode::VerifyFull),
+        Some((m @ ("disable" | "allow" | "prefer"), input)) => {
+            return Err(Error::invalid(
+                input,
+                m,
+                "connections without TLS are refused: Redshift IAM logins must use TLS; \
+                 use require, verify-ca or verify-full",
+            ));
+        }
+        Some((other, input)) => {
+            return Err(Error::invalid(
+                input,
+                other,
+                "must be require, verify-ca or verify-full",
+            ));
+        }
+    };
+    if let Some((path, input)) = root_cert {
+        let shown = path.to_string_lossy();
+        if !path.is_file() || std::fs::File::open(path).is_err() {
+            return Err(Error::invalid(
+                input,
+                &shown,
+                "must be a readable certificate file",
+            ));
+        }
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        return Ok(Tls {
+            mode: mode.unwrap_or(SslMode::VerifyFull),
+            root_cert: Some(absolute),
+            note: None,
+        });
+    }
+    let bundle = system_bundle();
+    Ok(match (mode, bundle) {
+        (Some(SslMode::Require), _) => Tls { mode: SslMode::Require, root_cert: None, note: None },
+        (Some(m), bundle) => Tls { mode: m, root_cert: bundle, note: None },
+        (None, Some(b)) => Tls { mode: SslMode::VerifyFull, root_cert: Some(b), note: None },
+        (None, None) => Tls {
+            mode: SslMode::Require,
+            root_cert: None,
+            note: Some(
+                "no system CA bundle found, so sslmode is require (encrypted, server not verified); \
+                 pass --sslrootcert to verify the server"
+                    .to_string(),
+            ),
+        },
+    })
+}
+
+/// The system CA bundle: `SSL_CERT_FILE` if it names a file, else the first
+/// of the usual places that exists.
+fn system_bundle() -> Option<PathBuf> {
+    let from_env = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file());
+    from_env.or_else(|| CA_BUNDLES.iter().map(PathBuf::from).find(|p| p.is_file()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_without_tls_are_refused() {
+        for m in ["disable", "allow", "prefer"] {
+            let err = resolve(Some((m, "--sslmode")), None).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(
+                err.to_string()
+                    .contains("connections without TLS are refused"),
+                "{err}"
+            );
+        }
+        let err = resolve(Some(("VERIFY-FULL", "--sslmode")), None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("must be require, verify-ca or verify-full"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_explicit_root_cert_must_exist_and_is_made_absolute() {
+        let err = resolve(
+            None,
+            Some((Path::new("/nonexistent/ca.pem"), "--sslrootcert")),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--sslrootcert"), "{err}");
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let tls = resolve(
+            Some(("verify-ca", "--sslmode")),
+            Some((f.path(), "--sslrootcert")),
+        )
+        .unwrap();
+        assert_eq!(tls.mode, SslMode::VerifyCa);
+        assert_eq!(tls.root_cert.as_deref(), Some(f.path()));
+    }
+
+    #[test]
+    fn the_default_is_verify_full_with_the_system_bundle_or_require_with_a_note() {
+        let tls = resolve(None, None).unwrap();
+        match system_bundle() {
+            Some(b) => {
+                assert_eq!(tls.mode, SslMode::VerifyFull);
+                assert_eq!(tls.root_cert, Some(b));
+                assert!(tls.note.is_none());
+            }
+            None => {
+                assert_eq!(tls.mode, SslMode::Require);
+                assert!(tls.note.as_deref().unwrap().contains("no system CA bundle"));
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The front's dispatcher and its [`Source`]: a lock-free cache hit, or the whole run handed to `redshift-creds-aws`.
+
+use crate::handover;
+use clap::Parser;
+use redshift_creds_core::cli::{Cli, Command, CredArgs};
+use redshift_creds_core::config::Resolved;
+use redshift_creds_core::credential::Credential;
+use redshift_creds_core::endpoint::Endpoint;
+use redshift_creds_core::{Error, Source, commands, report, source};
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// Answers `get`, `exec` and `pgpass` from the cache, and hands everything
+/// else (a miss, other commands, `-v`, any error) to `redshift-creds-aws`,
+/// which then does the whole job as if called directly. So the front never
+/// reports an error of its own making: the full program reports it, once.
+/// Warnings are held until the front knows it will finish.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(_) => return handover::run_full(&args),
+    };
+    // A logged run is told whole by the full program.
+    let logging = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    let quiet = |c: &CredArgs| c.verbose == 0 && !logging;
+    let source = HandOver(&args);
+    report::hold();
+    let result =
+        match cli.command {
+            Command::Get(a) if quiet(&a.cred) => commands::resolve(&a.cred, &a.conn)
+                .and_then(|r| commands::get(&r, a.output, &source)),
+            Command::Exec(a) if quiet(&a.cred) => commands::resolve(&a.cred, &a.conn)
+                .and_then(|r| commands::exec(&r, &a.command, &source)),
+            Command::Pgpass(a) if quiet(&a.cred) && !a.watch => commands::resolve(&a.cred, &a.conn)
+                .and_then(|r| commands::pgpass(&r, false, &source)),
+            _ => return handover::run_full(&args),
+        };
+    finish(result, &args)
+}
+
+/// The exit of a run the front kept.
+fn finish(result: Result<(), Error>, args: &[OsString]) -> ExitCode {
+    match result {
+        Ok(()) => {
+            report::release();
+            ExitCode::SUCCESS
+        }
+        // Past the point of no return (something reached stdout, the
+        // command was about to replace this process, or the hand-over itself
+        // failed): say it here rather than try again.
+        Err(e @ (Error::Output(_) | Error::Exec { .. } | Error::Helper { .. })) => {
+            report::release();
+            report::error(&e.to_string());
+            ExitCode::from(e.exit_code())
+        }
+        Err(_) => handover::run_full(args),
+    }
+}
+
+/// The front's [`Source`]: a cached entry read without a lock, and on a miss
+/// the whole run handed to `redshift-creds-aws`, which starts over with the
+/// same arguments (and is the only program that takes the refresh lock).
+/// Returns only when the hand-over itself failed.
+struct HandOver<'a>(&'a [OsString]);
+
+impl Source for HandOver<'_> {
+    fn credential(&self, r: &Resolved) -> Result<Credential, Error> {
+        match source::cached_credential(r)? {
+            Some(hit) => Ok(hit),
+            None => Err(handover::hand_over(self.0)),
+        }
+    }
+
+    fn endpoint(&self, r: &Resolved) -> Result<Endpoint, Error> {
+        match source::cached_endpoint(r)? {
+            Some(hit) => Ok(hit),
+            None => Err(handover::hand_over(self.0)),
+        }
+    }
+}

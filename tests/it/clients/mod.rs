@@ -1,0 +1,4 @@
+//! Real PostgreSQL clients (psql, pgcli, dbt) against a real PostgreSQL server with TLS.
+
+mod exec;
+mod pg_smoke;

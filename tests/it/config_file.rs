@@ -1,0 +1,151 @@
+//! The config file through the binary: named connections, its schema, and its errors.
+
+use crate::support::counting::CountingServer;
+use crate::support::{Sandbox, contract, stderr, stdout};
+
+fn schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/config.schema.json"
+    ))
+    .unwrap();
+    jsonschema::draft202012::new(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+fn toml_to_json(text: &str) -> serde_json::Value {
+    let value: toml::Value = toml::from_str(text).unwrap();
+    serde_json::to_value(value).unwrap()
+}
+
+const EXAMPLE: &str = include_str!("../../install/examples/config.toml");
+
+#[test]
+fn the_example_config_is_valid_against_the_schema() {
+    let v = schema();
+    let example = toml_to_json(EXAMPLE);
+    let errors: Vec<String> = v.iter_errors(&example).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // The schema is not vacuous.
+    for bad in [
+        "[connections.prod]\ndb_usr = \"alice\"\n",
+        "[connections.prod]\nduration_seconds = 60\n",
+        "[connections.prod]\nsslmode = \"disable\"\n",
+        "[connections.prod]\ncluster_identifier = \"Bad--\"\n",
+        "[connections.prod]\ndb_user = \"PUBLIC\"\n",
+        "[connections.prod]\ncache = \"sometimes\"\n",
+        "[connection.prod]\n",
+    ] {
+        assert!(!v.is_valid(&toml_to_json(bad)), "{bad}");
+    }
+}
+
+#[test]
+fn the_binary_reads_the_example_config() {
+    let sb = Sandbox::new();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("install/examples/config.toml");
+    let out = sb
+        .cmd(&["doctor"])
+        .env("REDSHIFT_CREDS_CONFIG", &path)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("(ok: 3 connection(s): analytics, prod, prod-iam)"),
+        "{text}\n{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_named_connection_supplies_the_request() {
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let config = sb.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[connections.prod]\ncluster_identifier = \"examplecluster\"\ndb_user = \"fileuser\"\n\
+             region = \"us-east-1\"\nendpoint_url = \"{}\"\ncache = \"file\"\nduration_seconds = 3600\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let out = sb
+        .cmd(&["get", "prod"])
+        .env("REDSHIFT_CREDS_CONFIG", &config)
+        .output()
+        .unwrap();
+    let c = contract(&out);
+    assert_eq!(c["DbUser"], "IAM:fileuser");
+    // A flag beats the file.
+    let out = sb
+        .cmd(&["get", "prod", "--db-user", "flaguser"])
+        .env("REDSHIFT_CREDS_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert_eq!(contract(&out)["DbUser"], "IAM:flaguser");
+    assert_eq!(server.calls(), 2);
+    // And the entries are listed under the connection's name.
+    let out = sb.cmd(&["list"]).output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.lines().next().unwrap().starts_with("CONNECTION"),
+        "{text}"
+    );
+    assert!(
+        text.contains("prod") && text.contains("IAM:fileuser") && text.contains("IAM:flaguser"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_errors_name_the_file_line_column_and_key() {
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let config = sb.path().join("config.toml");
+    let cases = [
+        (
+            "[connections.prod]\ncluster_identifier = \"c\"\ndb_usr = \"alice\"\n",
+            "line 3, column 1: unknown field `db_usr`",
+        ),
+        ("[connections.prod]\nport = \"5439\"\n", "line 2, column 8:"),
+        ("[connections.prod\n", "line 1, column"),
+        (
+            "[connections.prod]\ncluster_identifier = \"c\"\ndb_user = \"PUBLIC\"\n",
+            "db_user of connection \"prod\"",
+        ),
+        ("[connections.dev]\n", "no connection \"prod\""),
+    ];
+    for (text, expect) in cases {
+        std::fs::write(&config, text).unwrap();
+        let out = sb
+            .cmd(&["get", "prod", "--endpoint-url", &server.url()])
+            .env("REDSHIFT_CREDS_CONFIG", &config)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{text}: {err}");
+        assert!(
+            err.contains(config.to_str().unwrap()),
+            "names the file: {err}"
+        );
+    }
+    // A missing config file, for a name, says where it looked.
+    let out = sb
+        .cmd(&["get", "prod"])
+        .env("REDSHIFT_CREDS_CONFIG", sb.path().join("none.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("none.toml does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(server.calls(), 0);
+}

@@ -1,0 +1,108 @@
+//! Each credential API against a counting server that speaks its protocol, plus list, clear and doctor.
+
+use crate::support::counting::CountingServer;
+use crate::support::{Sandbox, contract, stderr, stdout};
+
+fn base(url: &str) -> Vec<&str> {
+    vec![
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        url,
+        "--cache",
+        "file",
+    ]
+}
+
+#[test]
+fn get_cluster_credentials_with_iam_uses_the_iam_identity() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let mut a = vec![
+        "get",
+        "--cluster-identifier",
+        "examplecluster",
+        "--with-iam",
+        "--db-name",
+        "dev",
+    ];
+    a.extend(base(&url));
+    let c = contract(&sb.run(&a));
+    assert_eq!(c["DbUser"], "IAMR:tester@role");
+    assert_eq!(c["DbPassword"], "iam-pw-1");
+    assert_eq!(server.operations(), ["GetClusterCredentialsWithIAM"]);
+    // Cached like every other mode.
+    assert_eq!(contract(&sb.run(&a))["DbPassword"], "iam-pw-1");
+    assert_eq!(server.calls(), 1);
+}
+
+#[test]
+fn serverless_get_credentials_speaks_json_and_finds_the_workgroup_endpoint() {
+    let server = CountingServer::start();
+    server.set_describe_endpoint(Some((
+        "analytics.123456789012.us-east-1.redshift-serverless.amazonaws.com",
+        5439,
+    )));
+    let url = server.url();
+    let sb = Sandbox::new();
+    let mut a = vec![
+        "get",
+        "--workgroup",
+        "analytics",
+        "--db-name",
+        "dev",
+        "--duration-seconds",
+        "1800",
+    ];
+    a.extend(base(&url));
+    let c = contract(&sb.run(&a));
+    assert_eq!(c["DbUser"], "IAMR:tester@role");
+    assert_eq!(c["DbPassword"], "serverless-pw-1");
+    let exp = humantime::parse_rfc3339(c["Expiration"].as_str().unwrap()).unwrap();
+    let left = exp
+        .duration_since(std::time::SystemTime::now())
+        .unwrap()
+        .as_secs();
+    assert!((1790..=1800).contains(&left), "{left}");
+    a.extend(["--output", "env"]);
+    let out = sb.run(&a);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let env = stdout(&out);
+    assert!(
+        env.contains(
+            "export PGHOST='analytics.123456789012.us-east-1.redshift-serverless.amazonaws.com'"
+        ),
+        "{env}"
+    );
+    assert!(env.contains("export PGPASSWORD='serverless-pw-1'"), "{env}");
+    assert_eq!(
+        server.operations(),
+        [
+            "RedshiftServerless.GetCredentials",
+            "RedshiftServerless.GetWorkgroup"
+        ]
+    );
+}
+
+#[test]
+fn a_serverless_host_name_supplies_workgroup_and_region() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let host = "analytics.123456789012.us-east-1.redshift-serverless.amazonaws.com";
+    let out = sb.run(&[
+        "get",
+        "--host",
+        host,
+        "--endpoint-url",
+        &url,
+        "--cache",
+        "file",
+        "--output",
+        "env",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("export PGHOST='{host}'")));
+    assert_eq!(server.operations(), ["RedshiftServerless.GetCredentials"]);
+}

@@ -1,0 +1,5 @@
+//! `get`: the credential from each API, against the counting server and moto, and its output formats.
+
+mod apis;
+mod counting;
+mod moto;

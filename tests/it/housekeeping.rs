@@ -1,0 +1,221 @@
+//! `list`, `clear` and `doctor`: what is cached, removing it, and what this machine offers.
+
+use crate::support::counting::CountingServer;
+use crate::support::{Sandbox, contract, stderr, stdout};
+
+fn base(url: &str) -> Vec<&str> {
+    vec![
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        url,
+        "--cache",
+        "file",
+    ]
+}
+
+#[test]
+fn list_shows_entries_without_secrets_and_clear_removes_them() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    for user in ["alice", "bob"] {
+        let mut a = vec![
+            "get",
+            "--cluster-identifier",
+            "examplecluster",
+            "--db-user",
+            user,
+        ];
+        a.extend(base(&url));
+        contract(&sb.run(&a));
+    }
+    let mut a = vec![
+        "get",
+        "--cluster-identifier",
+        "othercluster",
+        "--db-user",
+        "carol",
+    ];
+    a.extend(base(&url));
+    contract(&sb.run(&a));
+
+    let out = sb.run(&["list"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("CONNECTION") && lines[0].contains("KIND"),
+        "{text}"
+    );
+    assert!(
+        text.contains("IAM:alice") && text.contains("IAM:bob") && text.contains("IAM:carol"),
+        "{text}"
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("password") && l.contains(" file")),
+        "{text}"
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("14m") || l.contains("15m")),
+        "{text}"
+    );
+    assert!(!text.contains("counting-pw"), "no password in list: {text}");
+
+    let out = sb.run(&["clear", "examplecluster"]);
+    assert_eq!(
+        stdout(&out),
+        "removed 2 cached entries for \"examplecluster\"\n",
+        "{}",
+        stderr(&out)
+    );
+    let text = stdout(&sb.run(&["list"]));
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("IAM:carol"));
+    // The cleared entry is a miss now: the next get calls the API.
+    let mut a = vec![
+        "get",
+        "--cluster-identifier",
+        "examplecluster",
+        "--db-user",
+        "alice",
+    ];
+    a.extend(base(&url));
+    assert_eq!(contract(&sb.run(&a))["DbPassword"], "counting-pw-4");
+
+    let out = sb.run(&["clear", "--all"]);
+    assert_eq!(stdout(&out), "removed 2 cached entries in all\n");
+    assert_eq!(stdout(&sb.run(&["list"])), "no cached entries\n");
+    assert!(sb.entries().is_empty());
+
+    let out = sb.run(&["clear"]);
+    assert_eq!(out.status.code(), Some(2), "clear needs a name or --all");
+}
+
+#[test]
+fn doctor_reports_store_credentials_config_and_lock_directory() {
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.cache_dir()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(sb.cache_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let out = sb.run(&[
+        "doctor",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        &server.url(),
+    ]);
+    let text = stdout(&out);
+    assert!(text.contains("config file: "), "{text}");
+    assert!(text.contains("(not found; optional)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "cache and lock directory: {} (mode 700, yours, private)",
+            sb.cache_dir().display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("cache store for --cache auto: "), "{text}");
+    // Static test credentials resolve; the counting server is no STS, so the
+    // principal check fails, and doctor says so and exits 1.
+    assert!(
+        text.contains(
+            "AWS credentials: ERROR resolve (access key ***), but STS GetCallerIdentity failed: InvalidAction"
+        ),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !text.contains("testing-secret-key-value"),
+        "never the secret key"
+    );
+
+    // Without credentials, doctor says so.
+    let out = sb
+        .cmd(&[
+            "doctor",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            &server.url(),
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("AWS credentials: ERROR"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("sign in again"), "{}", stdout(&out));
+}
+
+#[test]
+fn doctor_names_the_principal_from_sts() {
+    let Some(moto) = crate::support::moto::Moto::start() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd(&[
+            "doctor",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            &moto.url(),
+        ])
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("AWS credentials: resolve (access key AKIA...MPLE) to arn:aws:sts::123456789012:user/moto in account 123456789012"),
+        "{text}"
+    );
+    assert!(!text.contains("testing-secret-key-value"));
+}
+
+#[test]
+fn housekeeping_refuses_an_empty_cache_dir_like_get_does() {
+    let sb = Sandbox::new();
+    for args in [
+        &["list"][..],
+        &["clear", "--all"],
+        &["get", "--cluster-identifier", "c", "--db-user", "u"],
+    ] {
+        let o = sb
+            .cmd(args)
+            .env("REDSHIFT_CREDS_CACHE_DIR", "")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert_eq!(
+            stderr(&o),
+            "redshift-creds: error: invalid REDSHIFT_CREDS_CACHE_DIR \"\": must be a directory path\n",
+            "{args:?}"
+        );
+    }
+    // doctor reports it as a failed check instead.
+    let o = sb
+        .cmd(&["doctor"])
+        .env("REDSHIFT_CREDS_CACHE_DIR", "")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("cache and lock directory: ERROR invalid REDSHIFT_CREDS_CACHE_DIR"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -1,0 +1,4 @@
+//! Bad input: one clear message, exit 2, nothing on stdout, no API call, the cache untouched.
+
+mod flags;
+mod hostile_config;

@@ -1,0 +1,56 @@
+//! The architecture as a build fact: what each package may link (see ARCHITECTURE.md).
+
+use std::process::Command;
+
+/// The normal dependency tree of one workspace package, one crate per line.
+fn tree(package: &str) -> String {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-p",
+            package,
+        ])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Crates that belong on the AWS side only.
+fn sdk_side(line: &str) -> bool {
+    let name = line.split_whitespace().next().unwrap_or("");
+    name.starts_with("aws-")
+        || ["tokio", "hyper", "rustls", "tokio-rustls", "h2", "ring"].contains(&name)
+}
+
+#[test]
+fn the_front_and_the_core_link_no_sdk_runtime_or_tls() {
+    for package in ["redshift-creds", "redshift-creds-core"] {
+        let tree = tree(package);
+        assert!(tree.contains("redshift-creds-core"), "{tree}");
+        let found: Vec<&str> = tree.lines().filter(|l| sdk_side(l)).collect();
+        assert!(found.is_empty(), "{package} links {found:?}");
+    }
+}
+
+#[test]
+fn the_aws_package_is_where_the_sdk_lives() {
+    let tree = tree("redshift-creds-aws");
+    assert!(
+        tree.lines().any(|l| l.starts_with("aws-sdk-redshift ")),
+        "{tree}"
+    );
+    assert!(tree.lines().any(|l| l.starts_with("tokio ")), "{tree}");
+}

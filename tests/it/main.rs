@@ -1,0 +1,14 @@
+//! The integration tests: one crate, one module per user-facing feature. A new test goes in the module of the feature it exercises; fakes and real peers live under `support`.
+
+mod clients;
+mod concurrency;
+mod config_file;
+mod exec;
+mod front;
+mod get;
+mod housekeeping;
+mod inputs;
+mod layout;
+mod pgpass;
+mod stores;
+mod support;

@@ -1,0 +1,191 @@
+//! Shared test support: the binaries under a clean environment, the argument builder, and the real and fake peers (moto, the counting server, PostgreSQL).
+#![allow(dead_code)]
+
+pub mod counting;
+pub mod moto;
+#[cfg(unix)]
+pub mod pg;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_redshift-creds"))
+}
+
+/// Whether this run must have every real peer (set by tests/run.sh). When
+/// set, a missing tool fails the test instead of skipping it.
+pub fn strict() -> bool {
+    std::env::var_os("REDSHIFT_CREDS_TEST_STRICT").is_some_and(|v| v == "1")
+}
+
+/// Finds an external tool, or decides what to do without it: under
+/// tests/run.sh its absence is a failure; under plain `cargo test` the suite
+/// says clearly that it skipped and why.
+pub fn require_tool(name: &str, env_override: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env_override) {
+        return Some(PathBuf::from(p));
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let msg = format!(
+            "SKIPPED: `{name}` is not installed (set {env_override} or run tests/run.sh, which installs it)"
+        );
+        assert!(!strict(), "{msg}; tests/run.sh must not skip");
+        // Straight to the process's stderr: the test harness captures
+        // eprintln! of passing tests, and a skip must be seen.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{msg}");
+    }
+    found
+}
+
+/// A scratch home for one test: its own HOME, cache directory and AWS files,
+/// so nothing from the machine's user leaks in.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The file-store and lock directory this sandbox uses.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.path().join("cache")
+    }
+
+    /// `redshift-creds ARGS` with a clean environment: fake static AWS
+    /// credentials, no IMDS, no D-Bus, a private cache directory.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        self.command(bin(), args)
+    }
+
+    /// Any program with the same clean environment (for wrappers such as
+    /// `keyctl session -` and `dbus-run-session`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing-secret-key-value")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", self.path().join("aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.path().join("aws-credentials"),
+            )
+            .env("REDSHIFT_CREDS_CACHE_DIR", self.cache_dir())
+            .args(args);
+        c
+    }
+
+    /// Runs `redshift-creds ARGS` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// The cache files (entries and locks), by name.
+    pub fn cache_files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.cache_dir())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The cached entries' contents, by name.
+    pub fn entries(&self) -> Vec<(String, Vec<u8>)> {
+        self.cache_files()
+            .into_iter()
+            .filter(|n| n.ends_with(".json"))
+            .map(|n| {
+                let bytes = std::fs::read(self.cache_dir().join(&n)).unwrap();
+                (n, bytes)
+            })
+            .collect()
+    }
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Parses the contract object from stdout, checking it is the only thing there.
+pub fn contract(o: &Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstderr: {}",
+        o.status,
+        stderr(o)
+    );
+    let text = stdout(o);
+    assert!(
+        text.ends_with('\n') && text.matches('\n').count() == 1,
+        "one line: {text:?}"
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The password in a contract object.
+pub fn password(o: &Output) -> String {
+    contract(o)["DbPassword"].as_str().unwrap().to_string()
+}
+
+/// The credential flags most suites use: examplecluster as alice in
+/// us-east-1 at `url`, cached in files, then `extra`.
+pub fn cred_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "--cluster-identifier",
+        "examplecluster",
+        "--db-user",
+        "alice",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        url,
+        "--cache",
+        "file",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// `get` with [`cred_args`].
+pub fn get_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["get"];
+    v.extend(cred_args(url, extra));
+    v
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

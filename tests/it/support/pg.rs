@@ -1,0 +1,508 @@
+//! A real PostgreSQL peer: a throwaway server on loopback, optionally with TLS
+//! under a test CA, for end-to-end runs of psql, pgcli and dbt.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running PostgreSQL server, stopped (immediate shutdown) and removed on drop.
+pub struct PgServer {
+    /// The TCP port on 127.0.0.1.
+    pub port: u16,
+    /// The test CA's certificate (PEM, readable by everyone). Without TLS it
+    /// is still created, so `sslmode=verify-ca` has a root to fail against.
+    pub ca_cert: PathBuf,
+    /// The directory holding the server's Unix socket.
+    pub socket_dir: PathBuf,
+    /// The psql this server is driven with (also usable by tests as a client).
+    pub psql: PathBuf,
+    /// The server's stderr log.
+    pub log: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+/// Says why a PostgreSQL suite cannot run: a failure under tests/run.sh,
+/// a visible SKIPPED line under plain `cargo test`.
+fn skip(msg: &str) {
+    let msg = format!("SKIPPED: {msg}");
+    assert!(
+        !crate::support::strict(),
+        "{msg}; tests/run.sh must not skip"
+    );
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// The directory with initdb and postgres: $PG_BINDIR, `pg_config --bindir`,
+/// or the newest /usr/lib/postgresql/*/bin (Debian keeps them off PATH).
+fn bindir() -> Option<PathBuf> {
+    let has_server = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
+    if let Some(d) = std::env::var_os("PG_BINDIR") {
+        let d = PathBuf::from(d);
+        return has_server(&d).then_some(d);
+    }
+    if let Ok(o) = Command::new("pg_config").arg("--bindir").output()
+        && o.status.success()
+    {
+        let d = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+        if has_server(&d) {
+            return Some(d);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let d = e.path().join("bin");
+            has_server(&d).then_some((v, d))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, d)| d)
+}
+
+/// The OS user the server runs as: `postgres` when we are root (PostgreSQL
+/// refuses to run as root), otherwise ourselves (None: no switch).
+fn server_user() -> Result<Option<(u32, u32)>, ()> {
+    // SAFETY: geteuid cannot fail. getpwnam_r (reentrant, unlike getpwnam:
+    // tests start servers from parallel threads) writes only into `pw` and
+    // `buf`, which outlive the call, and sets `found` to null or to `&pw`.
+    unsafe {
+        if libc::geteuid() != 0 {
+            return Ok(None);
+        }
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 16384];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwnam_r(
+            c"postgres".as_ptr(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        );
+        if rc != 0 || found.is_null() {
+            return Err(());
+        }
+        Ok(Some((pw.pw_uid, pw.pw_gid)))
+    }
+}
+
+/// Runs a command to completion, panicking with its output on failure.
+fn run(cmd: &mut Command, what: &str) -> Output {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        o.status.success(),
+        "{what}: {}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Makes a test CA and a server certificate for localhost/127.0.0.1 signed by it.
+/// Returns (ca_cert, server_cert, server_key).
+pub fn make_certs(openssl: &Path, ca_dir: &Path, server_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = ca_dir.join("ca.key");
+    let ca_cert = ca_dir.join("ca.crt");
+    let key = server_dir.join("server.key");
+    let csr = server_dir.join("server.csr");
+    let cert = server_dir.join("server.crt");
+    let ext = server_dir.join("server.ext");
+    // P-256 keys: as good as RSA for libpq and far quicker to generate.
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    run(
+        Command::new(openssl)
+            .args(["req", "-x509", "-nodes", "-days", "2"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(&ca_key)
+            .arg("-out")
+            .arg(&ca_cert)
+            .args(["-subj", "/CN=redshift-creds test CA"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]),
+        "openssl: CA",
+    );
+    run(
+        Command::new(openssl)
+            .args(["req", "-new", "-nodes"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr)
+            .args(["-subj", "/CN=localhost"]),
+        "openssl: server key",
+    );
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\n\
+         subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let serial = format!(
+        "0x{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    run(
+        Command::new(openssl)
+            .args(["x509", "-req", "-days", "2", "-set_serial", &serial])
+            .arg("-in")
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&ca_cert)
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(&cert),
+        "openssl: sign server certificate",
+    );
+    chmod(&ca_cert, 0o644);
+    chmod(&ca_key, 0o600);
+    chmod(&key, 0o600);
+    chmod(&cert, 0o644);
+    (ca_cert, cert, key)
+}
+
+/// A PostgreSQL string literal.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Polls until the server accepts connections on its socket (30 s), or
+/// returns its log when it exits or the deadline passes.
+fn wait_ready(
+    child: &mut Child,
+    bin: &Path,
+    sock: &Path,
+    port: u16,
+    log: &Path,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("postgres exited with {status}:\n{}", log()));
+        }
+        let ready = Command::new(bin.join("pg_isready"))
+            .arg("-h")
+            .arg(sock)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-q",
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("postgres not ready after 30 s:\n{}", log()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl PgServer {
+    /// Starts a throwaway PostgreSQL on 127.0.0.1 at a free port. With `tls`,
+    /// `ssl=on` with a certificate for localhost/127.0.0.1 signed by a test CA
+    /// (at `ca_cert`), and TCP clients must use `hostssl` + scram-sha-256;
+    /// without, `ssl=off` and `host` + scram-sha-256. The superuser `postgres`
+    /// is trusted over the Unix socket only. Returns None (SKIPPED) when
+    /// initdb/postgres, psql or openssl is missing and the run is not strict.
+    pub fn start(tls: bool) -> Option<PgServer> {
+        let Some(bin) = bindir() else {
+            skip(
+                "PostgreSQL's initdb and postgres are not installed \
+                 (set PG_BINDIR, or run tests/run.sh, which installs them)",
+            );
+            return None;
+        };
+        let psql = if bin.join("psql").is_file() {
+            bin.join("psql")
+        } else {
+            crate::support::require_tool("psql", "PSQL")?
+        };
+        let openssl = crate::support::require_tool("openssl", "OPENSSL")?;
+        let Ok(owner) = server_user() else {
+            skip(
+                "running as root, and there is no `postgres` OS user to run PostgreSQL as \
+                 (run tests/run.sh, which installs the postgresql package that creates it)",
+            );
+            return None;
+        };
+
+        // Layout (the top is world-traversable so the server user can reach
+        // its parts, and clients can read the CA):
+        //   top/ca.crt ca.key postgres.log
+        //   top/pg/    (server user, 0700) data/ server.crt server.key
+        //   top/sock/  (server user, 0755) the Unix socket
+        let dir = Self::tempdir(owner);
+        let top = dir.path().to_path_buf();
+        let pg = top.join("pg");
+        let sock = top.join("sock");
+        std::fs::create_dir(&pg).unwrap();
+        std::fs::create_dir(&sock).unwrap();
+        chmod(&pg, 0o700);
+        chmod(&sock, 0o755);
+        let (ca_cert, cert, key) = make_certs(&openssl, &top, &pg);
+        let data = pg.join("data");
+        if let Some((uid, gid)) = owner {
+            for p in [
+                &pg,
+                &sock,
+                &cert,
+                &key,
+                &pg.join("server.csr"),
+                &pg.join("server.ext"),
+            ] {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+            }
+        }
+
+        let as_server = |program: PathBuf| {
+            let mut c = Command::new(program);
+            c.env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("LC_ALL", "C")
+                .current_dir(&top);
+            if let Some((uid, gid)) = owner {
+                // std drops root's supplementary groups when it sets the uid.
+                c.uid(uid).gid(gid);
+            }
+            c
+        };
+
+        run(
+            as_server(bin.join("initdb"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "-E", "UTF8", "--no-locale", "--no-sync"])
+                .args(["--auth-local=trust", "--auth-host=scram-sha-256"]),
+            "initdb",
+        );
+        let hba = if tls {
+            "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
+        } else {
+            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+        };
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        let mut conf = format!(
+            "\n# redshift-creds tests\n\
+             listen_addresses = '127.0.0.1'\n\
+             unix_socket_directories = {}\n\
+             fsync = off\n\
+             synchronous_commit = off\n\
+             full_page_writes = off\n\
+             shared_buffers = 16MB\n\
+             max_connections = 30\n\
+             password_encryption = 'scram-sha-256'\n\
+             logging_collector = off\n\
+             log_connections = on\n",
+            literal(sock.to_str().unwrap())
+        );
+        if tls {
+            conf += &format!(
+                "ssl = on\nssl_cert_file = {}\nssl_key_file = {}\n",
+                literal(cert.to_str().unwrap()),
+                literal(key.to_str().unwrap())
+            );
+        } else {
+            conf += "ssl = off\n";
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap()
+            .write_all(conf.as_bytes())
+            .unwrap();
+
+        let log = top.join("postgres.log");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // A port picked by the kernel and released: another process can
+            // take it before the server binds, so a bind failure retries.
+            let port = crate::support::free_port();
+            let mut child = as_server(bin.join("postgres"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("postgres: cannot start");
+            match wait_ready(&mut child, &bin, &sock, port, &log) {
+                Ok(()) => {
+                    return Some(PgServer {
+                        port,
+                        ca_cert,
+                        socket_dir: sock,
+                        psql,
+                        log,
+                        child,
+                        _dir: dir,
+                    });
+                }
+                Err(text) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let bind_failed = text.contains("could not bind")
+                        || text.contains("could not create any TCP/IP sockets")
+                        || text.contains("Address already in use");
+                    assert!(
+                        bind_failed && attempt < 3,
+                        "postgres did not start (attempt {attempt}):\n{text}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The temp dir, where the server user can reach it: $TMPDIR normally,
+    /// /tmp when $TMPDIR's ancestors are closed to that user or its path is
+    /// too long for a Unix socket.
+    fn tempdir(owner: Option<(u32, u32)>) -> tempfile::TempDir {
+        let make = |base: &Path| {
+            let d = tempfile::Builder::new()
+                .prefix("redshift-creds-pg")
+                .tempdir_in(base)
+                .unwrap();
+            chmod(d.path(), 0o755);
+            d
+        };
+        let d = make(&std::env::temp_dir());
+        // The socket path (dir + "/sock/.s.PGSQL.NNNNN") must fit in
+        // sun_path (107 bytes on Linux); a long $TMPDIR would not.
+        if d.path().as_os_str().len() > 80 {
+            return make(Path::new("/tmp"));
+        }
+        let Some((uid, gid)) = owner else {
+            return d;
+        };
+        let reachable = Command::new("test")
+            .arg("-x")
+            .arg(d.path())
+            .uid(uid)
+            .gid(gid)
+            .status()
+            .is_ok_and(|s| s.success());
+        if reachable {
+            d
+        } else {
+            make(Path::new("/tmp"))
+        }
+    }
+
+    /// `psql -At` as the superuser over the Unix socket, with `sql` on stdin
+    /// (so psql variables given as `vars` are interpolated: `:'v'` as a
+    /// literal, `:"v"` as an identifier). Panics on any SQL error.
+    fn psql_stdin(&self, sql: &str, vars: &[(&str, &str)]) -> String {
+        let mut c = Command::new(&self.psql);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .arg("-X")
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-At", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
+        for (k, v) in vars {
+            c.arg("-v").arg(format!("{k}={v}"));
+        }
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("psql: cannot start");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(sql.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "psql as superuser failed ({}): {sql}\nstderr: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Runs SQL as the superuser over the Unix socket and returns stdout
+    /// (`psql -At`, one line per row, `|` between columns).
+    pub fn superuser_sql(&self, sql: &str) -> String {
+        self.psql_stdin(sql, &[])
+    }
+
+    /// Creates `role` (LOGIN) when missing and sets its password. Both go to
+    /// psql as variables, so `IAM:alice` and passwords with quotes,
+    /// backslashes or colons arrive exactly.
+    pub fn set_password(&self, role: &str, password: &str) {
+        self.psql_stdin(
+            "select format('create role %I login', :'role')\n\
+             where not exists (select from pg_roles where rolname = :'role') \\gexec\n\
+             alter role :\"role\" with login password :'pw';\n",
+            &[("role", role), ("pw", password)],
+        );
+    }
+
+    /// The server's log so far (connections are logged), for assertion messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        // SIGQUIT: immediate shutdown; the postmaster takes its backends with it.
+        // SAFETY: signalling our own child's pid, which we have not reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGQUIT);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
