@@ -12,6 +12,7 @@ mod listen;
 mod peer;
 mod proxy;
 mod session;
+mod sock_diag;
 mod source;
 mod upstream;
 mod wire;

@@ -9,10 +9,28 @@ pub(crate) fn is_allowed(uid: u32, allowed: &[u32]) -> bool {
     allowed.contains(&uid)
 }
 
-/// The uid that owns the TCP socket at `peer` connected to `local`, from /proc/net/tcp
-/// (IPv4) and /proc/net/tcp6 (IPv6 and v4-mapped). None when no row matches (not Linux,
-/// /proc missing, or the peer already gone).
+/// The uid that owns the TCP socket at `peer` connected to `local`: by exact lookup over
+/// netlink, else from /proc/net/tcp (IPv4) and /proc/net/tcp6 (IPv6 and v4-mapped). None
+/// when nothing matches (the peer already gone, or neither source available).
 pub(crate) fn tcp_peer_uid(peer: SocketAddr, local: SocketAddr) -> Option<u32> {
+    let (p, l) = (canonical(peer), canonical(local));
+    let family = if p.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    crate::sock_diag::uid(p, l, family)
+        // An IPv4 peer may be a dual-stack IPv6 socket using a v4-mapped address.
+        .or_else(|| {
+            p.is_ipv4()
+                .then(|| crate::sock_diag::uid(p, l, libc::AF_INET6))
+                .flatten()
+        })
+        .or_else(|| proc_net_uid(peer, local))
+}
+
+/// The /proc/net/tcp{,6} fallback of [`tcp_peer_uid`].
+fn proc_net_uid(peer: SocketAddr, local: SocketAddr) -> Option<u32> {
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
@@ -133,5 +151,6 @@ mod tests {
         let (_s, peer) = l.accept().unwrap();
         assert_eq!(peer, c.local_addr().unwrap());
         assert_eq!(tcp_peer_uid(peer, l.local_addr().unwrap()), Some(own_uid()));
+        assert_eq!(proc_net_uid(peer, l.local_addr().unwrap()), Some(own_uid()));
     }
 }
