@@ -591,3 +591,53 @@ async fn client_tls_with_psql() {
     }
     let _ = upstream_tls(SslMode::Require, None).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_requests_are_declined_and_unknown_cancels_dropped() {
+    let pg = server("scram-sha-256");
+    pg.role("r_raw", "pw");
+    let source = FakeSource::new("r_raw", "pw");
+    let p = start(
+        vec![target(pg.port, pg.ca(), source.clone(), None)],
+        Options::default(),
+    );
+    let mut s = tokio::net::TcpStream::connect(p.tcp()).await.unwrap();
+    // GSSENCRequest, then SSLRequest: both `N` without client TLS.
+    for code in [80_877_104i32, 80_877_103] {
+        let mut req = 8i32.to_be_bytes().to_vec();
+        req.extend_from_slice(&code.to_be_bytes());
+        s.write_all(&req).await.unwrap();
+        assert_eq!(s.read_u8().await.unwrap(), b'N');
+    }
+    let mut startup = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::startup_message(
+        [("user", "x"), ("database", "postgres")],
+        &mut startup,
+    )
+    .unwrap();
+    s.write_all(&startup).await.unwrap();
+    // The proxy never asks the client for a password: AuthenticationOk comes first.
+    let (tag, body) = read_msg(&mut s).await;
+    assert_eq!((tag, body), (b'R', vec![0, 0, 0, 0]));
+    loop {
+        if read_msg(&mut s).await.0 == b'Z' {
+            break;
+        }
+    }
+    // A CancelRequest with a key no session has: closed, nothing sent, the session lives on.
+    let mut c = tokio::net::TcpStream::connect(p.tcp()).await.unwrap();
+    let mut cancel = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::cancel_request(1, 2, &mut cancel);
+    c.write_all(&cancel).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rest.is_empty());
+    let mut q = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::query("select 1", &mut q).unwrap();
+    s.write_all(&q).await.unwrap();
+    assert_eq!(read_msg(&mut s).await.0, b'T');
+    assert_eq!(source.logins(), 1);
+}
