@@ -205,7 +205,8 @@ fn request(
     })
 }
 
-type Upstream2 = tokio_rustls::client::TlsStream<TcpStream>;
+/// A logged-in (or logging-in) upstream connection.
+type UpstreamConn = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// One login attempt on a new upstream connection, with the password fetched while the
 /// connection is being opened.
@@ -213,7 +214,7 @@ async fn open_upstream(
     target: &TargetCtx,
     req: &Request,
     fresh: bool,
-) -> Result<(Upstream2, Login), LoginError> {
+) -> Result<(UpstreamConn, Login), LoginError> {
     let source = target.source.clone();
     let fetch = tokio::task::spawn_blocking(move || {
         if !fresh {
@@ -239,7 +240,7 @@ async fn open_upstream(
 }
 
 /// Logs in upstream; when the server rejects the cached password, once more with a fresh one.
-async fn login(target: &TargetCtx, req: &Request) -> Result<(Upstream2, Login), SessionError> {
+async fn login(target: &TargetCtx, req: &Request) -> Result<(UpstreamConn, Login), SessionError> {
     match open_upstream(target, req, false).await {
         Ok(x) => Ok(x),
         Err(LoginError::Failed(e)) => Err(e),
@@ -263,7 +264,7 @@ struct Ready {
 /// BackendKeyData for cancellation. The client gets the real pid and key.
 async fn hand_over(
     client: &mut Client,
-    up: &mut Upstream2,
+    up: &mut UpstreamConn,
     req: &Request,
     target: &TargetCtx,
     shared: &Shared,
