@@ -1,0 +1,233 @@
+//! The upstream side's transport: the cluster's address, the TLS policy per sslmode, and
+//! opening a TLS connection the PostgreSQL way (SSLRequest, then the handshake).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::error::{ProxyError, SessionError};
+
+/// The cluster a target forwards to.
+#[derive(Clone)]
+pub struct Upstream {
+    /// Host name or IP address (also the name the certificate must carry for verify-full).
+    pub host: String,
+    /// TCP port (5439 for Redshift).
+    pub port: u16,
+    /// TLS policy, e.g. from [`upstream_tls`]. The upstream is always TLS.
+    pub tls: Arc<ClientConfig>,
+    /// The database the passwords are scoped to (GetClusterCredentials' DbName), if any:
+    /// a client asking for another one is refused before any login.
+    pub db_name: Option<String>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("db_name", &self.db_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the upstream's certificate is checked (libpq's sslmode names; weaker modes do not
+/// exist: the upstream is always TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Encrypt, check nothing.
+    Require,
+    /// Check the chain against the root certificates, not the host name.
+    VerifyCa,
+    /// Check the chain and that the certificate names the host.
+    VerifyFull,
+}
+
+impl std::str::FromStr for SslMode {
+    type Err = ProxyError;
+    fn from_str(s: &str) -> Result<Self, ProxyError> {
+        match s {
+            "require" => Ok(SslMode::Require),
+            "verify-ca" => Ok(SslMode::VerifyCa),
+            "verify-full" => Ok(SslMode::VerifyFull),
+            _ => Err(ProxyError::Tls(format!(
+                "unknown sslmode {s:?} (expected require, verify-ca or verify-full)"
+            ))),
+        }
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The upstream TLS policy for `mode`, trusting the PEM certificates in `root_cert` (e.g. the
+/// system bundle or Redshift's CA bundle). verify-ca and verify-full need `root_cert`.
+pub fn upstream_tls(
+    mode: SslMode,
+    root_cert: Option<&Path>,
+) -> Result<Arc<ClientConfig>, ProxyError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ProxyError::Tls(e.to_string()))?;
+    let verifier: Arc<dyn ServerCertVerifier> = match mode {
+        SslMode::Require => Arc::new(NoVerify(provider())),
+        SslMode::VerifyCa | SslMode::VerifyFull => {
+            let Some(path) = root_cert else {
+                return Err(ProxyError::Tls(format!(
+                    "sslmode {mode:?} needs a root certificate file"
+                )));
+            };
+            let webpki =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots(path)?), provider())
+                    .build()
+                    .map_err(|e| ProxyError::Tls(e.to_string()))?;
+            if mode == SslMode::VerifyFull {
+                webpki
+            } else {
+                Arc::new(ChainOnly(webpki))
+            }
+        }
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The certificates of a PEM file as a root store.
+fn roots(path: &Path) -> Result<RootCertStore, ProxyError> {
+    let err = |e: &dyn std::fmt::Display| {
+        ProxyError::Tls(format!("root certificates {}: {e}", path.display()))
+    };
+    let mut store = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(&e))? {
+        store.add(cert.map_err(|e| err(&e))?).map_err(|e| err(&e))?;
+    }
+    if store.is_empty() {
+        return Err(err(&"no certificates in the file"));
+    }
+    Ok(store)
+}
+
+/// verify-ca: the chain must verify; a name mismatch is accepted.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// sslmode=require: any certificate; the handshake signatures are still checked.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Opens a TLS connection to the upstream: TCP, SSLRequest, and the handshake when the
+/// server answers `S`. A server that answers anything else gets nothing more from us.
+pub(crate) async fn connect_tls(up: &Upstream) -> Result<TlsStream<TcpStream>, SessionError> {
+    let at = format!("{}:{}", up.host, up.port);
+    let mut tcp = TcpStream::connect((up.host.as_str(), up.port))
+        .await
+        .map_err(|e| SessionError::connect(format!("cannot connect to {at}: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    let mut req = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::ssl_request(&mut req);
+    tcp.write_all(&req)
+        .await
+        .map_err(|e| SessionError::connect(format!("{at}: {e}")))?;
+    let answer = tcp.read_u8().await.map_err(|e| {
+        SessionError::connect(format!(
+            "{at} closed the connection during TLS negotiation: {e}"
+        ))
+    })?;
+    if answer != b'S' {
+        return Err(SessionError::connect(format!(
+            "{at} does not offer TLS; refusing to send it a password"
+        )));
+    }
+    let name = ServerName::try_from(up.host.clone())
+        .map_err(|e| SessionError::connect(format!("invalid host name {:?}: {e}", up.host)))?;
+    tokio_rustls::TlsConnector::from(up.tls.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| SessionError::connect(format!("TLS with {at}: {e}")))
+}
