@@ -48,31 +48,40 @@ const CA_BUNDLES: [&str; 6] = [
     "/usr/local/etc/openssl/cert.pem",
 ];
 
+impl crate::choice::Choice for SslMode {
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        match text {
+            "require" => Ok(SslMode::Require),
+            "verify-ca" => Ok(SslMode::VerifyCa),
+            "verify-full" => Ok(SslMode::VerifyFull),
+            "disable" | "allow" | "prefer" => Err(
+                "connections without TLS are refused: Redshift IAM logins must use TLS; \
+                 use require, verify-ca or verify-full",
+            ),
+            _ => Err("must be require, verify-ca or verify-full"),
+        }
+    }
+}
+
 /// Checks `--sslmode` and `--sslrootcert` and fills in the defaults:
 /// verify-full with the system CA bundle, or require (with a note) when no
 /// bundle is found. Each value comes with the name of its source (`--sslmode`, or a config key).
 pub fn resolve(mode: Option<(&str, &str)>, root_cert: Option<(&Path, &str)>) -> Result<Tls, Error> {
+    use crate::choice::Choice;
     let mode = match mode {
         None => None,
-        Some(("require", _)) => Some(SslMode::Require),
-        Some(("verify-ca", _)) => Some(SslMode::VerifyCa),
-        Some(("verify-full", _)) => Some(SslMode::VerifyFull),
-        Some((m @ ("disable" | "allow" | "prefer"), input)) => {
-            return Err(Error::invalid(
-                input,
-                m,
-                "connections without TLS are refused: Redshift IAM logins must use TLS; \
-                 use require, verify-ca or verify-full",
-            ));
-        }
-        Some((other, input)) => {
-            return Err(Error::invalid(
-                input,
-                other,
-                "must be require, verify-ca or verify-full",
-            ));
+        Some((text, input)) => {
+            Some(SslMode::parse(text).map_err(|rule| Error::invalid(input, text, rule))?)
         }
     };
+    resolve_parsed(mode, root_cert)
+}
+
+/// [`resolve`] for a mode already parsed where it entered.
+pub fn resolve_parsed(
+    mode: Option<SslMode>,
+    root_cert: Option<(&Path, &str)>,
+) -> Result<Tls, Error> {
     if let Some((path, input)) = root_cert {
         let shown = path.to_string_lossy();
         if !path.is_file() || std::fs::File::open(path).is_err() {
@@ -109,9 +118,7 @@ pub fn resolve(mode: Option<(&str, &str)>, root_cert: Option<(&Path, &str)>) -> 
 /// The system CA bundle: `SSL_CERT_FILE` if it names a file, else the first
 /// of the usual places that exists.
 fn system_bundle() -> Option<PathBuf> {
-    let from_env = std::env::var_os("SSL_CERT_FILE")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file());
+    let from_env = crate::env::path(&crate::env::ProcessEnv, "SSL_CERT_FILE").filter(|p| p.is_file());
     from_env.or_else(|| CA_BUNDLES.iter().map(PathBuf::from).find(|p| p.is_file()))
 }
 
