@@ -344,7 +344,10 @@ fn conflict(e: &clap::Error, arg: &str) -> String {
             format!("the argument '{arg}' cannot be used with '{prior}'")
         }
         Some(ContextValue::Strings(prior)) => {
-            format!("the argument '{arg}' cannot be used with: {}", prior.join(", "))
+            format!(
+                "the argument '{arg}' cannot be used with: {}",
+                prior.join(", ")
+            )
         }
         _ => format!("the argument '{arg}' cannot be used with one or more of the other arguments"),
     }

@@ -118,7 +118,8 @@ pub fn resolve_parsed(
 /// The system CA bundle: `SSL_CERT_FILE` if it names a file, else the first
 /// of the usual places that exists.
 fn system_bundle() -> Option<PathBuf> {
-    let from_env = crate::env::path(&crate::env::ProcessEnv, "SSL_CERT_FILE").filter(|p| p.is_file());
+    let from_env =
+        crate::env::path(&crate::env::ProcessEnv, "SSL_CERT_FILE").filter(|p| p.is_file());
     from_env.or_else(|| CA_BUNDLES.iter().map(PathBuf::from).find(|p| p.is_file()))
 }
 

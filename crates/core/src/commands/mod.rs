@@ -47,7 +47,11 @@ pub fn endpoint(r: &Resolved, source: &dyn Source) -> Result<Endpoint, Error> {
 
 /// The credential and everything a client needs to use it. `tls` was
 /// resolved first (see [`Resolved::tls`]), so a bad TLS value costs no call.
-fn connection(r: &Resolved, tls: &Tls, source: &dyn Source) -> Result<(Credential, Endpoint), Error> {
+fn connection(
+    r: &Resolved,
+    tls: &Tls,
+    source: &dyn Source,
+) -> Result<(Credential, Endpoint), Error> {
     // The endpoint first: if it cannot be found, no password is spent.
     let endpoint = endpoint(r, source)?;
     let credential = source.credential(r)?;

@@ -35,7 +35,9 @@ pub(super) fn resolve(
     origins.push(
         "aws_profile",
         effective_profile.clone(),
-        profile.as_ref().map_or(Origin::Default, |p| p.origin.clone()),
+        profile
+            .as_ref()
+            .map_or(Origin::Default, |p| p.origin.clone()),
     );
     Ok(AwsTarget {
         effective_profile,

@@ -722,4 +722,124 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--cluster-identifier"), "{err}");
     }
+
+    #[test]
+    fn no_with_iam_beats_the_files_with_iam() {
+        let file = "[connections.prod]\ncluster_identifier = \"c\"\nwith_iam = true\n";
+        let r = with_file(file, &[], &[]).unwrap();
+        assert_eq!(r.request.api, Api::GetClusterCredentialsWithIam);
+        let r = with_file(file, &["--no-with-iam", "--db-user", "u"], &[]).unwrap();
+        assert_eq!(r.request.api, Api::GetClusterCredentials);
+        assert_eq!(r.request.db_user.as_deref(), Some("u"));
+        let err = with_file(file, &["--db-user", "u"], &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("--db-user cannot be used here"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn origins_name_the_flag_variable_file_key_or_default() {
+        let r = with_file(
+            PROD,
+            &[
+                "--db-user",
+                "flaguser",
+                "--host",
+                "examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com",
+            ],
+            &[("AWS_PROFILE", "envprofile")],
+        )
+        .unwrap();
+        let origins = r.origins();
+        let of = |name: &str| {
+            origins
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .map(|(_, v, o)| (v.clone(), o.clone()))
+                .unwrap_or_else(|| panic!("{name} in {origins:?}"))
+        };
+        assert_eq!(
+            of("db_user"),
+            ("flaguser".into(), Origin::Flag("--db-user"))
+        );
+        assert_eq!(
+            of("aws_profile"),
+            ("envprofile".into(), Origin::Env("AWS_PROFILE"))
+        );
+        let (value, origin) = of("db_name");
+        assert_eq!(value, "filedb");
+        let Origin::File {
+            connection,
+            key,
+            path,
+        } = &origin
+        else {
+            panic!("{origin:?}")
+        };
+        assert_eq!((connection.as_str(), *key), ("prod", "db_name"));
+        assert!(path.ends_with("config.toml"));
+        assert_eq!(
+            origin.to_string(),
+            format!("db_name of connection \"prod\" in {}", path.display())
+        );
+        assert_eq!(of("lock_timeout"), ("30".into(), Origin::Default));
+        let (value, origin) = of("cache");
+        assert_eq!(value, "file");
+        assert!(
+            matches!(origin, Origin::File { key: "cache", .. }),
+            "{origin:?}"
+        );
+        assert_eq!(of("sslmode").0, "require");
+        // A --host flag's region stands with the flag, above the file's region.
+        assert_eq!(
+            of("region"),
+            (
+                "us-west-2".into(),
+                Origin::HostName(Box::new(Origin::Flag("--host")))
+            )
+        );
+    }
+
+    #[test]
+    fn tls_is_a_separate_step_that_only_connection_commands_take() {
+        let r = try_resolve_all(&["--sslrootcert", "/nonexistent/ca.pem"], &[]).unwrap();
+        let err = r.tls().unwrap_err();
+        assert!(err.to_string().contains("--sslrootcert"), "{err}");
+        let r = try_resolve_all(&["--sslmode", "disable"], &[]).unwrap();
+        let err = r.tls().unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid --sslmode \"disable\": connections without TLS"),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_text_variable_that_is_not_utf8_is_refused() {
+        use std::os::unix::ffi::OsStringExt;
+        struct Raw;
+        impl Env for Raw {
+            fn var_os(&self, name: &str) -> Option<std::ffi::OsString> {
+                (name == "AWS_PROFILE").then(|| std::ffi::OsString::from_vec(vec![0xff]))
+            }
+        }
+        let argv = [
+            "redshift-creds",
+            "get",
+            "--cluster-identifier",
+            "c",
+            "--db-user",
+            "u",
+        ];
+        let Command::Get(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        let err = resolve(&args.cred, &args.conn, &Raw).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(
+            err.to_string(),
+            "invalid AWS_PROFILE: the value is not valid UTF-8; fix or unset it"
+        );
+    }
 }

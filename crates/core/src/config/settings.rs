@@ -25,11 +25,8 @@ pub(super) fn timing(m: &mut Layer, origins: &mut Origins) -> Result<Timing, Err
     if let Some(d) = &duration {
         rules::duration(&d.input(), d.value)?;
     }
-    let duration_seconds = origins.or_default(
-        "duration_seconds",
-        duration,
-        defaults::DURATION_SECONDS,
-    );
+    let duration_seconds =
+        origins.or_default("duration_seconds", duration, defaults::DURATION_SECONDS);
     let margin = m.refresh_margin.take();
     if let Some(r) = &margin {
         rules::refresh_margin(&r.input(), r.value, duration_seconds)?;

@@ -35,7 +35,8 @@ pub(super) fn resolve(
     let names = names(m, inferred)?;
     let with_iam = m.with_iam.take();
     let api = api(&names, with_iam.as_ref().is_some_and(|w| w.value))?;
-    let (db_user, groups, auto_create) = (m.db_user.take(), m.db_groups.take(), m.auto_create.take());
+    let (db_user, groups, auto_create) =
+        (m.db_user.take(), m.db_groups.take(), m.auto_create.take());
     if api != Api::GetClusterCredentials {
         refuse_user_fields(api, &db_user, &groups, &auto_create)?;
     } else if names.cluster.is_none() && names.domain.is_none() {
@@ -78,7 +79,11 @@ pub(super) fn resolve(
     ] {
         origins.record(name, value.as_ref());
     }
-    origins.push("api", api.name().to_string(), with_iam.map_or(Origin::Default, |w| w.origin));
+    origins.push(
+        "api",
+        api.name().to_string(),
+        with_iam.map_or(Origin::Default, |w| w.origin),
+    );
     if let Some(g) = &groups {
         origins.push("db_groups", db_groups.join(","), g.origin.clone());
     }
