@@ -74,32 +74,41 @@ pub fn resolve(mode: Option<(&str, &str)>, root_cert: Option<(&Path, &str)>) -> 
             Some(SslMode::parse(text).map_err(|rule| Error::invalid(input, text, rule))?)
         }
     };
-    resolve_parsed(mode, root_cert)
+    let root_cert = match root_cert {
+        Some((path, input)) => Some(check_root_cert(path, input)?),
+        None => None,
+    };
+    Ok(with_defaults(mode, root_cert))
 }
 
-/// [`resolve`] for a mode already parsed where it entered.
-pub fn resolve_parsed(
-    mode: Option<SslMode>,
-    root_cert: Option<(&Path, &str)>,
-) -> Result<Tls, Error> {
-    if let Some((path, input)) = root_cert {
-        let shown = path.to_string_lossy();
-        if !path.is_file() || std::fs::File::open(path).is_err() {
-            return Err(Error::invalid(
-                input,
-                &shown,
-                "must be a readable certificate file",
-            ));
-        }
-        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        return Ok(Tls {
+/// Checks a given root certificate: a readable file. Returns its absolute
+/// path, which clients started elsewhere can use. `input` names its source.
+pub fn check_root_cert(path: &Path, input: &str) -> Result<PathBuf, Error> {
+    let shown = path.to_string_lossy();
+    if !path.is_file() || std::fs::File::open(path).is_err() {
+        return Err(Error::invalid(
+            input,
+            &shown,
+            "must be a readable certificate file",
+        ));
+    }
+    Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
+/// Fills in the defaults around the checked values: with a root
+/// certificate, verify-full unless a mode is given; without one,
+/// verify-full with the system CA bundle, or require (with a note) when no
+/// bundle is found. Only this looks for the system bundle.
+pub fn with_defaults(mode: Option<SslMode>, root_cert: Option<PathBuf>) -> Tls {
+    if let Some(root) = root_cert {
+        return Tls {
             mode: mode.unwrap_or(SslMode::VerifyFull),
-            root_cert: Some(absolute),
+            root_cert: Some(root),
             note: None,
-        });
+        };
     }
     let bundle = system_bundle();
-    Ok(match (mode, bundle) {
+    match (mode, bundle) {
         (Some(SslMode::Require), _) => Tls { mode: SslMode::Require, root_cert: None, note: None },
         (Some(m), bundle) => Tls { mode: m, root_cert: bundle, note: None },
         (None, Some(b)) => Tls { mode: SslMode::VerifyFull, root_cert: Some(b), note: None },
@@ -112,7 +121,7 @@ pub fn resolve_parsed(
                     .to_string(),
             ),
         },
-    })
+    }
 }
 
 /// The system CA bundle: `SSL_CERT_FILE` if it names a file, else the first

@@ -12,7 +12,7 @@ pub fn get(r: &Resolved, format: OutputFormat, source: &dyn Source) -> Result<()
     let mut stdout = std::io::stdout().lock();
     match format {
         OutputFormat::Env => {
-            let tls = r.tls()?;
+            let tls = r.tls();
             let (credential, endpoint) = connection(r, &tls, source)?;
             output::write_env(&mut stdout, &target(r, &tls, &credential, &endpoint))
         }

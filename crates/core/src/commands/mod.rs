@@ -45,8 +45,8 @@ pub fn endpoint(r: &Resolved, source: &dyn Source) -> Result<Endpoint, Error> {
     Ok(endpoint)
 }
 
-/// The credential and everything a client needs to use it. `tls` was
-/// resolved first (see [`Resolved::tls`]), so a bad TLS value costs no call.
+/// The credential and everything a client needs to use it, with `tls`
+/// (see [`Resolved::tls`]).
 fn connection(
     r: &Resolved,
     tls: &Tls,

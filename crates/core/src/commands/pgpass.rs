@@ -13,7 +13,7 @@ use crate::{pgpass, report};
 /// Writes this connection's pgpass line; with `watch`, keeps rewriting it
 /// before each password expires until the process is stopped.
 pub fn pgpass(r: &Resolved, watch: bool, source: &dyn Source) -> Result<(), Error> {
-    let tls = r.tls()?;
+    let tls = r.tls();
     let path = pgpass::default_path()
         .ok_or_else(|| Error::Usage("no home directory for ~/.pgpass: set PGPASSFILE".into()))?;
     let endpoint = endpoint(r, source)?;

@@ -1,4 +1,4 @@
-//! Where and how clients connect: host and port (checked with the rest), and the TLS settings, resolved only when a command hands a connection to a client.
+//! Where and how clients connect: host, port and the TLS values given, checked with the rest; the TLS defaults (the system CA bundle) filled in only when a command hands a connection to a client.
 
 use super::layers::{Layer, Origin, Sourced};
 use super::{Connection, Origins};
@@ -8,50 +8,28 @@ use crate::rules;
 use crate::tls::{self, SslMode, Tls};
 use std::path::PathBuf;
 
-/// The TLS values in force, not yet checked: checking looks at the
-/// filesystem (the root certificate, the system CA bundle), which only a
-/// command that hands a connection over needs.
+/// The TLS values in force, checked, before the defaults are filled in:
+/// that looks for the system CA bundle on disk, which only a command that
+/// hands a connection to a client needs.
 #[derive(Debug, Clone)]
 pub struct TlsChoice {
-    mode: Option<Sourced<Parsed<SslMode>>>,
+    mode: Option<Sourced<SslMode>>,
     root_cert: Option<Sourced<PathBuf>>,
 }
 
 impl TlsChoice {
-    /// Checks the mode and the root certificate and fills in the defaults
-    /// (see [`tls::resolve_parsed`]).
-    pub fn resolve(&self) -> Result<Tls, Error> {
-        let mode = match &self.mode {
-            None => None,
-            Some(Sourced {
-                value: Parsed::Valid(m),
-                ..
-            }) => Some(*m),
-            Some(Sourced {
-                value: Parsed::Invalid { text, rule },
-                origin,
-            }) => return Err(Error::invalid(&origin.to_string(), text, *rule)),
-        };
-        let input = self.root_cert.as_ref().map(Sourced::input);
-        let root = self
-            .root_cert
-            .as_ref()
-            .zip(input.as_deref())
-            .map(|(r, input)| (r.value.as_path(), input));
-        tls::resolve_parsed(mode, root)
+    /// The TLS settings for clients, defaults filled in (see [`tls::with_defaults`]).
+    pub fn resolve(&self) -> Tls {
+        tls::with_defaults(
+            self.mode.as_ref().map(|m| m.value),
+            self.root_cert.as_ref().map(|r| r.value.clone()),
+        )
     }
 
     /// The values as given, for [`super::Resolved::origins`].
     pub(super) fn origins(&self, origins: &mut Origins) {
         match &self.mode {
-            Some(Sourced {
-                value: Parsed::Valid(m),
-                origin,
-            }) => origins.push("sslmode", m.as_str().to_string(), origin.clone()),
-            Some(Sourced {
-                value: Parsed::Invalid { text, .. },
-                origin,
-            }) => origins.push("sslmode", text.clone(), origin.clone()),
+            Some(m) => origins.push("sslmode", m.value.as_str().to_string(), m.origin.clone()),
             None => origins.push(
                 "sslmode",
                 "verify-full with the system CA bundle, else require".to_string(),
@@ -68,7 +46,32 @@ impl TlsChoice {
     }
 }
 
-/// Checks the host and port, and takes the TLS values for later.
+/// Checks the TLS values given: a mode that is one of ours, a root
+/// certificate that can be read (made absolute). Every command refuses bad
+/// ones, whether or not it hands a connection over.
+fn tls_choice(m: &mut Layer) -> Result<TlsChoice, Error> {
+    let mode = match m.sslmode.take() {
+        None => None,
+        Some(Sourced {
+            value: Parsed::Valid(value),
+            origin,
+        }) => Some(Sourced { value, origin }),
+        Some(Sourced {
+            value: Parsed::Invalid { text, rule },
+            origin,
+        }) => return Err(Error::invalid(&origin.to_string(), &text, rule)),
+    };
+    let root_cert = match m.sslrootcert.take() {
+        None => None,
+        Some(r) => Some(Sourced {
+            value: tls::check_root_cert(&r.value, &r.input())?,
+            origin: r.origin,
+        }),
+    };
+    Ok(TlsChoice { mode, root_cert })
+}
+
+/// Checks the host, the port and the TLS values given.
 pub(super) fn resolve(m: &mut Layer, origins: &mut Origins) -> Result<Connection, Error> {
     let host = m.host.take();
     if let Some(h) = &host {
@@ -85,6 +88,7 @@ pub(super) fn resolve(m: &mut Layer, origins: &mut Origins) -> Result<Connection
         }),
         None => None,
     };
+    let tls = tls_choice(m)?;
     origins.record("host", host.as_ref());
     if let Some(p) = &port {
         origins.push("port", p.value.to_string(), p.origin.clone());
@@ -92,9 +96,6 @@ pub(super) fn resolve(m: &mut Layer, origins: &mut Origins) -> Result<Connection
     Ok(Connection {
         host: host.map(|h| h.value),
         port: port.map(|p| p.value),
-        tls: TlsChoice {
-            mode: m.sslmode.take(),
-            root_cert: m.sslrootcert.take(),
-        },
+        tls,
     })
 }

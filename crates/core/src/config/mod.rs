@@ -146,7 +146,7 @@ pub struct Connection {
     pub host: Option<String>,
     /// The port.
     pub port: Option<u16>,
-    /// The TLS values in force, checked by [`Resolved::tls`].
+    /// The TLS values given, checked; [`Resolved::tls`] fills in the defaults.
     pub tls: TlsChoice,
 }
 
@@ -165,16 +165,17 @@ pub struct Resolved {
 
 impl Resolved {
     /// The TLS settings for clients: a separate step, which only the
-    /// commands that hand a connection to a client ask for (it checks the
-    /// root certificate and looks for the system CA bundle).
-    pub fn tls(&self) -> Result<Tls, Error> {
+    /// commands that hand a connection to a client ask for. The values
+    /// given were checked by [`resolve`]; this fills in the defaults, which
+    /// means looking for the system CA bundle on disk.
+    pub fn tls(&self) -> Tls {
         self.connection.tls.resolve()
     }
 
     /// Every value in force, by its config-file name (`cluster_identifier`,
     /// `region`, `cache`, `sslmode`...), with where it came from. Values that
     /// nothing named and that have no default are left out; TLS values are
-    /// shown as given (see [`Resolved::tls`] for the checked ones).
+    /// shown as given (see [`Resolved::tls`] for the defaults filled in).
     pub fn origins(&self) -> Vec<(&'static str, String, Origin)> {
         let mut all = self.origins.clone();
         self.connection.tls.origins(&mut all);
@@ -228,8 +229,8 @@ pub mod defaults {
 
 /// Turns the raw flags, the environment and the named connection into a
 /// checked request, settings and connection. Every input is checked here,
-/// before anything touches the cache or the network (TLS: see
-/// [`Resolved::tls`]). Precedence is flag, then environment, then config
+/// before anything touches the cache or the network (the TLS defaults are
+/// filled in later: see [`Resolved::tls`]). Precedence is flag, then environment, then config
 /// file, then default.
 pub fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result<Resolved, Error> {
     let file = match &args.name {
@@ -341,8 +342,7 @@ mod tests {
         assert_eq!(r.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:1"));
     }
 
-    /// Resolves `get NAME FLAGS` against a config file with this text, TLS
-    /// included, as for a command that hands a connection over.
+    /// Resolves `get NAME FLAGS` against a config file with this text.
     fn with_file(file: &str, flags: &[&str], env: &[(&str, &str)]) -> Result<Resolved, Error> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
@@ -360,9 +360,7 @@ mod tests {
             "REDSHIFT_CREDS_CONFIG".into(),
             path.to_string_lossy().into_owned(),
         );
-        let r = resolve(&args.cred, &args.conn, &MapEnv(vars))?;
-        r.tls()?;
-        Ok(r)
+        resolve(&args.cred, &args.conn, &MapEnv(vars))
     }
 
     const PROD: &str = r#"
@@ -401,7 +399,7 @@ mod tests {
         assert_eq!(r.settings.cache, CacheMode::File);
         assert_eq!(r.connection.host.as_deref(), Some("file.example.com"));
         assert_eq!(r.connection.port, Some(6000));
-        assert_eq!(r.tls().unwrap().mode, crate::tls::SslMode::Require);
+        assert_eq!(r.tls().mode, crate::tls::SslMode::Require);
     }
 
     #[test]
@@ -454,7 +452,7 @@ mod tests {
         assert_eq!(r.settings.cache, CacheMode::None);
         assert_eq!(r.connection.host.as_deref(), Some("flag.example.com"));
         assert_eq!(r.connection.port, Some(7000));
-        assert_eq!(r.tls().unwrap().mode, crate::tls::SslMode::VerifyCa);
+        assert_eq!(r.tls().mode, crate::tls::SslMode::VerifyCa);
     }
 
     #[test]
@@ -802,16 +800,25 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_a_separate_step_that_only_connection_commands_take() {
-        let r = try_resolve_all(&["--sslrootcert", "/nonexistent/ca.pem"], &[]).unwrap();
-        let err = r.tls().unwrap_err();
+    fn tls_values_are_checked_with_the_rest_and_defaults_filled_in_on_request() {
+        let err = try_resolve_all(&["--sslrootcert", "/nonexistent/ca.pem"], &[]).unwrap_err();
         assert!(err.to_string().contains("--sslrootcert"), "{err}");
-        let r = try_resolve_all(&["--sslmode", "disable"], &[]).unwrap();
-        let err = r.tls().unwrap_err().to_string();
+        let err = try_resolve_all(&["--sslmode", "disable"], &[])
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("invalid --sslmode \"disable\": connections without TLS"),
             "{err}"
         );
+        let ca = tempfile::NamedTempFile::new().unwrap();
+        let ca_path = ca.path().to_str().unwrap();
+        let r = try_resolve_all(&["--sslrootcert", ca_path], &[]).unwrap();
+        let tls = r.tls();
+        assert_eq!(tls.mode, crate::tls::SslMode::VerifyFull);
+        assert_eq!(tls.root_cert.as_deref(), Some(ca.path()));
+        let r = try_resolve_all(&["--sslmode", "require"], &[]).unwrap();
+        assert_eq!(r.tls().mode, crate::tls::SslMode::Require);
+        assert_eq!(r.tls().root_cert, None);
     }
 
     #[cfg(unix)]

@@ -108,16 +108,15 @@ fn names(m: &mut Layer, inferred: Inferred) -> Result<Names, Error> {
         workgroup: m.workgroup.take(),
         domain: m.custom_domain_name.take(),
     };
-    if names.cluster.is_none() && names.workgroup.is_none() && names.domain.is_none() {
-        if let Some((info, host)) = inferred {
-            let found = Some(Sourced {
-                value: info.name,
-                origin: Origin::HostName(Box::new(host)),
-            });
-            match info.kind {
-                HostKind::Cluster => names.cluster = found,
-                HostKind::Workgroup => names.workgroup = found,
-            }
+    let none_given = names.cluster.is_none() && names.workgroup.is_none() && names.domain.is_none();
+    if let (true, Some((info, host))) = (none_given, inferred) {
+        let found = Some(Sourced {
+            value: info.name,
+            origin: Origin::HostName(Box::new(host)),
+        });
+        match info.kind {
+            HostKind::Cluster => names.cluster = found,
+            HostKind::Workgroup => names.workgroup = found,
         }
     }
     if let Some(c) = &names.cluster {
