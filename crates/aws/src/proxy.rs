@@ -69,7 +69,10 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
             })?;
         }
         let (config, ca) = redshift_creds_proxy::client_tls(&dir).map_err(from_proxy)?;
-        eprintln!("client TLS: clients verify the proxy with sslrootcert={}", ca.display());
+        eprintln!(
+            "client TLS: clients verify the proxy with sslrootcert={}",
+            ca.display()
+        );
         options.client_tls = Some(config);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 #[test]
 fn two_hundred_clients_at_once_share_one_api_call() {
-    let Some(rig) = Rig::start_with(230) else {
+    let Some(rig) = Rig::start_alone(230) else {
         return;
     };
     let proxy = rig.proxy(&["--listen", "127.0.0.1:0"]);
@@ -52,14 +52,20 @@ fn while_aws_fails_the_client_gets_the_message_and_then_the_proxy_recovers() {
         "{err:?}"
     );
     rig.aws.set_behaviour(Behaviour::Throttle);
-    let err = Raw::connect(proxy.tcp(), "anyone", "postgres").err().unwrap();
+    let err = Raw::connect(proxy.tcp(), "anyone", "postgres")
+        .err()
+        .unwrap();
     assert_eq!(err.code, "08001", "{err:?}");
     assert!(err.message.contains("throttling"), "{err:?}");
 
     rig.aws.set_behaviour(Behaviour::Ok);
     let mut c = Raw::connect(proxy.tcp(), "anyone", "postgres").unwrap();
     assert_eq!(c.query(WHO).unwrap(), [WHO_ANSWER]);
-    assert!(!proxy.stderr().contains("proxy-test-pw"), "{}", proxy.stderr());
+    assert!(
+        !proxy.stderr().contains("proxy-test-pw"),
+        "{}",
+        proxy.stderr()
+    );
 }
 
 #[test]
@@ -74,13 +80,22 @@ fn sigterm_waits_for_an_open_session_then_exits_0() {
         "the proxy waits for the open session: {}",
         proxy.stderr()
     );
-    assert_eq!(c.query(WHO).unwrap(), [WHO_ANSWER], "the session still works");
+    assert_eq!(
+        c.query(WHO).unwrap(),
+        [WHO_ANSWER],
+        "the session still works"
+    );
     assert!(
         std::net::TcpStream::connect(proxy.tcp()).is_err(),
         "no new connections after SIGTERM"
     );
     drop(c);
-    assert_eq!(proxy.wait_exit(Duration::from_secs(10)), Some(0), "{}", proxy.stderr());
+    assert_eq!(
+        proxy.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        proxy.stderr()
+    );
 }
 
 #[test]
@@ -99,7 +114,9 @@ fn a_non_loopback_listen_address_is_a_usage_error() {
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
-            err.starts_with(&format!("redshift-creds: error: invalid --listen \"{bad}\": ")),
+            err.starts_with(&format!(
+                "redshift-creds: error: invalid --listen \"{bad}\": "
+            )),
             "{err}"
         );
     }
