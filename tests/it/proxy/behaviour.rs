@@ -194,3 +194,70 @@ fn all_serves_every_connection_with_listen_in_one_process() {
     );
     assert_eq!(rig.aws.calls(), 2, "one credential per connection");
 }
+
+#[test]
+fn inside_the_refresh_margin_a_new_session_does_not_wait_for_aws() {
+    let Some(rig) = Rig::start() else { return };
+    // 900-second passwords with an 899-second margin: the first one enters the margin
+    // a second after it is fetched.
+    let proxy = rig.proxy(&["--listen", "127.0.0.1:0", "--refresh-margin", "899"]);
+    let mut first = Raw::connect(proxy.tcp(), "x", "postgres").unwrap();
+    assert_eq!(rig.aws.calls(), 1);
+    std::thread::sleep(Duration::from_millis(2100));
+    rig.aws.set_delay(Duration::from_secs(4));
+    let started = std::time::Instant::now();
+    let mut second = Raw::connect(proxy.tcp(), "x", "postgres").unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the session waited {:?} for AWS",
+        started.elapsed()
+    );
+    assert_eq!(second.query(WHO).unwrap(), [WHO_ANSWER]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while rig.aws.calls() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(rig.aws.calls(), 2, "refreshed in the background");
+    assert_eq!(
+        first.query(WHO).unwrap(),
+        [WHO_ANSWER],
+        "open sessions are untouched"
+    );
+}
+
+#[test]
+fn client_tls_makes_a_private_ca_and_prints_its_path() {
+    let Some(rig) = Rig::start() else { return };
+    let xdg = rig.sb.path().join("xdg");
+    let args = rig.args(&["--listen", "127.0.0.1:0", "--client-tls"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = rig.sb.cmd(&args);
+    cmd.env("XDG_CONFIG_HOME", &xdg);
+    let proxy = Proxy::spawn(cmd);
+    let dir = xdg.join("redshift-creds/proxy-tls");
+    let ca = dir.join("ca.crt");
+    assert!(
+        proxy
+            .stderr()
+            .contains(&format!("sslrootcert={}", ca.display())),
+        "{}",
+        proxy.stderr()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let o = std::process::Command::new(&rig.pg.psql)
+        .env_clear()
+        .env("HOME", rig.sb.path())
+        .arg("-X")
+        .arg(format!(
+            "host=localhost port={} dbname=postgres user=x sslmode=verify-full sslrootcert={}",
+            proxy.tcp().port(),
+            ca.display()
+        ))
+        .args(["-Atc", "select current_user"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "IAM:alice\n");
+}
