@@ -30,6 +30,7 @@ const FORCED_REUSE: Duration = Duration::from_secs(5);
 
 /// Runs `redshift-creds proxy` until SIGINT or SIGTERM.
 pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
+    report::init_service_log(a.cred.verbose);
     let shutdown_timeout = match a.shutdown_timeout {
         None => 30,
         Some(s @ 0..=86_400) => s,

@@ -96,6 +96,25 @@ fn sigterm_waits_for_an_open_session_then_exits_0() {
         "{}",
         proxy.stderr()
     );
+    // Without -v, a closed session still gets its one info line, with no password.
+    std::thread::sleep(Duration::from_millis(200));
+    let log = proxy.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("session closed"))
+        .unwrap_or_else(|| panic!("no session line: {log}"));
+    for field in [
+        "peer=",
+        "user=IAM:alice",
+        "database=postgres",
+        "backend_pid=",
+        "duration_ms=",
+        "bytes_from_client=",
+        "bytes_to_client=",
+    ] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+    assert!(!log.contains("proxy-test-pw"), "{log}");
 }
 
 #[test]
