@@ -24,6 +24,13 @@ pub fn current_uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
+/// The mode bits of a stat (`st_mode` is a `u16` on some Unixes).
+#[cfg(unix)]
+#[allow(clippy::useless_conversion)]
+fn mode_bits(st: &rustix::fs::Stat) -> u32 {
+    u32::from(st.st_mode)
+}
+
 /// A directory held open by handle. Every operation on its entries is
 /// relative to that handle, so the directory cannot be swapped underneath.
 #[derive(Debug)]
@@ -103,7 +110,7 @@ impl SafeDir {
                 st.st_uid
             ));
         }
-        let mode = st.st_mode as u32 & 0o777;
+        let mode = mode_bits(&st) & 0o777;
         if mode & 0o077 != 0 {
             return Err(format!(
                 "the cache directory {} is open to other users (mode {mode:o}); run: chmod 700 {}",
@@ -337,7 +344,7 @@ fn create_private(dir: &Path) -> io::Result<()> {
 pub fn check_own_file(file: &File, path: &Path, private: bool) -> Result<(), String> {
     let st = rustix::fs::fstat(file.as_fd())
         .map_err(|e| format!("cannot stat {}: {}", path.display(), io::Error::from(e)))?;
-    match FileType::from_raw_mode(st.st_mode as _) {
+    match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {}
         FileType::Fifo => return Err(describe_kind("a FIFO", path)),
         FileType::CharacterDevice | FileType::BlockDevice => {
@@ -354,7 +361,7 @@ pub fn check_own_file(file: &File, path: &Path, private: bool) -> Result<(), Str
             st.st_uid
         ));
     }
-    let mode = st.st_mode as u32 & 0o777;
+    let mode = mode_bits(&st) & 0o777;
     if private && mode & 0o077 != 0 {
         return Err(format!(
             "{} is readable by other users (mode {mode:o}); it was ignored and will be replaced",

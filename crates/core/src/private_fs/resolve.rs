@@ -65,7 +65,7 @@ pub fn open_for_update(path: &Path) -> Result<(SafeDir, String), String> {
             }
         };
         check_dir(top, Some(entry.st_uid))?;
-        match FileType::from_raw_mode(entry.st_mode as _) {
+        match FileType::from_raw_mode(entry.st_mode) {
             FileType::Symlink => {
                 links += 1;
                 if links > MAX_LINKS {
@@ -151,7 +151,7 @@ fn check_dir(dir: &Step, entry_owner: Option<u32>) -> Result<(), String> {
             dir.path.display()
         ));
     }
-    let mode = dir.stat.st_mode as u32 & 0o7777;
+    let mode = super::mode_bits(&dir.stat) & 0o7777;
     if mode & 0o022 != 0 {
         let sticky = mode & 0o1000 != 0;
         if !(sticky && entry_owner.is_none_or(|o| o == me)) {
