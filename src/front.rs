@@ -12,10 +12,11 @@ use std::process::ExitCode;
 
 /// Answers `get` and `exec` from the cache, and hands everything else (a
 /// miss, `pgpass`, other commands, `-v`, any error) to `redshift-creds-aws`,
-/// which then does the whole job as if called directly. The front takes no
-/// lock of any kind: `pgpass` writes a file under a lock, so it always goes
-/// to the full program, and a lock timeout is never waited out twice. So the front never
+/// which then does the whole job as if called directly. So the front never
 /// reports an error of its own making: the full program reports it, once.
+/// The front takes no lock of any kind: `pgpass` writes a file under a
+/// lock, so it always goes to the full program, and a lock timeout is never
+/// waited out twice.
 /// Warnings are held until the front knows it will finish.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args: Vec<OsString> = args.into_iter().collect();

@@ -427,11 +427,7 @@ fn cache_directories_are_made_0700_whatever_the_umask() {
     let sb = Sandbox::new();
     let deep = sb.path().join("a/b/cache");
     let bin = crate::support::bin();
-    let mut args = vec![
-        "-c",
-        "umask 000; exec \"$0\" \"$@\"",
-        bin.to_str().unwrap(),
-    ];
+    let mut args = vec!["-c", "umask 000; exec \"$0\" \"$@\"", bin.to_str().unwrap()];
     let get = crate::support::get_args(&url, &[]);
     args.extend(get.iter().copied());
     let out = sb
