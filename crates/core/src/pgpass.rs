@@ -127,10 +127,8 @@ pub fn upsert(content: &[u8], line: &Line<'_>) -> Zeroizing<Vec<u8>> {
 
 /// The pgpass file libpq reads: `PGPASSFILE`, else `~/.pgpass`.
 pub fn default_path() -> Option<PathBuf> {
-    match std::env::var_os("PGPASSFILE").filter(|p| !p.is_empty()) {
-        Some(p) => Some(PathBuf::from(p)),
-        None => dirs::home_dir().map(|h| h.join(".pgpass")),
-    }
+    crate::env::path(&crate::env::ProcessEnv, "PGPASSFILE")
+        .or_else(|| dirs::home_dir().map(|h| h.join(".pgpass")))
 }
 
 #[cfg(test)]

@@ -58,7 +58,11 @@ fn one_line(message: &str) -> String {
 /// SDK and HTTP layers above INFO are dropped whatever `RUST_LOG` says: at
 /// debug and trace they can print request and response bodies.
 pub fn init_log(verbose: u8) {
-    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    // A RUST_LOG that is not UTF-8 cannot be a filter: it reads as unset, as
+    // logging must never stop a run.
+    let from_env = crate::env::text(&crate::env::ProcessEnv, "RUST_LOG")
+        .ok()
+        .flatten();
     let filter = match (&from_env, verbose) {
         (Some(spec), _) => EnvFilter::try_new(spec).unwrap_or_else(|e| {
             warn(&format!(

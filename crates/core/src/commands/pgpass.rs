@@ -19,6 +19,7 @@ const MAX_PGPASS_LEN: u64 = 1024 * 1024;
 /// Writes this connection's pgpass line; with `watch`, keeps rewriting it
 /// before each password expires until the process is stopped.
 pub fn pgpass(r: &Resolved, watch: bool, source: &dyn Source) -> Result<(), Error> {
+    let tls = r.tls();
     let path = pgpass::default_path()
         .ok_or_else(|| Error::Usage("no home directory for ~/.pgpass: set PGPASSFILE".into()))?;
     let endpoint = endpoint(r, source)?;
@@ -39,7 +40,7 @@ pub fn pgpass(r: &Resolved, watch: bool, source: &dyn Source) -> Result<(), Erro
             written = Some(Zeroizing::new(credential.expose_password().to_string()));
         }
         if !watch {
-            if let Some(note) = &r.connection.tls.note {
+            if let Some(note) = &tls.note {
                 report::warn(note);
             }
             return Ok(());

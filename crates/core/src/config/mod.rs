@@ -1,28 +1,28 @@
-//! Raw flags and environment → a checked `Request` (what to ask AWS) and `Settings` (how to run).
+//! Raw flags, environment and config file → a checked `Request` (what to ask AWS) and `Settings` (how to run).
+//!
+//! Built in layers: [`layers`] reads one partial config per source, each
+//! value with its [`Origin`], and merges them field by field (flag, then
+//! environment, then config file); then one resolver per concept checks and
+//! completes its part: [`connection`] (host, port, and TLS on request),
+//! [`target`] (target and API), [`aws`], [`settings`].
+
+mod aws;
+mod connection;
+mod layers;
+mod settings;
+mod target;
+
+pub use crate::env::{Env, ProcessEnv};
+pub use connection::TlsChoice;
+pub use layers::Origin;
+pub use settings::cache_dir;
 
 use crate::cli::{CacheMode, ConnArgs, CredArgs};
-use crate::config_file::FileConnection;
-use crate::endpoint;
 use crate::error::Error;
-use crate::rules;
 use crate::tls::Tls;
+use layers::{Layers, Sourced};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// The environment, as a lookup, so tests can supply their own.
-pub trait Env {
-    /// The value of a variable, if it is set to valid Unicode.
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The real process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
 
 /// Which credential API a request goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,8 +146,8 @@ pub struct Connection {
     pub host: Option<String>,
     /// The port.
     pub port: Option<u16>,
-    /// The TLS settings for clients.
-    pub tls: Tls,
+    /// The TLS values given, checked; [`Resolved::tls`] fills in the defaults.
+    pub tls: TlsChoice,
 }
 
 /// Everything one command run needs, checked.
@@ -159,6 +159,60 @@ pub struct Resolved {
     pub settings: Settings,
     /// Where clients connect.
     pub connection: Connection,
+    /// Each value in force and where it came from.
+    origins: Origins,
+}
+
+impl Resolved {
+    /// The TLS settings for clients: a separate step, which only the
+    /// commands that hand a connection to a client ask for. The values
+    /// given were checked by [`resolve`]; this fills in the defaults, which
+    /// means looking for the system CA bundle on disk.
+    pub fn tls(&self) -> Tls {
+        self.connection.tls.resolve()
+    }
+
+    /// Every value in force, by its config-file name (`cluster_identifier`,
+    /// `region`, `cache`, `sslmode`...), with where it came from. Values that
+    /// nothing named and that have no default are left out; TLS values are
+    /// shown as given (see [`Resolved::tls`] for the defaults filled in).
+    pub fn origins(&self) -> Vec<(&'static str, String, Origin)> {
+        let mut all = self.origins.clone();
+        self.connection.tls.origins(&mut all);
+        all.0
+    }
+}
+
+/// The values in force and their origins, in the order they were resolved.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Origins(Vec<(&'static str, String, Origin)>);
+
+impl Origins {
+    fn push(&mut self, name: &'static str, value: String, origin: Origin) {
+        self.0.push((name, value, origin));
+    }
+
+    /// Records a value, when there is one.
+    fn record(&mut self, name: &'static str, value: Option<&Sourced<String>>) {
+        if let Some(v) = value {
+            self.push(name, v.value.clone(), v.origin.clone());
+        }
+    }
+
+    /// The value in force, else the default; either way recorded.
+    fn or_default<T: ToString + Copy>(
+        &mut self,
+        name: &'static str,
+        value: Option<Sourced<T>>,
+        default: T,
+    ) -> T {
+        let (value, origin) = match value {
+            Some(v) => (v.value, v.origin),
+            None => (default, Origin::Default),
+        };
+        self.push(name, value.to_string(), origin);
+        value
+    }
 }
 
 /// Defaults, in one place.
@@ -173,478 +227,65 @@ pub mod defaults {
     pub const API_TIMEOUT: i64 = 20;
 }
 
-/// A value and where it came from, so an error can name its source: the
-/// flag, the variable, or the key in the config file.
-struct Sourced<T> {
-    value: T,
-    input: String,
-}
-
-/// The named connection's file values, and how to name them in messages.
-struct FileSource<'a> {
-    conn: &'a FileConnection,
-    name: &'a str,
-    path: &'a std::path::Path,
-}
-
-impl FileSource<'_> {
-    fn input(&self, key: &str) -> String {
-        format!(
-            "{key} of connection \"{}\" in {}",
-            self.name,
-            self.path.display()
-        )
-    }
-}
-
-/// Picks the value in force: the flag, else the environment, else the config
-/// file. The one function that decides precedence.
-fn pick<T>(
-    flag: (Option<T>, &str),
-    env: Option<(T, &str)>,
-    file: Option<&FileSource<'_>>,
-    from_file: impl Fn(&FileConnection) -> Option<T>,
-    key: &str,
-) -> Option<Sourced<T>> {
-    if let (Some(value), name) = flag {
-        return Some(Sourced {
-            value,
-            input: name.to_string(),
-        });
-    }
-    if let Some((value, name)) = env {
-        return Some(Sourced {
-            value,
-            input: name.to_string(),
-        });
-    }
-    let f = file?;
-    from_file(f.conn).map(|value| Sourced {
-        value,
-        input: f.input(key),
-    })
-}
-
-/// The file store's and the locks' directory: `REDSHIFT_CREDS_CACHE_DIR`,
-/// else the user's cache directory (None when there is none). An empty value
-/// is an error, not "unset": it would otherwise mean the current directory.
-pub fn cache_dir(env: &dyn Env) -> Result<Option<PathBuf>, Error> {
-    match env.var("REDSHIFT_CREDS_CACHE_DIR") {
-        Some(d) if d.is_empty() || d.contains('\0') => Err(Error::invalid(
-            "REDSHIFT_CREDS_CACHE_DIR",
-            &d,
-            "must be a directory path",
-        )),
-        Some(d) => Ok(Some(PathBuf::from(d))),
-        None => Ok(dirs::cache_dir().map(|d| d.join("redshift-creds"))),
-    }
-}
-
 /// Turns the raw flags, the environment and the named connection into a
 /// checked request, settings and connection. Every input is checked here,
-/// before anything touches the cache or the network. Precedence is flag,
-/// then environment, then config file, then default.
-#[allow(clippy::too_many_lines)] // split into layers by issue 10
+/// before anything touches the cache or the network (the TLS defaults are
+/// filled in later: see [`Resolved::tls`]). Precedence is flag, then environment, then config
+/// file, then default.
 pub fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result<Resolved, Error> {
-    let loaded = match &args.name {
-        Some(name) => Some((name.as_str(), crate::config_file::connection(env, name)?)),
+    let file = match &args.name {
+        Some(name) => {
+            let (c, path) = crate::config_file::connection(env, name)?;
+            layers::file(&c, name, &path)
+        }
+        None => layers::Layer::default(),
+    };
+    let mut layers = Layers {
+        flags: layers::flags(args, conn),
+        env: layers::environment(env)?,
+        file,
+    };
+    let inferred = layers.read_host_name();
+    let mut merged = layers.merge();
+    let mut origins = Origins::default();
+    let connection = connection::resolve(&mut merged, &mut origins)?;
+    let target = target::resolve(&mut merged, inferred, &mut origins)?;
+    let timing = settings::timing(&mut merged, &mut origins)?;
+    let aws = aws::resolve(&mut merged, env, &mut origins)?;
+    let cache = settings::cache_mode(&mut merged, &mut origins)?;
+    let cache_dir = match settings::cache_dir_with_origin(env)? {
+        Some((dir, origin)) => {
+            origins.push("cache_dir", dir.display().to_string(), origin);
+            Some(dir)
+        }
         None => None,
     };
-    let file = loaded.as_ref().map(|(name, (c, path))| FileSource {
-        conn: c,
-        name,
-        path,
-    });
-    let file = file.as_ref();
-    let var = |name: &'static str| env.var(name).filter(|v| !v.is_empty()).map(|v| (v, name));
-
-    // Where clients connect.
-    let host = pick(
-        (conn.host.clone(), "--host"),
-        None,
-        file,
-        |c| c.host.clone(),
-        "host",
-    );
-    if let Some(h) = &host {
-        rules::host(&h.input, &h.value)?;
-    }
-    let host = host.map(|h| h.value.to_ascii_lowercase());
-    let port = match pick((conn.port, "--port"), None, file, |c| c.port, "port") {
-        Some(p) => Some(rules::port(&p.input, p.value)?),
-        None => None,
-    };
-    let sslmode = pick(
-        (conn.sslmode.clone(), "--sslmode"),
-        None,
-        file,
-        |c| c.sslmode.clone(),
-        "sslmode",
-    );
-    let sslrootcert = pick(
-        (conn.sslrootcert.clone(), "--sslrootcert"),
-        None,
-        file,
-        |c| c.sslrootcert.clone(),
-        "sslrootcert",
-    );
-    let tls = crate::tls::resolve(
-        sslmode
-            .as_ref()
-            .map(|s| (s.value.as_str(), s.input.as_str())),
-        sslrootcert
-            .as_ref()
-            .map(|s| (s.value.as_path(), s.input.as_str())),
-    )?;
-    // A Redshift host name carries the cluster or workgroup, and the region.
-    let inferred = host.as_deref().and_then(endpoint::parse_host);
-
-    // What to ask for.
-    let mut cluster_identifier = pick(
-        (args.cluster_identifier.clone(), "--cluster-identifier"),
-        None,
-        file,
-        |c| c.cluster_identifier.clone(),
-        "cluster_identifier",
-    );
-    let mut workgroup = pick(
-        (args.workgroup.clone(), "--workgroup"),
-        None,
-        file,
-        |c| c.workgroup.clone(),
-        "workgroup",
-    );
-    let custom_domain_name = pick(
-        (args.custom_domain_name.clone(), "--custom-domain-name"),
-        None,
-        file,
-        |c| c.custom_domain_name.clone(),
-        "custom_domain_name",
-    );
-    if cluster_identifier.is_none() && workgroup.is_none() && custom_domain_name.is_none() {
-        match &inferred {
-            Some(endpoint::HostInfo {
-                kind: endpoint::HostKind::Cluster,
-                name,
-                ..
-            }) => {
-                cluster_identifier = Some(Sourced {
-                    value: name.clone(),
-                    input: "--host".into(),
-                });
-            }
-            Some(endpoint::HostInfo {
-                kind: endpoint::HostKind::Workgroup,
-                name,
-                ..
-            }) => {
-                workgroup = Some(Sourced {
-                    value: name.clone(),
-                    input: "--host".into(),
-                });
-            }
-            None => {}
-        }
-    }
-    if let Some(c) = &cluster_identifier {
-        rules::cluster_identifier(&c.input, &c.value)?;
-    }
-    if let Some(w) = &workgroup {
-        rules::workgroup(&w.input, &w.value)?;
-    }
-    if let Some(d) = &custom_domain_name {
-        rules::domain_name(&d.input, &d.value)?;
-    }
-    let with_iam = pick(
-        (args.with_iam.then_some(true), "--with-iam"),
-        None,
-        file,
-        |c| c.with_iam,
-        "with_iam",
-    );
-    let with_iam = with_iam.map(|w| w.value).unwrap_or(false);
-    let auto_create_flag = match (args.auto_create, args.no_auto_create) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
-    let auto_create = pick(
-        (auto_create_flag, "--auto-create"),
-        None,
-        file,
-        |c| c.auto_create,
-        "auto_create",
-    );
-    let db_user = pick(
-        (args.db_user.clone(), "--db-user"),
-        None,
-        file,
-        |c| c.db_user.clone(),
-        "db_user",
-    );
-    let groups_flag = (!args.db_groups.is_empty()).then(|| args.db_groups.clone());
-    let groups = pick(
-        (groups_flag, "--db-groups"),
-        None,
-        file,
-        |c| c.db_groups.clone(),
-        "db_groups",
-    );
-
-    let api = match (&workgroup, with_iam) {
-        (Some(w), _) => {
-            if let Some(c) = &cluster_identifier {
-                return Err(Error::Usage(format!(
-                    "{} and {} name two targets: give a cluster or a workgroup",
-                    c.input, w.input
-                )));
-            }
-            Api::ServerlessGetCredentials
-        }
-        (None, true) => Api::GetClusterCredentialsWithIam,
-        (None, false) => Api::GetClusterCredentials,
-    };
-    if api != Api::GetClusterCredentials {
-        let why = match api {
-            Api::ServerlessGetCredentials => {
-                "Redshift Serverless uses your IAM identity as the database user"
-            }
-            _ => "with --with-iam the database user is your IAM identity",
-        };
-        for (present, input) in [
-            (db_user.as_ref().map(|u| u.input.clone()), "a database user"),
-            (groups.as_ref().map(|g| g.input.clone()), "database groups"),
-            (auto_create.as_ref().map(|a| a.input.clone()), "auto-create"),
-        ] {
-            if let Some(source) = present {
-                return Err(Error::Usage(format!(
-                    "{source} cannot be used here: {why}, so {input} cannot be given"
-                )));
-            }
-        }
-    } else if cluster_identifier.is_none() && custom_domain_name.is_none() {
-        return Err(Error::Usage(
-            "missing --cluster-identifier: name the cluster (or give --workgroup, --custom-domain-name, or a \
-             Redshift --host name)"
-                .into(),
-        ));
-    }
-    let db_user = match (api, db_user) {
-        (Api::GetClusterCredentials, Some(u)) => {
-            rules::db_user(&u.input, &u.value)?;
-            Some(u.value)
-        }
-        (Api::GetClusterCredentials, None) => {
-            return Err(Error::Usage(
-                "missing --db-user: name the database user (or use --with-iam)".into(),
-            ));
-        }
-        (_, _) => None,
-    };
-    if api == Api::GetClusterCredentialsWithIam
-        && cluster_identifier.is_none()
-        && custom_domain_name.is_none()
-    {
-        return Err(Error::Usage(
-            "missing --cluster-identifier: --with-iam needs the cluster".into(),
-        ));
-    }
-    let db_name = pick(
-        (args.db_name.clone(), "--db-name"),
-        None,
-        file,
-        |c| c.db_name.clone(),
-        "db_name",
-    );
-    if let Some(n) = &db_name {
-        rules::db_name(&n.input, &n.value)?;
-    }
-    let mut db_groups = Vec::new();
-    if let Some(g) = &groups {
-        for one in &g.value {
-            let one = one.trim();
-            rules::db_group(&g.input, one)?;
-            db_groups.push(one.to_string());
-        }
-    }
-    db_groups.sort();
-    db_groups.dedup();
-
-    let number =
-        |flag: Option<i64>, name: &str, key: &str, get: fn(&FileConnection) -> Option<i64>| {
-            pick((flag, name), None, file, get, key)
-        };
-    let duration = number(
-        args.duration_seconds,
-        "--duration-seconds",
-        "duration_seconds",
-        |c| c.duration_seconds,
-    );
-    let duration_seconds = match duration {
-        Some(d) => {
-            rules::duration(&d.input, d.value)?;
-            d.value
-        }
-        None => defaults::DURATION_SECONDS,
-    };
-    let refresh_margin = match number(
-        args.refresh_margin,
-        "--refresh-margin",
-        "refresh_margin",
-        |c| c.refresh_margin,
-    ) {
-        Some(m) => {
-            rules::refresh_margin(&m.input, m.value, duration_seconds)?;
-            m.value
-        }
-        None => defaults::REFRESH_MARGIN.min(duration_seconds - 1),
-    };
-    let lock_timeout = args.lock_timeout.unwrap_or(defaults::LOCK_TIMEOUT);
-    rules::timeout("--lock-timeout", lock_timeout)?;
-    let api_timeout = args.api_timeout.unwrap_or(defaults::API_TIMEOUT);
-    rules::timeout("--api-timeout", api_timeout)?;
-    if api_timeout == 0 {
-        return Err(Error::invalid(
-            "--api-timeout",
-            "0",
-            "must be from 1 to 3600 seconds",
-        ));
-    }
-
-    let host_from_flag = conn.host.is_some();
-    let aws = aws_target(
-        args,
-        env,
-        file,
-        &var,
-        inferred.as_ref().map(|i| (i, host_from_flag)),
-    )?;
-    let cache = pick(
-        (args.cache.map(Ok), "--cache"),
-        var("REDSHIFT_CREDS_CACHE").map(|(v, n)| (parse_cache_mode(n, &v), n)),
-        file,
-        |c| c.cache.as_deref().map(|v| parse_cache_mode("cache", v)),
-        "cache",
-    );
-    let cache = match cache {
-        Some(Sourced {
-            value: Ok(mode), ..
-        }) => mode,
-        Some(Sourced {
-            value: Err(_),
-            input,
-        }) => {
-            let raw = match input.as_str() {
-                "REDSHIFT_CREDS_CACHE" => env.var("REDSHIFT_CREDS_CACHE").unwrap_or_default(),
-                _ => file.and_then(|f| f.conn.cache.clone()).unwrap_or_default(),
-            };
-            return Err(Error::invalid(
-                &input,
-                &raw,
-                "must be one of auto, keyring, file, none",
-            ));
-        }
-        None => CacheMode::Auto,
-    };
-    let cache_dir = cache_dir(env)?;
-
     let request = Request {
-        api,
+        api: target.api,
         connection: args.name.clone(),
-        cluster_identifier: cluster_identifier.map(|c| c.value),
-        workgroup: workgroup.map(|w| w.value),
-        custom_domain_name: custom_domain_name.map(|d| d.value),
-        db_user,
-        db_name: db_name.map(|n| n.value),
-        db_groups,
-        auto_create: auto_create.map(|a| a.value).unwrap_or(false),
-        duration_seconds,
+        cluster_identifier: target.cluster_identifier,
+        workgroup: target.workgroup,
+        custom_domain_name: target.custom_domain_name,
+        db_user: target.db_user,
+        db_name: target.db_name,
+        db_groups: target.db_groups,
+        auto_create: target.auto_create,
+        duration_seconds: timing.duration_seconds,
         aws,
     };
     let settings = Settings {
         cache,
         cache_dir,
-        refresh_margin,
-        lock_timeout: Duration::from_secs(lock_timeout as u64),
-        api_timeout: Duration::from_secs(api_timeout as u64),
+        refresh_margin: timing.refresh_margin,
+        lock_timeout: timing.lock_timeout,
+        api_timeout: timing.api_timeout,
     };
-    let connection = Connection { host, port, tls };
     Ok(Resolved {
         request,
         settings,
         connection,
+        origins,
     })
-}
-
-fn aws_target(
-    args: &CredArgs,
-    env: &dyn Env,
-    file: Option<&FileSource<'_>>,
-    var: &dyn Fn(&'static str) -> Option<(String, &'static str)>,
-    inferred: Option<(&endpoint::HostInfo, bool)>,
-) -> Result<AwsTarget, Error> {
-    let profile = pick(
-        (args.profile.clone(), "--profile"),
-        var("AWS_PROFILE"),
-        file,
-        |c| c.aws_profile.clone(),
-        "aws_profile",
-    );
-    if let Some(p) = &profile {
-        rules::profile(&p.input, &p.value)?;
-    }
-    // A Redshift host name names its cluster's region. That region stands
-    // with the host, just below an explicit region given the same way: from
-    // `--host` it yields only to `--region`; from the file's `host`, to the
-    // environment and to the file's own `region`.
-    let (host_flag_region, host_file_region) = match inferred {
-        Some((i, true)) => (Some(i.region.clone()), None),
-        Some((i, false)) => (None, Some(i.region.clone())),
-        None => (None, None),
-    };
-    let region_flag = match (&args.region, host_flag_region) {
-        (Some(r), _) => (Some(r.clone()), "--region"),
-        (None, Some(r)) => (Some(r), "--host"),
-        (None, None) => (None, "--region"),
-    };
-    let region = pick(
-        region_flag,
-        var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
-        file,
-        |c| c.region.clone().or_else(|| host_file_region.clone()),
-        "region",
-    );
-    if let Some(r) = &region {
-        rules::region(&r.input, &r.value)?;
-    }
-    let endpoint_url = pick(
-        (args.endpoint_url.clone(), "--endpoint-url"),
-        var("AWS_ENDPOINT_URL_REDSHIFT").or_else(|| var("AWS_ENDPOINT_URL")),
-        file,
-        |c| c.endpoint_url.clone(),
-        "endpoint_url",
-    );
-    if let Some(u) = &endpoint_url {
-        rules::endpoint_url(&u.input, &u.value)?;
-    }
-    let profile = profile.map(|p| p.value);
-    Ok(AwsTarget {
-        effective_profile: profile.clone().unwrap_or_else(|| "default".to_string()),
-        profile,
-        region: region.map(|r| r.value),
-        endpoint_url: endpoint_url.map(|u| u.value),
-        access_key_id: env.var("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty()),
-    })
-}
-
-fn parse_cache_mode(_input: &str, value: &str) -> Result<CacheMode, ()> {
-    match value {
-        "auto" => Ok(CacheMode::Auto),
-        "keyring" => Ok(CacheMode::Keyring),
-        "file" => Ok(CacheMode::File),
-        "none" => Ok(CacheMode::None),
-        _ => Err(()),
-    }
 }
 
 #[cfg(test)]
@@ -758,7 +399,7 @@ mod tests {
         assert_eq!(r.settings.cache, CacheMode::File);
         assert_eq!(r.connection.host.as_deref(), Some("file.example.com"));
         assert_eq!(r.connection.port, Some(6000));
-        assert_eq!(r.connection.tls.mode, crate::tls::SslMode::Require);
+        assert_eq!(r.tls().mode, crate::tls::SslMode::Require);
     }
 
     #[test]
@@ -811,7 +452,7 @@ mod tests {
         assert_eq!(r.settings.cache, CacheMode::None);
         assert_eq!(r.connection.host.as_deref(), Some("flag.example.com"));
         assert_eq!(r.connection.port, Some(7000));
-        assert_eq!(r.connection.tls.mode, crate::tls::SslMode::VerifyCa);
+        assert_eq!(r.tls().mode, crate::tls::SslMode::VerifyCa);
     }
 
     #[test]
@@ -1078,5 +719,134 @@ mod tests {
         let err = resolve(&args.cred, &args.conn, &MapEnv(HashMap::new())).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--cluster-identifier"), "{err}");
+    }
+
+    #[test]
+    fn no_with_iam_beats_the_files_with_iam() {
+        let file = "[connections.prod]\ncluster_identifier = \"c\"\nwith_iam = true\n";
+        let r = with_file(file, &[], &[]).unwrap();
+        assert_eq!(r.request.api, Api::GetClusterCredentialsWithIam);
+        let r = with_file(file, &["--no-with-iam", "--db-user", "u"], &[]).unwrap();
+        assert_eq!(r.request.api, Api::GetClusterCredentials);
+        assert_eq!(r.request.db_user.as_deref(), Some("u"));
+        let err = with_file(file, &["--db-user", "u"], &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("--db-user cannot be used here"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn origins_name_the_flag_variable_file_key_or_default() {
+        let r = with_file(
+            PROD,
+            &[
+                "--db-user",
+                "flaguser",
+                "--host",
+                "examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com",
+            ],
+            &[("AWS_PROFILE", "envprofile")],
+        )
+        .unwrap();
+        let origins = r.origins();
+        let of = |name: &str| {
+            origins
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .map(|(_, v, o)| (v.clone(), o.clone()))
+                .unwrap_or_else(|| panic!("{name} in {origins:?}"))
+        };
+        assert_eq!(
+            of("db_user"),
+            ("flaguser".into(), Origin::Flag("--db-user"))
+        );
+        assert_eq!(
+            of("aws_profile"),
+            ("envprofile".into(), Origin::Env("AWS_PROFILE"))
+        );
+        let (value, origin) = of("db_name");
+        assert_eq!(value, "filedb");
+        let Origin::File {
+            connection,
+            key,
+            path,
+        } = &origin
+        else {
+            panic!("{origin:?}")
+        };
+        assert_eq!((connection.as_str(), *key), ("prod", "db_name"));
+        assert!(path.ends_with("config.toml"));
+        assert_eq!(
+            origin.to_string(),
+            format!("db_name of connection \"prod\" in {}", path.display())
+        );
+        assert_eq!(of("lock_timeout"), ("30".into(), Origin::Default));
+        let (value, origin) = of("cache");
+        assert_eq!(value, "file");
+        assert!(
+            matches!(origin, Origin::File { key: "cache", .. }),
+            "{origin:?}"
+        );
+        assert_eq!(of("sslmode").0, "require");
+        // A --host flag's region stands with the flag, above the file's region.
+        assert_eq!(
+            of("region"),
+            (
+                "us-west-2".into(),
+                Origin::HostName(Box::new(Origin::Flag("--host")))
+            )
+        );
+    }
+
+    #[test]
+    fn tls_values_are_checked_with_the_rest_and_defaults_filled_in_on_request() {
+        let err = try_resolve_all(&["--sslrootcert", "/nonexistent/ca.pem"], &[]).unwrap_err();
+        assert!(err.to_string().contains("--sslrootcert"), "{err}");
+        let err = try_resolve_all(&["--sslmode", "disable"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid --sslmode \"disable\": connections without TLS"),
+            "{err}"
+        );
+        let ca = tempfile::NamedTempFile::new().unwrap();
+        let ca_path = ca.path().to_str().unwrap();
+        let r = try_resolve_all(&["--sslrootcert", ca_path], &[]).unwrap();
+        let tls = r.tls();
+        assert_eq!(tls.mode, crate::tls::SslMode::VerifyFull);
+        assert_eq!(tls.root_cert.as_deref(), Some(ca.path()));
+        let r = try_resolve_all(&["--sslmode", "require"], &[]).unwrap();
+        assert_eq!(r.tls().mode, crate::tls::SslMode::Require);
+        assert_eq!(r.tls().root_cert, None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_text_variable_that_is_not_utf8_is_refused() {
+        use std::os::unix::ffi::OsStringExt;
+        struct Raw;
+        impl Env for Raw {
+            fn var_os(&self, name: &str) -> Option<std::ffi::OsString> {
+                (name == "AWS_PROFILE").then(|| std::ffi::OsString::from_vec(vec![0xff]))
+            }
+        }
+        let argv = [
+            "redshift-creds",
+            "get",
+            "--cluster-identifier",
+            "c",
+            "--db-user",
+            "u",
+        ];
+        let Command::Get(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        let err = resolve(&args.cred, &args.conn, &Raw).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(
+            err.to_string(),
+            "invalid AWS_PROFILE: the value is not valid UTF-8; fix or unset it"
+        );
     }
 }
