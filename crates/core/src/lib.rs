@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod housekeeping;
 pub mod output;
 pub mod pgpass;
+pub mod private_fs;
 pub mod report;
 pub mod rules;
 pub mod source;
