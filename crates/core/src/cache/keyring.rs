@@ -142,7 +142,7 @@ impl KeyringStore {
         let got = match &self.inner {
             #[cfg(target_os = "linux")]
             Inner::SecretService => {
-                self.call(move || super::secret_service::load(&key, &valid))?
+                self.noted(self.call(move || super::secret_service::load(&key, &valid))?)
             }
             #[cfg(target_os = "linux")]
             Inner::Keyutils(k) => k.load(&key),
@@ -168,7 +168,7 @@ impl KeyringStore {
         let done = match &self.inner {
             #[cfg(target_os = "linux")]
             Inner::SecretService => {
-                self.call(move || super::secret_service::save(&key, &bytes))?
+                self.noted(self.call(move || super::secret_service::save(&key, &bytes))?)
             }
             #[cfg(target_os = "linux")]
             Inner::Keyutils(k) => k.save(&key, &bytes, expires),
@@ -186,7 +186,9 @@ impl KeyringStore {
         let key = self.key.clone();
         let done = match &self.inner {
             #[cfg(target_os = "linux")]
-            Inner::SecretService => self.call(move || super::secret_service::delete(&key))?,
+            Inner::SecretService => {
+                self.noted(self.call(move || super::secret_service::delete(&key))?)
+            }
             #[cfg(target_os = "linux")]
             Inner::Keyutils(k) => k.delete(&key),
             #[cfg(any(target_os = "macos", target_os = "windows"))]
@@ -212,6 +214,17 @@ impl KeyringStore {
             StoreError(why)
         })
     }
+
+    /// Remembers a Secret Service call that got no D-Bus reply.
+    #[cfg(target_os = "linux")]
+    fn noted<T>(&self, r: Result<T, String>) -> Result<T, String> {
+        if let Err(why) = &r
+            && why.starts_with(super::secret_service::NO_REPLY)
+        {
+            remember_unanswered(self.marker.as_deref(), why);
+        }
+        r
+    }
 }
 
 fn unanswered() -> String {
@@ -236,23 +249,50 @@ fn recently_unanswered(dir: Option<&Path>) -> bool {
     meta.is_file() && age.is_some_and(|a| a < UNANSWERED_TTL)
 }
 
-/// Notes that the Secret Service did not answer, and says so once: the
-/// warning comes with the marker, and runs that find a fresh marker skip the
-/// Secret Service without a word.
+/// Notes that the Secret Service did not answer, and says so once per
+/// [`UNANSWERED_TTL`]. The marker holds `1` once the warning was printed.
+/// The front (whose warnings are held, and dropped on a hand-over) writes
+/// `0` and stays quiet; the next full run that finds `0` says it.
 fn remember_unanswered(marker: Option<&Path>, why: &str) {
-    let fresh = marker.is_some_and(|m| recently_unanswered(m.parent()));
-    if fresh {
+    if marker.is_some_and(|m| recently_unanswered(m.parent())) {
         return;
     }
-    if let Some(m) = marker
-        && let Err(e) = crate::pgpass::write_atomically(m, b"")
-    {
+    write_marker(marker, why);
+}
+
+fn write_marker(marker: Option<&Path>, why: &str) {
+    let warn = !crate::report::held();
+    // The directory is made private (and created) first, as for any entry.
+    let written = marker.map(|m| {
+        m.parent()
+            .map_or(Ok(()), super::dir::ensure_private)
+            .and_then(|()| {
+                crate::pgpass::write_atomically(m, if warn { b"1" } else { b"0" })
+                    .map_err(|e| e.to_string())
+            })
+    });
+    if let Some(Err(e)) = written {
         tracing::debug!(error = %e, "cannot write the Secret Service marker");
     }
-    crate::report::warn(&format!(
-        "{why}; not asking the Secret Service again for {} minutes",
-        UNANSWERED_TTL.as_secs() / 60
-    ));
+    if warn {
+        crate::report::warn(&format!(
+            "{why}; not asking the Secret Service again for {} minutes",
+            UNANSWERED_TTL.as_secs() / 60
+        ));
+    }
+}
+
+/// A fresh marker whose warning was never printed: print it now (unless
+/// this is the front).
+#[cfg(target_os = "linux")]
+fn warn_if_unwarned(dir: Option<&Path>) {
+    let Some(m) = dir.map(|d| d.join(UNANSWERED_MARKER)) else {
+        return;
+    };
+    let unwarned = std::fs::read(&m).is_ok_and(|b| b == b"0");
+    if unwarned && !crate::report::held() {
+        write_marker(Some(&m), super::secret_service::NO_REPLY);
+    }
 }
 
 fn with_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -283,12 +323,13 @@ fn open_backend(backend: Backend, key: &CacheKey) -> Result<Inner, Refusal> {
             // never answers shows here, not at the first read.
             let answered = with_deadline(|| {
                 let ss = super::secret_service::connect()?;
-                ss.get_default_collection()
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                super::secret_service::default_collection_answers(&ss)
             });
             match answered {
                 None => Err(Refusal::Unanswered(unanswered())),
+                Some(Err(why)) if why.starts_with(super::secret_service::NO_REPLY) => {
+                    Err(Refusal::Unanswered(why))
+                }
                 Some(Err(why)) => Err(Refusal::Other(why)),
                 Some(Ok(())) => Ok(Inner::SecretService),
             }
@@ -329,9 +370,11 @@ fn core_load(entry: &keyring_core::Entry) -> Result<Load, StoreError> {
     match entry.get_secret() {
         Ok(bytes) => Ok(Load::Found(Zeroizing::new(bytes))),
         Err(keyring_core::Error::NoEntry) => Ok(Load::Missing),
-        Err(e @ (keyring_core::Error::BadEncoding(_)
-        | keyring_core::Error::BadDataFormat(..)
-        | keyring_core::Error::Ambiguous(_))) => Ok(Load::Unreadable(classify(e))),
+        Err(
+            e @ (keyring_core::Error::BadEncoding(_)
+            | keyring_core::Error::BadDataFormat(..)
+            | keyring_core::Error::Ambiguous(_)),
+        ) => Ok(Load::Unreadable(classify(e))),
         Err(e) => Err(StoreError(classify(e))),
     }
 }
@@ -376,6 +419,7 @@ fn candidates(dir: Option<&Path>) -> Vec<Backend> {
         if session_bus_present() {
             if recently_unanswered(dir) {
                 tracing::debug!("the Secret Service did not answer recently; skipped");
+                warn_if_unwarned(dir);
             } else {
                 v.push(Backend::SecretService);
             }

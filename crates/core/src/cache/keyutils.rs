@@ -28,7 +28,8 @@ pub struct Keyutils {
 
 fn why(e: KeyError) -> String {
     match e {
-        KeyError::AccessDenied | KeyError::PermissionDenied => "access refused (EACCES)".into(),
+        KeyError::AccessDenied => "access refused (EACCES)".into(),
+        KeyError::PermissionDenied => "not permitted (EPERM)".into(),
         KeyError::QuotaExceeded => "the key quota is exhausted".into(),
         KeyError::OperationNotSupported => "keyutils is not supported here".into(),
         other => format!("{other:?}"),
@@ -93,7 +94,10 @@ impl Keyutils {
         while let Some(k) = self.find(key)? {
             k.invalidate().map_err(why)?;
             any = true;
-            if self.find(key)?.is_some_and(|again| again.get_id() == k.get_id()) {
+            if self
+                .find(key)?
+                .is_some_and(|again| again.get_id() == k.get_id())
+            {
                 return Err("the key survived invalidation".into());
             }
         }

@@ -125,14 +125,14 @@ impl Cache {
                         })?,
                 )
             }
-            CacheMode::Keyring => {
-                Store::Keyring(KeyringStore::open(&cache.key, cache.dir.as_deref()).map_err(|reason| {
+            CacheMode::Keyring => Store::Keyring(
+                KeyringStore::open(&cache.key, cache.dir.as_deref()).map_err(|reason| {
                     Error::CacheUnavailable {
                         mode: "keyring",
                         reason,
                     }
-                })?)
-            }
+                })?,
+            ),
             CacheMode::Auto => match KeyringStore::open(&cache.key, cache.dir.as_deref()) {
                 Ok(k) => Store::Keyring(k),
                 Err(why) => cache.fall_back_to_file(&format!("no OS keyring can be used ({why})")),
@@ -371,7 +371,8 @@ pub fn remove(dir: Option<&std::path::Path>, key: &key::CacheKey) -> Removal {
             done.from.push("file".to_string());
         }
         if std::fs::symlink_metadata(&entry).is_ok() {
-            done.failed.push("file: the entry is still there".to_string());
+            done.failed
+                .push("file: the entry is still there".to_string());
         }
         if done.failed.is_empty() {
             let _ = std::fs::remove_file(dir.join(format!("{key}.meta")));
@@ -408,9 +409,7 @@ pub fn probe_auto(dir: Option<&std::path::Path>) -> String {
         Ok(k) => {
             let name = k.backend().name();
             let expires = refresh::Clock::now(&refresh::SystemClock) + 60;
-            let tried = k
-                .save(PROBE, expires)
-                .and_then(|()| k.load(|b| b == PROBE));
+            let tried = k.save(PROBE, expires).and_then(|()| k.load(|b| b == PROBE));
             let removed = k.delete();
             match (tried, removed) {
                 (Ok(Load::Found(b)), Ok(true)) if &b[..] == PROBE => format!("keyring ({name})"),

@@ -16,8 +16,17 @@ pub const APPLICATION: &str = "redshift-creds";
 /// The attribute holding the cache key.
 pub const KEY_ATTRIBUTE: &str = "redshift-creds-key";
 
+/// How a call the Secret Service never answered (D-Bus `NoReply`) is worded;
+/// the keyring store remembers such a refusal.
+pub const NO_REPLY: &str = "the Secret Service did not answer";
+
 fn why(e: dbus_secret_service::Error) -> String {
     match e {
+        dbus_secret_service::Error::Dbus(d)
+            if d.name() == Some("org.freedesktop.DBus.Error.NoReply") =>
+        {
+            format!("{NO_REPLY} (no D-Bus reply)")
+        }
         // Never print a crypto error's payload.
         dbus_secret_service::Error::Crypto(_) => "the session encryption failed".into(),
         other => other.to_string(),
@@ -41,6 +50,12 @@ fn lookup(key: &CacheKey) -> HashMap<&str, &str> {
 /// Connects to the Secret Service (opens an encrypted session).
 pub fn connect() -> Result<SecretService, String> {
     SecretService::connect(EncryptionType::Dh).map_err(why)
+}
+
+/// Whether the default collection can be found (the first call that needs
+/// the daemon to answer).
+pub fn default_collection_answers(ss: &SecretService) -> Result<(), String> {
+    ss.get_default_collection().map(|_| ()).map_err(why)
 }
 
 /// The matching items of the default collection, newest first.
