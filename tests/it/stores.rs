@@ -641,3 +641,94 @@ fn a_secret_service_that_never_answers_is_remembered_for_ten_minutes() {
     assert_eq!(server.calls(), 2, "kernel keyutils held the entry");
     assert!(sb.entries().is_empty(), "nothing went to the file store");
 }
+
+#[test]
+#[ignore = "unfinished: under this set-up the first run's item does not reach the Secret Service (see the report)"]
+fn secret_service_ignores_planted_items_resolves_duplicates_and_clear_reaches_keyutils() {
+    let Some(dbus_run_session) = require_tool("dbus-run-session", "DBUS_RUN_SESSION") else {
+        return;
+    };
+    let Some(_) = require_tool("gnome-keyring-daemon", "GNOME_KEYRING_DAEMON") else {
+        return;
+    };
+    let Some(_) = require_tool("secret-tool", "SECRET_TOOL") else {
+        return;
+    };
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let user = format!("p{}", std::process::id());
+    let args = get_args(&server.url(), &user, "auto");
+    let out_dir = sb.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    // 1: a miss into the Secret Service. Then another app plants an item
+    // under service/username, and a duplicate of ours appears. 2: a hit on
+    // our item. Then an entry for another user goes to keyutils (no bus),
+    // and `clear --all` on the bus must remove both.
+    let script = r#"
+        set -e
+        out="$1"; shift
+        printf 'test-keyring-password' | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+        until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+              org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do
+            sleep 0.05
+        done
+        "$0" "$@" >"$out/1.out" 2>"$out/1.err"
+        key=$(basename "$(ls "$REDSHIFT_CREDS_CACHE_DIR"/*.meta)" .meta)
+        printf 'planted' | secret-tool store --label=planted service redshift-creds username "$key"
+        secret-tool lookup application redshift-creds redshift-creds-key "$key" >"$out/real"
+        secret-tool store --label=dup application redshift-creds redshift-creds-key "$key" copy 1 <"$out/real"
+        secret-tool search --all application redshift-creds >"$out/before" 2>&1
+        "$0" "$@" >"$out/2.out" 2>"$out/2.err"
+        secret-tool search --all application redshift-creds >"$out/after" 2>&1
+        other=$(printf '%s\n' "$@" | sed "s/^p[0-9]*$/&k/")
+        env -u DBUS_SESSION_BUS_ADDRESS XDG_RUNTIME_DIR=/nonexistent "$0" $other >"$out/3.out" 2>"$out/3.err"
+        "$0" clear --all >"$out/clear.out" 2>"$out/clear.err"
+        secret-tool search --all application redshift-creds >"$out/cleared" 2>&1 || true
+        env -u DBUS_SESSION_BUS_ADDRESS XDG_RUNTIME_DIR=/nonexistent "$0" $other >"$out/4.out" 2>"$out/4.err"
+    "#;
+    let run = in_dbus_session(&sb, &dbus_run_session, script, &out_dir, &[], &args);
+    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
+    assert!(run.status.success(), "{}{}", stderr(&run), read("2.err"));
+    assert_eq!(read("1.err"), "");
+    assert_eq!(read("2.err"), "");
+    let pw = |n: &str| {
+        serde_json::from_str::<serde_json::Value>(&read(n)).unwrap()["DbPassword"].clone()
+    };
+    assert_eq!(
+        pw("2.out"),
+        pw("1.out"),
+        "our item was served, not the planted one"
+    );
+    assert_eq!(
+        read("before").matches("label = ").count(),
+        2,
+        "{}",
+        read("before")
+    );
+    assert_eq!(
+        read("after").matches("label = ").count(),
+        1,
+        "the duplicate went: {}",
+        read("after")
+    );
+    assert_eq!(read("3.err"), "", "keyutils without a bus");
+    assert_eq!(
+        read("clear.out"),
+        "removed 2 cached entries in all\n",
+        "{}",
+        read("clear.err")
+    );
+    assert_eq!(read("clear.err"), "");
+    assert_eq!(
+        read("cleared").matches("label = ").count(),
+        0,
+        "{}",
+        read("cleared")
+    );
+    assert_eq!(
+        server.calls(),
+        3,
+        "1, the keyutils entry, and again after clear"
+    );
+    assert!(sb.entries().is_empty(), "nothing went to the file store");
+}
