@@ -66,7 +66,7 @@ fn items<'a>(collection: &'a Collection<'a>, key: &CacheKey) -> Result<Vec<Item<
         .into_iter()
         .map(|i| (i.get_modified().unwrap_or(0), i))
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     Ok(found.into_iter().map(|(_, i)| i).collect())
 }
 
