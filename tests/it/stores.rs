@@ -60,6 +60,19 @@ fn in_dbus_session(
     extra: &[&str],
     args: &[String],
 ) -> std::process::Output {
+    in_dbus_session_with(sb, dbus_run_session, script, out_dir, extra, args, false)
+}
+
+/// [`in_dbus_session`], with keyutils refused (`deny`) for everything in it.
+fn in_dbus_session_with(
+    sb: &Sandbox,
+    dbus_run_session: &std::path::Path,
+    script: &str,
+    out_dir: &std::path::Path,
+    extra: &[&str],
+    args: &[String],
+    deny: bool,
+) -> std::process::Output {
     let bin = bin();
     let mut full = vec![
         "--",
@@ -71,7 +84,19 @@ fn in_dbus_session(
     ];
     full.extend_from_slice(extra);
     full.extend(args.iter().map(|s| &**s));
-    sb.command(dbus_run_session, &full).output().unwrap()
+    let mut cmd = sb.command(dbus_run_session, &full);
+    if deny {
+        deny_keyutils(&mut cmd);
+    }
+    cmd.output().unwrap()
+}
+
+/// `redshift-creds ARGS` with keyutils refused.
+fn denied(sb: &Sandbox, args: &[String]) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(|s| &**s).collect();
+    deny_keyutils(&mut sb.command(bin(), &args))
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -105,21 +130,12 @@ fn keyutils_a_second_session_finds_the_first_ones_entry() {
 
 #[test]
 fn keyutils_refusing_access_falls_back_under_auto_and_fails_under_keyring() {
-    let Some(keyctl) = require_tool("keyctl", "KEYCTL") else {
-        return;
-    };
     let server = CountingServer::start();
     let sb = Sandbox::new();
     let user = format!("r{}", std::process::id());
-    // A session keyring this process may not search or write: keyutils refuses.
-    let refuse = "keyctl setperm @s 0 >/dev/null 2>&1 && ";
+    // keyutils system calls fail with EPERM (a container's seccomp profile).
 
-    let auto = in_new_session(
-        &sb,
-        &keyctl,
-        refuse,
-        &get_args(&server.url(), &user, "auto"),
-    );
+    let auto = denied(&sb, &get_args(&server.url(), &user, "auto"));
     assert!(auto.status.success(), "{}", stderr(&auto));
     let warning = our_stderr(&auto);
     assert_eq!(warning.lines().count(), 1, "one warning: {warning}");
@@ -131,22 +147,12 @@ fn keyutils_refusing_access_falls_back_under_auto_and_fails_under_keyring() {
     assert!(warning.contains("caching in private files"), "{warning}");
     assert_eq!(sb.entries().len(), 1, "the file store holds the entry");
     // A hit (answered by redshift-creds itself) says it once too.
-    let hit = in_new_session(
-        &sb,
-        &keyctl,
-        refuse,
-        &get_args(&server.url(), &user, "auto"),
-    );
+    let hit = denied(&sb, &get_args(&server.url(), &user, "auto"));
     assert!(hit.status.success(), "{}", stderr(&hit));
     assert_eq!(our_stderr(&hit), warning, "the same one warning on a hit");
     assert_eq!(server.calls(), 1, "the second call was a hit");
 
-    let forced = in_new_session(
-        &sb,
-        &keyctl,
-        refuse,
-        &get_args(&server.url(), &user, "keyring"),
-    );
+    let forced = denied(&sb, &get_args(&server.url(), &user, "keyring"));
     assert_eq!(forced.status.code(), Some(4), "{}", stderr(&forced));
     assert!(forced.stdout.is_empty());
     let err = our_stderr(&forced);
@@ -240,14 +246,15 @@ fn a_locked_secret_service_falls_back_to_files_under_auto() {
         "$0" "$@" >"$out/1.out" 2>"$out/1.err"; echo $? >"$out/1.rc"
     "#;
     let started = std::time::Instant::now();
-    let run = in_dbus_session(&sb, &dbus_run_session, script, &out_dir, &[], &args);
+    // keyutils refuses too, so the entry must end up in the file store.
+    let run = in_dbus_session_with(&sb, &dbus_run_session, script, &out_dir, &[], &args, true);
     assert!(run.status.success(), "dbus-run-session: {}", stderr(&run));
     let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
     assert_eq!(read("1.rc").trim(), "0", "{}", read("1.err"));
     let err = read("1.err");
     assert_eq!(err.lines().count(), 1, "one warning: {err}");
     assert!(
-        err.starts_with("redshift-creds: warning: the Secret Service keyring refused"),
+        err.starts_with("redshift-creds: warning: ") && err.contains("Secret Service"),
         "{err}"
     );
     assert!(err.contains("caching in private files"), "{err}");
@@ -266,9 +273,6 @@ fn a_secret_service_that_never_answers_is_a_refusal_not_a_hang() {
         return;
     };
     let Some(black_hole) = require_tool("dbus-test-tool", "DBUS_TEST_TOOL") else {
-        return;
-    };
-    let Some(_) = require_tool("keyctl", "KEYCTL") else {
         return;
     };
     let server = CountingServer::start();
@@ -291,20 +295,20 @@ fn a_secret_service_that_never_answers_is_a_refusal_not_a_hang() {
             sleep 0.05
         done
         for n in 1 2; do
-            keyctl session - sh -c 'keyctl setperm @s 0 >/dev/null 2>&1; exec "$0" "$@"' "$0" "$@" \
-                >"$out/$n.out" 2>"$out/$n.err"
+            "$0" "$@" >"$out/$n.out" 2>"$out/$n.err"
             echo $? >"$out/$n.rc"
         done
         kill "$hole"
     "#;
     let started = std::time::Instant::now();
-    let run = in_dbus_session(
+    let run = in_dbus_session_with(
         &sb,
         &dbus_run_session,
         script,
         &out_dir,
         &[black_hole.to_str().unwrap()],
         &args,
+        true,
     );
     let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
     assert!(
@@ -313,7 +317,7 @@ fn a_secret_service_that_never_answers_is_a_refusal_not_a_hang() {
         stderr(&run),
         read("setup")
     );
-    let ours = |name: &str| without_keyctl_lines(&read(name));
+    let ours = |name: &str| read(name);
     for n in ["1", "2"] {
         assert_eq!(
             read(&format!("{n}.rc")).trim(),
@@ -322,12 +326,20 @@ fn a_secret_service_that_never_answers_is_a_refusal_not_a_hang() {
             read(&format!("{n}.err"))
         );
         let err = ours(&format!("{n}.err"));
-        assert_eq!(err.lines().count(), 1, "run {n}, one warning: {err}");
+        let fallback = err.lines().last().unwrap_or_default();
         assert!(
-            err.starts_with("redshift-creds: warning: no OS keyring can be used")
-                && err.contains("Secret Service: ")
-                && err.contains("kernel keyutils")
-                && err.contains("caching in private files"),
+            fallback.starts_with("redshift-creds: warning: no OS keyring can be used")
+                && fallback.contains("kernel keyutils")
+                && fallback.contains("caching in private files"),
+            "run {n}: {err}"
+        );
+        // The first run says the Secret Service did not answer; the second
+        // does not ask it again, and does not say it again.
+        let lines = if n == "1" { 2 } else { 1 };
+        assert_eq!(err.lines().count(), lines, "run {n}: {err}");
+        assert_eq!(
+            err.contains("the Secret Service did not answer"),
+            n == "1",
             "run {n}: {err}"
         );
         let out: serde_json::Value = serde_json::from_str(&read(&format!("{n}.out"))).unwrap();
@@ -345,4 +357,378 @@ fn a_secret_service_that_never_answers_is_a_refusal_not_a_hang() {
         "bounded by the deadline: {:?}",
         started.elapsed()
     );
+}
+
+/// Makes keyutils refuse in the child and everything it starts, as a
+/// container's default seccomp profile does: `add_key`, `request_key` and
+/// `keyctl` fail with EPERM.
+fn deny_keyutils(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    const LD_NR: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS, offset 0 = the syscall number
+    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET: u16 = 0x06; // BPF_RET | BPF_K
+    let insn = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let filter = [
+        insn(LD_NR, 0, 0, 0),
+        insn(JEQ, 3, 0, libc::SYS_add_key as u32),
+        insn(JEQ, 2, 0, libc::SYS_request_key as u32),
+        insn(JEQ, 1, 0, libc::SYS_keyctl as u32),
+        insn(RET, 0, 0, libc::SECCOMP_RET_ALLOW),
+        insn(RET, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+    ];
+    // SAFETY: only async-signal-safe prctl calls between fork and exec; the
+    // filter outlives them (it is copied into the closure).
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Whether this process runs in a plain login session: no session keyring of
+/// its own, only the user session keyring `_uid_ses.N`.
+fn plain_session(keyctl: &std::path::Path) -> bool {
+    let o = std::process::Command::new(keyctl)
+        .args(["rdescribe", "@s"])
+        .output()
+        .unwrap();
+    let d = String::from_utf8_lossy(&o.stdout);
+    let plain = d
+        .trim_end()
+        .rsplit(';')
+        .next()
+        .is_some_and(|n| n.starts_with("_uid_ses."));
+    if !plain {
+        let msg = format!("SKIPPED: not a plain login session (@s is {})", d.trim());
+        assert!(!crate::support::strict(), "{msg}");
+        eprintln!("{msg}");
+    }
+    plain
+}
+
+/// The cache key of the one entry in the sandbox (from its `list` record).
+fn only_key(sb: &Sandbox) -> String {
+    let keys: Vec<String> = std::fs::read_dir(sb.cache_dir())
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".meta")
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    keys[0].clone()
+}
+
+/// The /proc/keys line of our key for `key`, if the kernel still has it.
+fn proc_keys_line(key: &str) -> Option<String> {
+    let want = format!("keyring:{key}@redshift-creds");
+    std::fs::read_to_string("/proc/keys")
+        .unwrap()
+        .lines()
+        .find(|l| l.contains(&format!(" {want}: ")))
+        .map(String::from)
+}
+
+/// The README's manual removal recipe for one keyutils entry, as written.
+fn readme_keyutils_recipe(key: &str) -> String {
+    format!(
+        "keyctl session - sh -c 'keyctl search \"$(keyctl get_persistent @s)\" user \"keyring:{key}@redshift-creds\" | xargs -r keyctl invalidate' >/dev/null 2>&1"
+    )
+}
+
+/// The keyutils lifecycle, run by `run` (plainly, or each in a new session
+/// keyring): miss, `-v` hit, hit answered by the front alone, a kernel
+/// timeout on the key, `clear`, and the README's recipe.
+fn keyutils_lifecycle(
+    sb: &Sandbox,
+    server: &CountingServer,
+    run: &dyn Fn(&std::path::Path, &[String]) -> std::process::Output,
+) {
+    let user = format!(
+        "l{}x{}",
+        std::process::id(),
+        server.url().len() + sb.path().to_string_lossy().len()
+    );
+    let args = get_args(&server.url(), &user, "keyring");
+    let first = run(&bin(), &args);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(our_stderr(&first), "", "no warning");
+    let mut verbose = args.clone();
+    verbose.push("-v".into());
+    let logged = run(&bin(), &verbose);
+    assert!(logged.status.success(), "{}", stderr(&logged));
+    assert!(!stderr(&logged).contains("warning"), "{}", stderr(&logged));
+    assert_eq!(password(&logged), password(&first));
+    // The front alone, with no redshift-creds-aws beside it: it must answer.
+    let alone = sb.path().join("front-only");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(bin(), alone.join("redshift-creds")).unwrap();
+    let hit = run(&alone.join("redshift-creds"), &args);
+    assert!(hit.status.success(), "the front answered: {}", stderr(&hit));
+    assert_eq!(our_stderr(&hit), "");
+    assert_eq!(password(&hit), password(&first));
+    assert_eq!(server.calls(), 1, "one API call for three gets");
+    assert!(sb.entries().is_empty(), "nothing went to the file store");
+
+    let key = only_key(sb);
+    let line = proc_keys_line(&key).expect("the key is in /proc/keys");
+    let timeout = line.split_whitespace().nth(3).unwrap();
+    assert_ne!(timeout, "perm", "the key has a kernel timeout: {line}");
+
+    let clear = run(&bin(), &["clear".into(), "--all".into()]);
+    assert!(clear.status.success(), "{}", stderr(&clear));
+    assert_eq!(stdout_of(&clear), "removed 1 cached entry in all\n");
+    assert_eq!(our_stderr(&clear), "");
+    let again = run(&bin(), &args);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(server.calls(), 2, "clear removed the keyutils entry");
+
+    let sh = sb
+        .command("sh", &["-c", &readme_keyutils_recipe(&key)])
+        .output()
+        .unwrap();
+    assert!(sh.status.success(), "{}", stderr(&sh));
+    let after = run(&bin(), &args);
+    assert!(after.status.success(), "{}", stderr(&after));
+    assert_eq!(server.calls(), 3, "the README recipe removed the entry");
+}
+
+fn stdout_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn keyutils_works_in_a_plain_login_session() {
+    let Some(keyctl) = require_tool("keyctl", "KEYCTL") else {
+        return;
+    };
+    if !plain_session(&keyctl) {
+        return;
+    }
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let run = |program: &std::path::Path, args: &[String]| {
+        let args: Vec<&str> = args.iter().map(|s| &**s).collect();
+        sb.command(program, &args).output().unwrap()
+    };
+    keyutils_lifecycle(&sb, &server, &run);
+}
+
+#[test]
+fn keyutils_works_in_new_session_keyrings() {
+    let Some(keyctl) = require_tool("keyctl", "KEYCTL") else {
+        return;
+    };
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let run = |program: &std::path::Path, args: &[String]| {
+        let script = "exec \"$0\" \"$@\"";
+        let mut full = vec![
+            "session",
+            "-",
+            "sh",
+            "-c",
+            script,
+            program.to_str().unwrap(),
+        ];
+        full.extend(args.iter().map(|s| &**s));
+        sb.command(&keyctl, &full).output().unwrap()
+    };
+    keyutils_lifecycle(&sb, &server, &run);
+}
+
+#[test]
+fn a_secret_service_that_never_answers_is_remembered_for_ten_minutes() {
+    let Some(dbus_run_session) = require_tool("dbus-run-session", "DBUS_RUN_SESSION") else {
+        return;
+    };
+    let Some(black_hole) = require_tool("dbus-test-tool", "DBUS_TEST_TOOL") else {
+        return;
+    };
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let user = format!("m{}", std::process::id());
+    let args = get_args(&server.url(), &user, "auto");
+    let out_dir = sb.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    // Three runs against a Secret Service that never answers; keyutils
+    // works. Before the third, the marker is backdated past its TTL.
+    let script = r#"
+        out="$1"; tool="$2"; shift 2
+        "$tool" black-hole --name=org.freedesktop.secrets &
+        hole=$!
+        i=0
+        until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+              org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do
+            i=$((i + 1)); [ "$i" -gt 200 ] && { echo "the black hole did not start" >"$out/setup"; exit 1; }
+            sleep 0.05
+        done
+        for n in 1 2 3; do
+            if [ "$n" = 3 ]; then
+                touch -d "@$(( $(date +%s) - 660 ))" "$REDSHIFT_CREDS_CACHE_DIR/secret-service.unanswered"
+                # Another user: a miss, so the full program tells it.
+                set -- $(printf '%s\n' "$@" | sed "s/^m[0-9]*$/&x/")
+            fi
+            t0=$(date +%s%N)
+            "$0" "$@" >"$out/$n.out" 2>"$out/$n.err"
+            echo $? >"$out/$n.rc"
+            echo $(( ($(date +%s%N) - t0) / 1000000 )) >"$out/$n.ms"
+        done
+        kill "$hole"
+    "#;
+    let run = in_dbus_session(
+        &sb,
+        &dbus_run_session,
+        script,
+        &out_dir,
+        &[black_hole.to_str().unwrap()],
+        &args,
+    );
+    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
+    assert!(run.status.success(), "{}{}", stderr(&run), read("setup"));
+    let ms = |n: &str| read(&format!("{n}.ms")).trim().parse::<u64>().unwrap();
+    for n in ["1", "2", "3"] {
+        assert_eq!(
+            read(&format!("{n}.rc")).trim(),
+            "0",
+            "run {n}: {}",
+            read(&format!("{n}.err"))
+        );
+        let out: serde_json::Value = serde_json::from_str(&read(&format!("{n}.out"))).unwrap();
+        let pw = if n == "3" {
+            "counting-pw-2"
+        } else {
+            "counting-pw-1"
+        };
+        assert_eq!(out["DbPassword"], pw, "run {n}");
+    }
+    for n in ["1", "3"] {
+        let err = read(&format!("{n}.err"));
+        assert_eq!(err.lines().count(), 1, "run {n}, one warning: {err}");
+        assert!(
+            err.contains("the Secret Service did not answer")
+                && err.contains("not asking the Secret Service again for 10 minutes"),
+            "run {n}: {err}"
+        );
+        assert!(
+            ms(n) >= 1_500,
+            "run {n} asked the Secret Service: {} ms",
+            ms(n)
+        );
+    }
+    assert_eq!(read("2.err"), "", "no second warning within the TTL");
+    assert!(
+        ms("2") < 1_000,
+        "the second run skipped the Secret Service: {} ms",
+        ms("2")
+    );
+    assert_eq!(server.calls(), 2, "kernel keyutils held the entry");
+    assert!(sb.entries().is_empty(), "nothing went to the file store");
+}
+
+#[test]
+#[ignore = "unfinished: under this set-up the first run's item does not reach the Secret Service (see the report)"]
+fn secret_service_ignores_planted_items_resolves_duplicates_and_clear_reaches_keyutils() {
+    let Some(dbus_run_session) = require_tool("dbus-run-session", "DBUS_RUN_SESSION") else {
+        return;
+    };
+    let Some(_) = require_tool("gnome-keyring-daemon", "GNOME_KEYRING_DAEMON") else {
+        return;
+    };
+    let Some(_) = require_tool("secret-tool", "SECRET_TOOL") else {
+        return;
+    };
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let user = format!("p{}", std::process::id());
+    let args = get_args(&server.url(), &user, "auto");
+    let out_dir = sb.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    // 1: a miss into the Secret Service. Then another app plants an item
+    // under service/username, and a duplicate of ours appears. 2: a hit on
+    // our item. Then an entry for another user goes to keyutils (no bus),
+    // and `clear --all` on the bus must remove both.
+    let script = r#"
+        set -e
+        out="$1"; shift
+        printf 'test-keyring-password' | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+        until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+              org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do
+            sleep 0.05
+        done
+        "$0" "$@" >"$out/1.out" 2>"$out/1.err"
+        key=$(basename "$(ls "$REDSHIFT_CREDS_CACHE_DIR"/*.meta)" .meta)
+        printf 'planted' | secret-tool store --label=planted service redshift-creds username "$key"
+        secret-tool lookup application redshift-creds redshift-creds-key "$key" >"$out/real"
+        secret-tool store --label=dup application redshift-creds redshift-creds-key "$key" copy 1 <"$out/real"
+        secret-tool search --all application redshift-creds >"$out/before" 2>&1
+        "$0" "$@" >"$out/2.out" 2>"$out/2.err"
+        secret-tool search --all application redshift-creds >"$out/after" 2>&1
+        other=$(printf '%s\n' "$@" | sed "s/^p[0-9]*$/&k/")
+        env -u DBUS_SESSION_BUS_ADDRESS XDG_RUNTIME_DIR=/nonexistent "$0" $other >"$out/3.out" 2>"$out/3.err"
+        "$0" clear --all >"$out/clear.out" 2>"$out/clear.err"
+        secret-tool search --all application redshift-creds >"$out/cleared" 2>&1 || true
+        env -u DBUS_SESSION_BUS_ADDRESS XDG_RUNTIME_DIR=/nonexistent "$0" $other >"$out/4.out" 2>"$out/4.err"
+    "#;
+    let run = in_dbus_session(&sb, &dbus_run_session, script, &out_dir, &[], &args);
+    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
+    assert!(run.status.success(), "{}{}", stderr(&run), read("2.err"));
+    assert_eq!(read("1.err"), "");
+    assert_eq!(read("2.err"), "");
+    let pw = |n: &str| {
+        serde_json::from_str::<serde_json::Value>(&read(n)).unwrap()["DbPassword"].clone()
+    };
+    assert_eq!(
+        pw("2.out"),
+        pw("1.out"),
+        "our item was served, not the planted one"
+    );
+    assert_eq!(
+        read("before").matches("label = ").count(),
+        2,
+        "{}",
+        read("before")
+    );
+    assert_eq!(
+        read("after").matches("label = ").count(),
+        1,
+        "the duplicate went: {}",
+        read("after")
+    );
+    assert_eq!(read("3.err"), "", "keyutils without a bus");
+    assert_eq!(
+        read("clear.out"),
+        "removed 2 cached entries in all\n",
+        "{}",
+        read("clear.err")
+    );
+    assert_eq!(read("clear.err"), "");
+    assert_eq!(
+        read("cleared").matches("label = ").count(),
+        0,
+        "{}",
+        read("cleared")
+    );
+    assert_eq!(
+        server.calls(),
+        3,
+        "1, the keyutils entry, and again after clear"
+    );
+    assert!(sb.entries().is_empty(), "nothing went to the file store");
 }

@@ -1,6 +1,6 @@
 //! `doctor`: what this machine offers (config file, cache directory, store, AWS identity), without printing any secret.
 
-use redshift_creds_core::cache::{self, key::CacheKey};
+use redshift_creds_core::cache;
 use redshift_creds_core::cli::DoctorArgs;
 use redshift_creds_core::config::ProcessEnv;
 use redshift_creds_core::error::Error;
@@ -71,10 +71,9 @@ pub fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
     let dir = dir.ok().flatten();
 
     // The store auto picks.
-    let probe = CacheKey::parse(&"0".repeat(40)).expect("a valid key");
     lines.push(format!(
         "cache store for --cache auto: {}",
-        cache::probe_auto(&probe, dir.as_deref())
+        cache::probe_auto(dir.as_deref())
     ));
 
     // AWS credentials.

@@ -110,12 +110,19 @@ pub fn clear(args: &ClearArgs, out: &mut dyn Write) -> Result<(), Error> {
     keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     keys.dedup();
     let mut removed = 0;
+    let mut survived = Vec::new();
     for key in &keys {
-        let from = cache::remove(dir.as_ref(), key);
-        if !from.is_empty() {
+        let done = cache::remove(dir.as_ref(), key);
+        if !done.from.is_empty() && done.failed.is_empty() {
             removed += 1;
-            tracing::debug!(%key, from = from.join(", "), "removed");
+            tracing::debug!(%key, from = done.from.join(", "), "removed");
         }
+        if !done.failed.is_empty() {
+            survived.push(format!("{key} ({})", done.failed.join("; ")));
+        }
+    }
+    for s in &survived {
+        crate::report::warn(&format!("cannot remove the cached entry {s}"));
     }
     let what = match &args.name {
         Some(n) => format!("for \"{n}\""),

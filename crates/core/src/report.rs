@@ -38,6 +38,11 @@ pub fn release() {
     }
 }
 
+/// Whether warnings are being held (the front, which may still hand over).
+pub fn held() -> bool {
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
 /// Forgets the held warnings.
 pub fn discard() {
     HELD.lock().unwrap_or_else(|e| e.into_inner()).take();

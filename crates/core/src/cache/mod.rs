@@ -4,8 +4,12 @@ pub mod entry;
 mod file;
 pub mod key;
 mod keyring;
+#[cfg(target_os = "linux")]
+mod keyutils;
 mod lock;
 pub mod refresh;
+#[cfg(target_os = "linux")]
+mod secret_service;
 
 use crate::cli::CacheMode;
 use crate::error::Error;
@@ -126,15 +130,15 @@ impl Cache {
                         })?,
                 )
             }
-            CacheMode::Keyring => {
-                Store::Keyring(KeyringStore::open(&cache.key).map_err(|reason| {
+            CacheMode::Keyring => Store::Keyring(
+                KeyringStore::open(&cache.key, cache.dir.as_deref()).map_err(|reason| {
                     Error::CacheUnavailable {
                         mode: "keyring",
                         reason,
                     }
-                })?)
-            }
-            CacheMode::Auto => match KeyringStore::open(&cache.key) {
+                })?,
+            ),
+            CacheMode::Auto => match KeyringStore::open(&cache.key, cache.dir.as_deref()) {
                 Ok(k) => Store::Keyring(k),
                 Err(why) => cache.fall_back_to_file(&format!("no OS keyring can be used ({why})")),
             },
@@ -275,13 +279,14 @@ impl Cache {
     }
 }
 
-impl<T: Stored> EntryCache<T> for Cache {
+impl<T: Stored + 'static> EntryCache<T> for Cache {
     fn load(&mut self) -> Result<Option<T>, Error> {
         loop {
+            let key = self.key.clone();
             let loaded = match &self.store {
                 Store::None => return Ok(None),
                 Store::File(f) => f.load(&self.key),
-                Store::Keyring(k) => k.load(),
+                Store::Keyring(k) => k.load(move |b| T::decode(b, &key).is_ok()),
             };
             match loaded {
                 Ok(l) => return Ok(self.decode(l)),
@@ -317,11 +322,22 @@ impl<T: Stored> EntryCache<T> for Cache {
             let saved = match &self.store {
                 Store::None => return Ok(()),
                 Store::File(f) => f.save(&self.key, &bytes),
-                Store::Keyring(k) => k.save(&bytes),
+                Store::Keyring(k) => k.save(&bytes, entry.expiration()),
             };
             match saved {
                 Ok(()) => {
                     self.write_meta(entry);
+                    return Ok(());
+                }
+                // The entry was paid for with an API call and is valid: a
+                // store the user demanded that refuses only now (it answered
+                // the read before the call) costs the cache, not the entry.
+                Err(failure) if self.check_not_demanded(&failure).is_err() => {
+                    report::warn(&format!(
+                        "the {} cache refused to store the new entry ({}); it was not cached",
+                        self.store.name(),
+                        failure.0
+                    ));
                     return Ok(());
                 }
                 Err(failure) => self.demote(failure)?,
@@ -350,49 +366,87 @@ pub fn list(dir: &SafeDir) -> Vec<Meta> {
     out
 }
 
-/// Removes one key's entry from every store that may hold it (the keyring
-/// and the file store), and its `list` record. Returns what was removed.
-pub fn remove(dir: Option<&SafeDir>, key: &key::CacheKey) -> Vec<String> {
-    let mut removed = Vec::new();
-    if let Ok(k) = KeyringStore::open(key) {
-        match k.delete() {
-            Ok(true) => removed.push(format!("keyring ({})", k.backend().name())),
-            Ok(false) => {}
-            Err(e) => tracing::debug!(error = %e.0, "keyring delete failed"),
+/// What removing one key's entry did.
+#[derive(Debug, Default)]
+pub struct Removal {
+    /// The stores that held a copy and no longer do.
+    pub from: Vec<String>,
+    /// The stores where a copy may survive, and why.
+    pub failed: Vec<String>,
+}
+
+/// Removes one key's entry from every store that may hold it (each OS
+/// keyring this machine offers, whatever `--cache` says, and the file
+/// store), checks that it is gone, and only then removes its `list` record.
+pub fn remove(dir: Option<&SafeDir>, key: &key::CacheKey) -> Removal {
+    let mut done = Removal::default();
+    for backend in keyring::every_backend() {
+        let name = format!("keyring ({})", backend.name());
+        match KeyringStore::open_backend(key, dir.map(SafeDir::path), backend) {
+            Ok(k) => match k.delete() {
+                Ok(true) => done.from.push(name),
+                Ok(false) => {}
+                Err(e) => done.failed.push(format!("{name}: {}", e.0)),
+            },
+            // A keyring this process cannot open holds nothing it could read.
+            Err(why) => tracing::debug!(%why, "keyring not visited"),
         }
     }
     if let Some(dir) = dir {
-        if dir.remove(&format!("{key}.json")).is_ok() {
-            removed.push("file".to_string());
+        let entry = format!("{key}.json");
+        if dir.remove(&entry).is_ok() {
+            done.from.push("file".to_string());
         }
-        let _ = dir.remove(&format!("{key}.meta"));
+        if dir.names().is_ok_and(|names| names.contains(&entry)) {
+            done.failed
+                .push("file: the entry is still there".to_string());
+        }
+        if done.failed.is_empty() {
+            let _ = dir.remove(&format!("{key}.meta"));
+        }
     }
-    removed
+    done
+}
+
+/// A key no entry can have: for `doctor`'s probe, unique per run, so a
+/// probe that could not be removed never poisons a later one.
+fn probe_key() -> key::CacheKey {
+    use sha2::Digest;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let digest = sha2::Sha256::digest(format!("doctor probe {} {nanos}", std::process::id()));
+    let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+    key::CacheKey::parse(&hex).expect("40 hex digits are a key")
 }
 
 /// Says which store `--cache auto` would use here, and why: a keyring is
-/// tried for real (write, read back, delete a probe entry), since some
-/// keyrings open fine and refuse only on write.
-pub fn probe_auto(key: &key::CacheKey, dir: Option<&std::path::Path>) -> String {
+/// tried for real (write, read back, delete a probe entry under a key unique
+/// to this run), since some keyrings open fine and refuse only on write.
+/// The probe entry is always removed, and has a one-minute lifetime anyway.
+pub fn probe_auto(dir: Option<&std::path::Path>) -> String {
+    const PROBE: &[u8] = b"redshift-creds doctor probe";
     let fallback = match dir {
         Some(d) => format!("the file store in {}", d.display()),
         None => "no cache (no directory is known)".to_string(),
     };
-    match KeyringStore::open(key) {
+    let key = probe_key();
+    match KeyringStore::open(&key, dir) {
         Ok(k) => {
             let name = k.backend().name();
-            let tried = k
-                .save(b"redshift-creds doctor probe")
-                .and_then(|()| k.load());
-            let _ = k.delete();
-            match tried {
-                Ok(Load::Found(b)) if &b[..] == b"redshift-creds doctor probe" => {
-                    format!("keyring ({name})")
-                }
-                Ok(_) => format!(
+            let expires = refresh::Clock::now(&refresh::SystemClock) + 60;
+            let tried = k.save(PROBE, expires).and_then(|()| k.load(|b| b == PROBE));
+            let removed = k.delete();
+            match (tried, removed) {
+                (Ok(Load::Found(b)), Ok(true)) if &b[..] == PROBE => format!("keyring ({name})"),
+                (Ok(Load::Found(_)), _) => format!(
+                    "{fallback}, because the {name} keyring could not delete its probe entry"
+                ),
+                (Ok(_), _) => format!(
                     "{fallback}, because the {name} keyring did not return what was written"
                 ),
-                Err(e) => format!("{fallback}, because the {name} keyring refused: {}", e.0),
+                (Err(e), _) => format!("{fallback}, because the {name} keyring refused: {}", e.0),
             }
         }
         Err(why) => format!("{fallback}, because no OS keyring can be used: {why}"),
