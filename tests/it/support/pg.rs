@@ -236,6 +236,11 @@ impl PgServer {
     /// is trusted over the Unix socket only. Returns None (SKIPPED) when
     /// initdb/postgres, psql or openssl is missing and the run is not strict.
     pub fn start(tls: bool) -> Option<PgServer> {
+        Self::start_with(tls, 30)
+    }
+
+    /// [`PgServer::start`], allowing `max_connections` sessions at once.
+    pub fn start_with(tls: bool, max_connections: u32) -> Option<PgServer> {
         let Some(bin) = bindir() else {
             skip(
                 "PostgreSQL's initdb and postgres are not installed \
@@ -320,11 +325,11 @@ impl PgServer {
              synchronous_commit = off\n\
              full_page_writes = off\n\
              shared_buffers = 16MB\n\
-             max_connections = 30\n\
+             max_connections = {max_connections}\n\
              password_encryption = 'scram-sha-256'\n\
              logging_collector = off\n\
              log_connections = on\n",
-            literal(sock.to_str().unwrap())
+            literal(sock.to_str().unwrap()),
         );
         if tls {
             conf += &format!(
