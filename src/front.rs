@@ -10,10 +10,13 @@ use redshift_creds_core::{Error, Source, commands, report, source};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-/// Answers `get`, `exec` and `pgpass` from the cache, and hands everything
-/// else (a miss, other commands, `-v`, any error) to `redshift-creds-aws`,
+/// Answers `get` and `exec` from the cache, and hands everything else (a
+/// miss, `pgpass`, other commands, `-v`, any error) to `redshift-creds-aws`,
 /// which then does the whole job as if called directly. So the front never
 /// reports an error of its own making: the full program reports it, once.
+/// The front takes no lock of any kind: `pgpass` writes a file under a
+/// lock, so it always goes to the full program, and a lock timeout is never
+/// waited out twice.
 /// Warnings are held until the front knows it will finish.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args: Vec<OsString> = args.into_iter().collect();
@@ -30,16 +33,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let quiet = |c: &CredArgs| c.verbose == 0 && !logging;
     let source = HandOver(&args);
     report::hold();
-    let result =
-        match cli.command {
-            Command::Get(a) if quiet(&a.cred) => commands::resolve(&a.cred, &a.conn)
-                .and_then(|r| commands::get(&r, a.output, &source)),
-            Command::Exec(a) if quiet(&a.cred) => commands::resolve(&a.cred, &a.conn)
-                .and_then(|r| commands::exec(&r, &a.command, &source)),
-            Command::Pgpass(a) if quiet(&a.cred) && !a.watch => commands::resolve(&a.cred, &a.conn)
-                .and_then(|r| commands::pgpass(&r, false, &source)),
-            _ => return handover::run_full(&args),
-        };
+    let result = match cli.command {
+        Command::Get(a) if quiet(&a.cred) => {
+            commands::resolve(&a.cred, &a.conn).and_then(|r| commands::get(&r, a.output, &source))
+        }
+        Command::Exec(a) if quiet(&a.cred) => commands::resolve(&a.cred, &a.conn)
+            .and_then(|r| commands::exec(&r, &a.command, &source)),
+        _ => return handover::run_full(&args),
+    };
     finish(result, &args)
 }
 
@@ -64,7 +65,8 @@ fn finish(result: Result<(), Error>, args: &[OsString]) -> ExitCode {
 
 /// The front's [`Source`]: a cached entry read without a lock, and on a miss
 /// the whole run handed to `redshift-creds-aws`, which starts over with the
-/// same arguments (and is the only program that takes the refresh lock).
+/// same arguments (and is the only program that takes any lock: the refresh
+/// lock, and the pgpass lock, since `pgpass` always goes to it).
 /// Returns only when the hand-over itself failed.
 struct HandOver<'a>(&'a [OsString]);
 

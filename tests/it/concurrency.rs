@@ -378,3 +378,66 @@ fn no_secret_in_logs_lock_files_or_file_names() {
     }
     assert_eq!(contract(&hit)["DbPassword"], "counting-pw-2");
 }
+
+/// The one `<key>.json` in the sandbox's cache directory, as its key.
+#[cfg(unix)]
+fn only_key(sb: &Sandbox) -> String {
+    let keys: Vec<String> = sb
+        .cache_files()
+        .into_iter()
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    keys[0].clone()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_planted_at_the_list_record_is_replaced_not_followed() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let a = crate::support::get_args(&url, &["--refresh-margin", "899"]);
+    contract(&sb.run(&a));
+    let key = only_key(&sb);
+    let victim = sb.path().join("victim");
+    std::fs::write(&victim, b"precious\n").unwrap();
+    let meta = sb.cache_dir().join(format!("{key}.meta"));
+    std::fs::remove_file(&meta).unwrap();
+    std::os::unix::fs::symlink(&victim, &meta).unwrap();
+    // Due for refresh after a second: the next run saves, and writes the record.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    contract(&sb.run(&a));
+    assert_eq!(server.calls(), 2, "the second run refreshed");
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"precious\n",
+        "the link's target is untouched"
+    );
+    let kind = std::fs::symlink_metadata(&meta).unwrap().file_type();
+    assert!(kind.is_file(), "the record is a file of its own again");
+}
+
+#[cfg(unix)]
+#[test]
+fn cache_directories_are_made_0700_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let deep = sb.path().join("a/b/cache");
+    let bin = crate::support::bin();
+    let mut args = vec!["-c", "umask 000; exec \"$0\" \"$@\"", bin.to_str().unwrap()];
+    let get = crate::support::get_args(&url, &[]);
+    args.extend(get.iter().copied());
+    let out = sb
+        .command("sh", &args)
+        .env("REDSHIFT_CREDS_CACHE_DIR", &deep)
+        .output()
+        .unwrap();
+    contract(&out);
+    for d in [sb.path().join("a"), sb.path().join("a/b"), deep.clone()] {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+    }
+}

@@ -101,6 +101,49 @@ fn a_named_connection_supplies_the_request() {
 }
 
 #[test]
+fn no_with_iam_turns_off_the_files_with_iam() {
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let config = sb.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[connections.prod]\ncluster_identifier = \"examplecluster\"\nwith_iam = true\n\
+             region = \"us-east-1\"\nendpoint_url = \"{}\"\ncache = \"none\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let get = |extra: &[&str]| {
+        let mut args = vec!["get", "prod"];
+        args.extend_from_slice(extra);
+        sb.cmd(&args)
+            .env("REDSHIFT_CREDS_CONFIG", &config)
+            .output()
+            .unwrap()
+    };
+    // Under with_iam, a database user is refused...
+    let out = get(&["--db-user", "alice"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--db-user cannot be used here"),
+        "{}",
+        stderr(&out)
+    );
+    // ...and --no-with-iam turns it off for this run.
+    let out = get(&["--no-with-iam", "--db-user", "alice"]);
+    assert_eq!(contract(&out)["DbUser"], "IAM:alice");
+    assert_eq!(server.operations(), ["GetClusterCredentials"]);
+    // The last of --with-iam and --no-with-iam wins.
+    let out = get(&["--no-with-iam", "--with-iam"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        server.operations(),
+        ["GetClusterCredentials", "GetClusterCredentialsWithIAM"]
+    );
+}
+
+#[test]
 fn config_errors_name_the_file_line_column_and_key() {
     let server = CountingServer::start();
     let sb = Sandbox::new();

@@ -175,3 +175,33 @@ fn a_held_lock_is_waited_for_once() {
         "waited {took:?}"
     );
 }
+
+/// A pgpass write that finds its lock held waits `--lock-timeout` once (in
+/// `redshift-creds-aws`), not once in the front and again in the helper: the
+/// front takes no lock.
+#[cfg(unix)]
+#[test]
+fn a_held_pgpass_lock_is_waited_out_once() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let pgpass = sb.path().join("pgpass");
+    let mut a = vec!["pgpass"];
+    a.extend(crate::support::cred_args(
+        &url,
+        &["--host", "db.example.com", "--lock-timeout", "2"],
+    ));
+    // A first run caches the password (so the front would answer it) and
+    // makes the lock file.
+    let out = sb.cmd(&a).env("PGPASSFILE", &pgpass).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _held = crate::pgpass::hold_the_pgpass_lock(&sb);
+    let start = std::time::Instant::now();
+    let out = sb.cmd(&a).env("PGPASSFILE", &pgpass).output().unwrap();
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_millis(3500),
+        "waited {took:?} for a 2 s lock timeout"
+    );
+}

@@ -219,3 +219,49 @@ fn housekeeping_refuses_an_empty_cache_dir_like_get_does() {
         stdout(&o)
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn list_and_clear_refuse_a_cache_directory_others_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.cache_dir()).unwrap();
+    std::fs::set_permissions(sb.cache_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for args in [&["list"][..], &["clear", "--all"][..]] {
+        let out = sb.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+        assert!(err.contains("open to other users (mode 777)"), "{err}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn list_skips_a_fifo_record_without_waiting_on_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.cache_dir()).unwrap();
+    std::fs::set_permissions(sb.cache_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let fifo = sb.cache_dir().join(format!("{}.meta", "0".repeat(40)));
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut child = sb
+        .cmd(&["list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("list hung on a FIFO record");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "no cached entries\n");
+}

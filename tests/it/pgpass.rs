@@ -151,3 +151,229 @@ fn pgpass_watch_backs_off_after_a_failed_refresh() {
         "the still-valid line stays"
     );
 }
+
+/// `pgpass` for db.example.com (from the counting server at `url`) with
+/// `extra` flags, writing to `pgpass` when given, else to `~/.pgpass`.
+fn pgpass_cmd(
+    sb: &Sandbox,
+    url: &str,
+    pgpass: Option<&std::path::Path>,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut rest = vec!["--host", "db.example.com"];
+    rest.extend_from_slice(extra);
+    let mut c = sb.cmd(&cmd("pgpass", &args(url, &rest)));
+    if let Some(p) = pgpass {
+        c.env("PGPASSFILE", p);
+    }
+    c
+}
+
+/// Runs `c` and kills it after 15 s: a hang is a failure, not a stuck suite.
+fn output_within(mut c: std::process::Command) -> (std::process::Output, std::time::Duration) {
+    let start = std::time::Instant::now();
+    let mut child = c
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(15) {
+            child.kill().unwrap();
+            panic!(
+                "the run hung: {}",
+                stderr(&child.wait_with_output().unwrap())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child.wait_with_output().unwrap(), start.elapsed())
+}
+
+/// A refused pgpass target: exit 1, one line on stderr saying `why`, nothing on stdout.
+fn assert_refused(out: &std::process::Output, why: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot write the pgpass file") && err.contains(why),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn pgpass_refuses_a_fifo_at_once_and_leaves_it_a_fifo() {
+    use std::os::unix::fs::FileTypeExt;
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let fifo = sb.path().join("pgpass");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (out, took) = output_within(pgpass_cmd(&sb, &server.url(), Some(&fifo), &[]));
+    assert_refused(&out, "is not a regular file (it is a FIFO)");
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO is still a FIFO");
+}
+
+#[cfg(unix)]
+#[test]
+fn pgpass_refuses_a_device_and_never_replaces_dev_null() {
+    use std::os::unix::fs::FileTypeExt;
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    // First a device of the test's own (so a regression replaces only that)...
+    if crate::support::running_as_root() {
+        let dev = sb.path().join("null-device");
+        let c = std::ffi::CString::new(dev.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path; 1:3 is the null device.
+        let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) };
+        assert_eq!(made, 0, "mknod as root");
+        let (out, _) = output_within(pgpass_cmd(&sb, &server.url(), Some(&dev), &[]));
+        assert_refused(&out, "is not a regular file (it is a device)");
+        let kind = std::fs::symlink_metadata(&dev).unwrap().file_type();
+        assert!(kind.is_char_device(), "the device node is still one");
+    }
+    // ...then /dev/null itself.
+    let null = std::path::Path::new("/dev/null");
+    let (out, _) = output_within(pgpass_cmd(&sb, &server.url(), Some(null), &[]));
+    assert_refused(&out, "is not a regular file (it is a device)");
+    let kind = std::fs::symlink_metadata(null).unwrap().file_type();
+    assert!(kind.is_char_device(), "/dev/null is untouched");
+}
+
+#[cfg(unix)]
+#[test]
+fn pgpass_refuses_a_directory_others_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let shared = sb.path().join("team");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let pgpass = shared.join("pgpass");
+    std::fs::write(&pgpass, b"x:1:y:z:old\n").unwrap();
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (out, _) = output_within(pgpass_cmd(&sb, &server.url(), Some(&pgpass), &[]));
+    assert_refused(&out, "can be written by other users (mode 777)");
+    assert_eq!(std::fs::read(&pgpass).unwrap(), b"x:1:y:z:old\n");
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        1,
+        "no file left"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn pgpass_refuses_a_file_or_directory_of_another_user() {
+    if !crate::support::running_as_root() {
+        crate::support::skip_or_fail("chown to another user needs root");
+        return;
+    }
+    let nobody = 65534;
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    // A file of another user's, in a directory of ours.
+    let theirs = sb.path().join("pgpass");
+    std::fs::write(&theirs, b"x:1:y:z:theirs\n").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(nobody), Some(nobody)).unwrap();
+    let (out, _) = output_within(pgpass_cmd(&sb, &server.url(), Some(&theirs), &[]));
+    assert_refused(&out, "belongs to uid 65534, not to you");
+    assert_eq!(std::fs::read(&theirs).unwrap(), b"x:1:y:z:theirs\n");
+    // A missing file in a directory of another user's (mode 755).
+    let their_dir = sb.path().join("their-dir");
+    std::fs::create_dir(&their_dir).unwrap();
+    std::os::unix::fs::chown(&their_dir, Some(nobody), Some(nobody)).unwrap();
+    let inside = their_dir.join("pgpass");
+    let (out, _) = output_within(pgpass_cmd(&sb, &server.url(), Some(&inside), &[]));
+    assert_refused(&out, "belongs to uid 65534");
+    assert!(!inside.exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn pgpass_through_a_symlink_of_ours_writes_the_target_and_keeps_the_link() {
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let dotfiles = sb.path().join("dotfiles");
+    std::fs::create_dir(&dotfiles).unwrap();
+    let real = dotfiles.join("pgpass");
+    std::fs::write(&real, b"other:5432:db:bob:pw\n").unwrap();
+    let link = sb.path().join(".pgpass");
+    std::os::unix::fs::symlink("dotfiles/pgpass", &link).unwrap();
+    let (out, _) = output_within(pgpass_cmd(&sb, &server.url(), None, &[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&real).unwrap(),
+        "db.example.com:5439:*:IAM\\:alice:counting-pw-1\nother:5432:db:bob:pw\n"
+    );
+    let kind = std::fs::symlink_metadata(&link).unwrap().file_type();
+    assert!(kind.is_symlink(), "the link stays a link");
+    assert_eq!(
+        std::fs::read_dir(&dotfiles).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+}
+
+#[test]
+fn pgpass_refuses_a_file_over_one_mib() {
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let pgpass = sb.path().join("pgpass");
+    let big = vec![b'#'; 1024 * 1024 + 1];
+    std::fs::write(&pgpass, &big).unwrap();
+    let (out, _) = output_within(pgpass_cmd(&sb, &server.url(), Some(&pgpass), &[]));
+    assert_refused(&out, "is larger than 1 MiB");
+    assert_eq!(std::fs::read(&pgpass).unwrap(), big);
+}
+
+/// Holds an exclusive lock on the only `pgpass-*.lock` in the sandbox's
+/// cache directory, as a concurrent writer would, until dropped.
+#[cfg(unix)]
+pub fn hold_the_pgpass_lock(sb: &Sandbox) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let names: Vec<String> = sb
+        .cache_files()
+        .into_iter()
+        .filter(|n| n.starts_with("pgpass-") && n.ends_with(".lock"))
+        .collect();
+    assert_eq!(names.len(), 1, "one pgpass lock: {names:?}");
+    let file = std::fs::File::open(sb.cache_dir().join(&names[0])).unwrap();
+    // SAFETY: a valid open descriptor.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+    file
+}
+
+#[cfg(unix)]
+#[test]
+fn two_spellings_of_one_pgpass_file_take_one_lock() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let dir = sb.path().join("conf");
+    std::fs::create_dir(&dir).unwrap();
+    let pgpass = dir.join("pgpass");
+    let (out, _) = output_within(pgpass_cmd(&sb, &url, Some(&pgpass), &[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _held = hold_the_pgpass_lock(&sb);
+    // The same file through a symlinked directory and a `..`.
+    std::os::unix::fs::symlink(&dir, sb.path().join("alias")).unwrap();
+    let other = sb.path().join("alias/../conf/./pgpass");
+    let (out, _) = output_within(pgpass_cmd(
+        &sb,
+        &url,
+        Some(&other),
+        &["--lock-timeout", "1"],
+    ));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the same lock: {}",
+        stderr(&out)
+    );
+}

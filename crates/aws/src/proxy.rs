@@ -30,6 +30,7 @@ const FORCED_REUSE: Duration = Duration::from_secs(5);
 
 /// Runs `redshift-creds proxy` until SIGINT or SIGTERM.
 pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
+    report::init_service_log(a.cred.verbose);
     let shutdown_timeout = match a.shutdown_timeout {
         None => 30,
         Some(s @ 0..=86_400) => s,
@@ -69,7 +70,10 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
             })?;
         }
         let (config, ca) = redshift_creds_proxy::client_tls(&dir).map_err(from_proxy)?;
-        eprintln!("client TLS: clients verify the proxy with sslrootcert={}", ca.display());
+        eprintln!(
+            "client TLS: clients verify the proxy with sslrootcert={}",
+            ca.display()
+        );
         options.client_tls = Some(config);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -141,6 +145,7 @@ fn named(c: &CredArgs, name: &str) -> CredArgs {
         cluster_identifier: c.cluster_identifier.clone(),
         db_user: c.db_user.clone(),
         with_iam: c.with_iam,
+        no_with_iam: c.no_with_iam,
         workgroup: c.workgroup.clone(),
         db_name: c.db_name.clone(),
         auto_create: c.auto_create,
@@ -176,7 +181,7 @@ fn target(r: Resolved, mut listen: Vec<Listen>) -> Result<Target, Error> {
         listen = parse_listen(&[DEFAULT_LISTEN.to_owned()], "--listen")?;
     }
     let endpoint = commands::endpoint(&r, &Aws::new(&r))?;
-    let tls = &r.connection.tls;
+    let tls = r.tls();
     if let Some(note) = &tls.note {
         report::warn(note);
     }

@@ -1,5 +1,8 @@
 //! The command line, as clap definitions only: names, help and raw values.
 
+use crate::choice::{Choice, Parsed, parse_flag};
+use crate::tls::SslMode;
+use clap::error::ContextValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Short-lived Amazon Redshift database credentials from IAM, cached in the OS
@@ -51,6 +54,18 @@ pub enum CacheMode {
     None,
 }
 
+impl Choice for CacheMode {
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        match text {
+            "auto" => Ok(CacheMode::Auto),
+            "keyring" => Ok(CacheMode::Keyring),
+            "file" => Ok(CacheMode::File),
+            "none" => Ok(CacheMode::None),
+            _ => Err("must be one of auto, keyring, file, none"),
+        }
+    }
+}
+
 /// What `get` prints on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -79,8 +94,12 @@ pub struct CredArgs {
     pub db_user: Option<String>,
 
     /// Use GetClusterCredentialsWithIAM: the database user is your IAM identity.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_with_iam")]
     pub with_iam: bool,
+
+    /// Use GetClusterCredentials with --db-user, even when the config file says with_iam.
+    #[arg(long, overrides_with = "with_iam")]
+    pub no_with_iam: bool,
 
     /// A Redshift Serverless workgroup, instead of a cluster (uses your IAM identity).
     #[arg(long, value_name = "NAME")]
@@ -158,8 +177,8 @@ pub struct ConnArgs {
 
     /// TLS mode: require, verify-ca or verify-full [default: verify-full with the system CA
     /// bundle, else require]. Modes without TLS are refused.
-    #[arg(long, value_name = "MODE")]
-    pub sslmode: Option<String>,
+    #[arg(long, value_name = "MODE", value_parser = parse_flag::<SslMode>)]
+    pub sslmode: Option<Parsed<SslMode>>,
 
     /// The CA certificate file to verify the server with [default: the system CA bundle].
     #[arg(long, value_name = "PATH")]
@@ -264,20 +283,103 @@ pub struct ProxyArgs {
     pub shutdown_timeout: Option<i64>,
 }
 
-/// Flattens a clap usage error into one line: the message, the valid values
-/// when clap lists them, and where to find help.
+/// Says a clap usage error in one line from its kind and context (never by
+/// reading clap's rendered text): what is wrong, with which argument, the
+/// valid values or a similar name when clap knows them, and where to find help.
 pub fn usage_line(e: &clap::Error) -> String {
-    let rendered = e.render().to_string();
-    let parts: Vec<&str> = rendered
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
-        })
-        .collect();
-    let message = parts.join(" ");
-    let message = message.strip_prefix("error: ").unwrap_or(&message);
-    format!("{message} (see --help)")
+    use clap::error::{ContextKind as K, ErrorKind};
+    let text = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let arg = text(K::InvalidArg).unwrap_or("?");
+    let value = text(K::InvalidValue).unwrap_or("");
+    let mut line = match e.kind() {
+        ErrorKind::InvalidValue if value.is_empty() => {
+            format!("a value is required for '{arg}' but none was supplied")
+        }
+        ErrorKind::InvalidValue => format!("invalid value '{value}' for '{arg}'"),
+        ErrorKind::ValueValidation => match std::error::Error::source(e) {
+            Some(why) => format!("invalid value '{value}' for '{arg}': {why}"),
+            None => format!("invalid value '{value}' for '{arg}'"),
+        },
+        ErrorKind::UnknownArgument => format!("unexpected argument '{arg}' found"),
+        ErrorKind::InvalidSubcommand => format!(
+            "unrecognized subcommand '{}'",
+            text(K::InvalidSubcommand).unwrap_or("?")
+        ),
+        ErrorKind::MissingRequiredArgument => format!(
+            "the following required arguments were not provided: {}",
+            list(e.get(K::InvalidArg))
+        ),
+        ErrorKind::ArgumentConflict => conflict(e, arg),
+        ErrorKind::TooManyValues => {
+            format!("unexpected value '{value}' for '{arg}' found; no more were expected")
+        }
+        ErrorKind::NoEquals => format!("equal sign is needed when assigning values to '{arg}'"),
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            use clap::CommandFactory;
+            let names: Vec<String> = Cli::command()
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            format!("a subcommand is required: {}", names.join(", "))
+        }
+        other => other.as_str().unwrap_or("invalid arguments").to_string(),
+    };
+    if e.kind() == ErrorKind::InvalidValue {
+        match e.get(K::ValidValue) {
+            Some(ContextValue::Strings(valid)) if !valid.is_empty() => {
+                line.push_str(&format!(" [possible values: {}]", valid.join(", ")));
+            }
+            _ => {}
+        }
+    }
+    for (kind, what) in [
+        (K::SuggestedArg, "argument"),
+        (K::SuggestedValue, "value"),
+        (K::SuggestedSubcommand, "subcommand"),
+    ] {
+        match e.get(kind) {
+            Some(ContextValue::String(s)) => {
+                line.push_str(&format!(" tip: a similar {what} exists: '{s}'"));
+            }
+            Some(ContextValue::Strings(s)) if !s.is_empty() => {
+                line.push_str(&format!(" tip: a similar {what} exists: '{}'", s[0]));
+            }
+            _ => {}
+        }
+    }
+    format!("{line} (see --help)")
+}
+
+/// A list of names from an error's context, comma-separated.
+fn list(value: Option<&ContextValue>) -> String {
+    match value {
+        Some(ContextValue::Strings(v)) if !v.is_empty() => v.join(", "),
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => "none".to_string(),
+    }
+}
+
+/// An argument given twice, or with one it excludes.
+fn conflict(e: &clap::Error, arg: &str) -> String {
+    use clap::error::ContextKind as K;
+    match e.get(K::PriorArg) {
+        Some(ContextValue::String(prior)) if prior == arg => {
+            format!("the argument '{arg}' cannot be used multiple times")
+        }
+        Some(ContextValue::String(prior)) => {
+            format!("the argument '{arg}' cannot be used with '{prior}'")
+        }
+        Some(ContextValue::Strings(prior)) => {
+            format!(
+                "the argument '{arg}' cannot be used with: {}",
+                prior.join(", ")
+            )
+        }
+        _ => format!("the argument '{arg}' cannot be used with one or more of the other arguments"),
+    }
 }
 
 /// The completion script for `shell`.
@@ -349,6 +451,73 @@ mod tests {
         assert!(!g.auto_create && g.no_auto_create);
         let g = parse(&["--no-auto-create", "--auto-create"]);
         assert!(g.auto_create && !g.no_auto_create);
+    }
+
+    /// The one line a usage error becomes, for these arguments after the program name.
+    fn usage(args: &[&str]) -> String {
+        let mut full = vec!["redshift-creds"];
+        full.extend_from_slice(args);
+        usage_line(&Cli::try_parse_from(full).unwrap_err())
+    }
+
+    #[test]
+    fn usage_errors_become_one_line_from_the_kind_and_context() {
+        let cases = [
+            (
+                &["get", "--cache", "sometimes"][..],
+                "invalid value 'sometimes' for '--cache <MODE>' [possible values: auto, keyring, file, none] (see --help)",
+            ),
+            (
+                &["get", "--duration-seconds", "abc"],
+                "invalid value 'abc' for '--duration-seconds <SECONDS>': invalid digit found in string (see --help)",
+            ),
+            (
+                &["get", "--duration-seconds"],
+                "a value is required for '--duration-seconds <SECONDS>' but none was supplied (see --help)",
+            ),
+            (
+                &["get", "--cach", "file"],
+                "unexpected argument '--cach' found tip: a similar argument exists: '--cache' (see --help)",
+            ),
+            (
+                &["get", "--no-such-flag"],
+                "unexpected argument '--no-such-flag' found (see --help)",
+            ),
+            (&["bogus"], "unrecognized subcommand 'bogus' (see --help)"),
+            (
+                &["clear"],
+                "the following required arguments were not provided: <NAME|--all> (see --help)",
+            ),
+            (
+                &["get", "--with-iam", "--with-iam"],
+                "the argument '--with-iam' cannot be used multiple times (see --help)",
+            ),
+            (
+                &["clear", "x", "--all"],
+                "the argument '[NAME]' cannot be used with '--all' (see --help)",
+            ),
+            (
+                &["completions", "nosh"],
+                "invalid value 'nosh' for '<SHELL>' [possible values: bash, elvish, fish, powershell, zsh] tip: a similar value exists: 'zsh' (see --help)",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(usage(args), want, "{args:?}");
+        }
+        let none = usage(&[]);
+        assert!(
+            none.starts_with("a subcommand is required: get, exec, pgpass"),
+            "{none}"
+        );
+        assert!(!none.contains('\n'), "{none}");
+    }
+
+    #[test]
+    fn no_with_iam_turns_with_iam_off_and_the_last_one_wins() {
+        let g = parse(&["--with-iam", "--no-with-iam"]);
+        assert!(!g.with_iam && g.no_with_iam);
+        let g = parse(&["--no-with-iam", "--with-iam"]);
+        assert!(g.with_iam && !g.no_with_iam);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The TOML config file: named connections, read strictly, with errors that give the line and column.
 
-use crate::config::Env;
+use crate::choice::Parsed;
+use crate::cli::CacheMode;
+use crate::env::{self, Env};
 use crate::error::Error;
+use crate::tls::SslMode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,8 @@ pub struct ConfigFile {
 }
 
 /// One `[connections.NAME]` table. Every key is optional; an unknown key is an error.
+/// `cache` and `sslmode` are parsed here; a value that names nothing is kept
+/// so that, if it is the one in force, the message names its key and file.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConnection {
@@ -34,8 +39,8 @@ pub struct FileConnection {
     pub aws_profile: Option<String>,
     pub endpoint_url: Option<String>,
     pub refresh_margin: Option<i64>,
-    pub cache: Option<String>,
-    pub sslmode: Option<String>,
+    pub cache: Option<Parsed<CacheMode>>,
+    pub sslmode: Option<Parsed<SslMode>>,
     pub sslrootcert: Option<PathBuf>,
     /// Where `redshift-creds proxy` serves this connection (`--listen` values).
     pub listen: Option<Vec<String>>,
@@ -45,12 +50,11 @@ pub struct FileConnection {
 const MAX_LEN: u64 = 1024 * 1024;
 
 /// Where the config file is: `REDSHIFT_CREDS_CONFIG`, else
-/// `<config dir>/redshift-creds/config.toml`.
-pub fn path(env: &dyn Env) -> Option<PathBuf> {
-    match env.var("REDSHIFT_CREDS_CONFIG").filter(|p| !p.is_empty()) {
-        Some(p) => Some(PathBuf::from(p)),
-        None => dirs::config_dir().map(|d| d.join("redshift-creds").join("config.toml")),
-    }
+/// `<config dir>/redshift-creds/config.toml`. The variable is a path, so it
+/// need not be UTF-8.
+pub fn path(e: &dyn Env) -> Option<PathBuf> {
+    env::path(e, "REDSHIFT_CREDS_CONFIG")
+        .or_else(|| dirs::config_dir().map(|d| d.join("redshift-creds").join("config.toml")))
 }
 
 /// Reads and parses the file at `path`. A missing file is `Ok(None)`.

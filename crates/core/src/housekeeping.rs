@@ -4,7 +4,22 @@ use crate::cache::{self, key::CacheKey};
 use crate::cli::ClearArgs;
 use crate::config::ProcessEnv;
 use crate::error::Error;
+use crate::private_fs::SafeDir;
 use std::io::Write;
+
+/// The cache directory, checked as every run checks it (ours, private) and
+/// held open; `None` when none is known or it does not exist yet. One that
+/// is not private is [`Error::CacheUnavailable`] (exit 4): its records
+/// cannot be trusted.
+fn open_cache_dir() -> Result<Option<SafeDir>, Error> {
+    match crate::config::cache_dir(&ProcessEnv)? {
+        None => Ok(None),
+        Some(d) => SafeDir::open_private_existing(&d).map_err(|reason| Error::CacheUnavailable {
+            mode: "file",
+            reason,
+        }),
+    }
+}
 
 fn now() -> i64 {
     crate::cache::refresh::Clock::now(&crate::cache::refresh::SystemClock)
@@ -21,8 +36,8 @@ pub fn left(seconds: i64) -> String {
 
 /// Prints the cached entries as a table on stdout.
 pub fn list(out: &mut dyn Write) -> Result<(), Error> {
-    let dir = crate::config::cache_dir(&ProcessEnv)?;
-    let entries = dir.as_deref().map(cache::list).unwrap_or_default();
+    let dir = open_cache_dir()?;
+    let entries = dir.as_ref().map(cache::list).unwrap_or_default();
     let now = now();
     let mut text = String::new();
     if entries.is_empty() {
@@ -75,8 +90,8 @@ pub fn clear(args: &ClearArgs, out: &mut dyn Write) -> Result<(), Error> {
             "must be a connection, cluster or workgroup name",
         ));
     }
-    let dir = crate::config::cache_dir(&ProcessEnv)?;
-    let metas = dir.as_deref().map(cache::list).unwrap_or_default();
+    let dir = open_cache_dir()?;
+    let metas = dir.as_ref().map(cache::list).unwrap_or_default();
     let mut keys: Vec<CacheKey> = metas
         .iter()
         .filter(|m| args.all || Some(&m.label) == args.name.as_ref())
@@ -85,8 +100,7 @@ pub fn clear(args: &ClearArgs, out: &mut dyn Write) -> Result<(), Error> {
     if args.all {
         // Entries without a list record (older runs) still go.
         if let Some(d) = &dir {
-            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
+            for name in d.names().unwrap_or_default() {
                 if let Some(k) = name.strip_suffix(".json").and_then(CacheKey::parse) {
                     keys.push(k);
                 }
@@ -97,7 +111,7 @@ pub fn clear(args: &ClearArgs, out: &mut dyn Write) -> Result<(), Error> {
     keys.dedup();
     let mut removed = 0;
     for key in &keys {
-        let from = cache::remove(dir.as_deref(), key);
+        let from = cache::remove(dir.as_ref(), key);
         if !from.is_empty() {
             removed += 1;
             tracing::debug!(%key, from = from.join(", "), "removed");
@@ -128,7 +142,7 @@ pub fn describe_dir(dir: &std::path::Path, ok: &mut bool) -> String {
                 use std::os::unix::fs::MetadataExt;
                 let mode = meta.mode() & 0o777;
                 let private = meta.is_dir() && mode & 0o077 == 0;
-                let mine = meta.uid() == unsafe { libc::getuid() };
+                let mine = meta.uid() == crate::private_fs::current_uid();
                 if !(private && mine) {
                     *ok = false;
                 }

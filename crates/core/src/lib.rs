@@ -7,18 +7,21 @@
 //! ARCHITECTURE.md for the glossary and the path of a hit and of a miss.
 
 pub mod cache;
+pub mod choice;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod config_file;
 pub mod credential;
 pub mod endpoint;
+pub mod env;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod housekeeping;
 pub mod output;
 pub mod pgpass;
+pub mod private_fs;
 pub mod report;
 pub mod rules;
 pub mod source;

@@ -60,8 +60,15 @@ pub fn pg_vars(t: &Target<'_>) -> Vec<(&'static str, Zeroizing<String>)> {
 
 /// Quotes a value for sh, bash and zsh: inside single quotes nothing is
 /// special, and a single quote itself is written as `'\''`.
-pub fn sh_quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
+/// The result is zeroized on drop: the value may be a password.
+pub fn sh_quote(value: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(value.len() * 4 + 2));
+    sh_quote_into(&mut out, value);
+    out
+}
+
+/// Appends `value`, quoted for sh, to `out`.
+fn sh_quote_into(out: &mut String, value: &str) {
     out.push('\'');
     for c in value.chars() {
         if c == '\'' {
@@ -71,17 +78,20 @@ pub fn sh_quote(value: &str) -> String {
         }
     }
     out.push('\'');
-    out
 }
 
 /// Writes `export NAME='value'` lines for a connection, in one write.
 pub fn write_env(out: &mut dyn Write, t: &Target<'_>) -> io::Result<()> {
-    let mut buf = Zeroizing::new(String::with_capacity(512));
-    for (name, value) in pg_vars(t) {
+    let vars = pg_vars(t);
+    // Sized for the worst case up front, so that no reallocation leaves a
+    // copy of the password behind.
+    let most = vars.iter().map(|(n, v)| n.len() + v.len() * 4 + 11).sum();
+    let mut buf = Zeroizing::new(String::with_capacity(most));
+    for (name, value) in vars {
         buf.push_str("export ");
         buf.push_str(name);
         buf.push('=');
-        buf.push_str(&sh_quote(&value));
+        sh_quote_into(&mut buf, &value);
         buf.push('\n');
     }
     out.write_all(buf.as_bytes())?;
@@ -153,7 +163,7 @@ mod tests {
 
     /// Evaluates `export X=<quoted>` in a real shell and reads `$X` back.
     fn round_trip(shell: &str, value: &str) -> Option<String> {
-        let script = format!("export X={}\nprintf '%s' \"$X\"", sh_quote(value));
+        let script = format!("export X={}\nprintf '%s' \"$X\"", &*sh_quote(value));
         run_in(shell, &script)
     }
 

@@ -1,7 +1,7 @@
 //! The pgpass file: libpq's escaping, replacing one connection's line, and an atomic 0600 write.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use zeroize::Zeroizing;
 
 /// One pgpass line's fields, unescaped. `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -28,20 +28,33 @@ impl std::fmt::Debug for Line<'_> {
 /// Escapes one field as libpq reads it: `\` and `:` get a backslash.
 pub fn escape(field: &str) -> String {
     let mut out = String::with_capacity(field.len() + 4);
+    escape_into(&mut out, field);
+    out
+}
+
+fn escape_into(out: &mut String, field: &str) {
     for c in field.chars() {
         if c == '\\' || c == ':' {
             out.push('\\');
         }
         out.push(c);
     }
-    out
 }
 
-/// Formats a line, without its newline.
-pub fn format_line(l: &Line<'_>) -> String {
-    [l.host, l.port, l.database, l.user, l.password]
-        .map(escape)
-        .join(":")
+/// Formats a line, without its newline, into a buffer that is zeroized on
+/// drop (it holds the password). Sized up front, so no copy is left behind
+/// by a reallocation.
+pub fn format_line(l: &Line<'_>) -> Zeroizing<String> {
+    let fields = [l.host, l.port, l.database, l.user, l.password];
+    let most = fields.iter().map(|f| f.len() * 2 + 1).sum();
+    let mut out = Zeroizing::new(String::with_capacity(most));
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        escape_into(&mut out, field);
+    }
+    out
 }
 
 /// Splits a line into its first four fields (host, port, database, user),
@@ -60,7 +73,12 @@ pub fn parse_key(line: &str) -> Option<[String; 4]> {
                 Some(n) => fields.last_mut()?.push(n),
                 None => fields.last_mut()?.push('\\'),
             },
-            ':' if fields.len() < 5 => fields.push(String::new()),
+            // The fifth field is the password: never copied.
+            ':' if fields.len() == 4 => {
+                fields.push(String::new());
+                break;
+            }
+            ':' => fields.push(String::new()),
             other => fields.last_mut()?.push(other),
         }
     }
@@ -75,15 +93,26 @@ pub fn parse_key(line: &str) -> Option<[String; 4]> {
 /// database and user (the first keeps its place; later duplicates go), or at
 /// the top when there is none, so that no wildcard line above shadows it.
 /// Every other line is kept byte for byte.
-pub fn upsert(content: &[u8], line: &Line<'_>) -> Vec<u8> {
+/// The result is zeroized on drop, and sized up front so that no copy of a
+/// password is left behind by a reallocation.
+pub fn upsert(content: &[u8], line: &Line<'_>) -> Zeroizing<Vec<u8>> {
     let new_line = format_line(line);
     let key = [line.host, line.port, line.database, line.user].map(str::to_string);
-    let mut out = Vec::with_capacity(content.len() + new_line.len() + 1);
-    let mut placed = false;
-    for raw in content.split_inclusive(|b| *b == b'\n') {
+    let same = |raw: &[u8]| {
         let text = std::str::from_utf8(raw).unwrap_or("");
         let body = text.strip_suffix('\n').unwrap_or(text);
-        if parse_key(body).as_ref() == Some(&key) {
+        parse_key(body).as_ref() == Some(&key)
+    };
+    let mut out = Zeroizing::new(Vec::with_capacity(content.len() + new_line.len() + 1));
+    let lines = || content.split_inclusive(|b| *b == b'\n');
+    // A new line goes at the top, so that no wildcard line above shadows it.
+    let mut placed = !lines().any(same);
+    if placed {
+        out.extend_from_slice(new_line.as_bytes());
+        out.push(b'\n');
+    }
+    for raw in lines() {
+        if same(raw) {
             if !placed {
                 out.extend_from_slice(new_line.as_bytes());
                 out.push(b'\n');
@@ -93,58 +122,13 @@ pub fn upsert(content: &[u8], line: &Line<'_>) -> Vec<u8> {
         }
         out.extend_from_slice(raw);
     }
-    if !placed {
-        let mut top = Vec::with_capacity(out.len() + new_line.len() + 1);
-        top.extend_from_slice(new_line.as_bytes());
-        top.push(b'\n');
-        top.extend_from_slice(&out);
-        out = top;
-    }
     out
 }
 
 /// The pgpass file libpq reads: `PGPASSFILE`, else `~/.pgpass`.
 pub fn default_path() -> Option<PathBuf> {
-    match std::env::var_os("PGPASSFILE").filter(|p| !p.is_empty()) {
-        Some(p) => Some(PathBuf::from(p)),
-        None => dirs::home_dir().map(|h| h.join(".pgpass")),
-    }
-}
-
-/// Replaces `path` atomically with `content`: a 0600 temporary file in the
-/// same directory, flushed, then renamed over it. A symlink is followed, so
-/// the file it points to is the one replaced.
-pub fn write_atomically(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let target = match std::fs::canonicalize(path) {
-        Ok(real) => real,
-        Err(_) => path.to_path_buf(),
-    };
-    let dir = target
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.redshift-creds.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(content)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &target)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::env::path(&crate::env::ProcessEnv, "PGPASSFILE")
+        .or_else(|| dirs::home_dir().map(|h| h.join(".pgpass")))
 }
 
 #[cfg(test)]
@@ -175,7 +159,7 @@ mod tests {
         assert_eq!(escape("IAM:alice"), "IAM\\:alice");
         assert_eq!(escape("a\\b"), "a\\\\b");
         assert_eq!(
-            format_line(&line("IAM:alice", "p:w\\d")),
+            *format_line(&line("IAM:alice", "p:w\\d")),
             "db.example.com:5439:dev:IAM\\:alice:p\\:w\\\\d"
         );
     }
@@ -200,7 +184,7 @@ mod tests {
         let after = upsert(before, &line("IAM:alice", "new"));
         let mut expected = b"db.example.com:5439:dev:IAM\\:alice:new\n".to_vec();
         expected.extend_from_slice(before);
-        assert_eq!(after, expected);
+        assert_eq!(*after, expected);
     }
 
     #[test]
@@ -208,7 +192,7 @@ mod tests {
         let before = b"a:1:b:c:d\ndb.example.com:5439:dev:IAM\\:alice:old\nx:2:y:z:w\ndb.example.com:5439:dev:IAM\\:alice:older\n";
         let after = upsert(before, &line("IAM:alice", "new"));
         assert_eq!(
-            String::from_utf8(after).unwrap(),
+            String::from_utf8(after.to_vec()).unwrap(),
             "a:1:b:c:d\ndb.example.com:5439:dev:IAM\\:alice:new\nx:2:y:z:w\n"
         );
     }
@@ -219,34 +203,5 @@ mod tests {
             b"db.example.com:5439:dev:IAM\\:bob:pw\ndb.example.com:5439:prod:IAM\\:alice:pw\n";
         let after = upsert(before, &line("IAM:alice", "new"));
         assert!(after.ends_with(before));
-    }
-
-    #[test]
-    fn writes_0600_atomically_through_a_symlink() {
-        let tmp = tempfile::tempdir().unwrap();
-        let real = tmp.path().join("real-pgpass");
-        std::fs::write(&real, b"old\n").unwrap();
-        let link = tmp.path().join(".pgpass");
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(&real, &link).unwrap();
-        #[cfg(not(unix))]
-        std::fs::copy(&real, &link).unwrap();
-        write_atomically(&link, b"new\n").unwrap();
-        assert_eq!(std::fs::read(&link).unwrap(), b"new\n");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::read(&real).unwrap(), b"new\n");
-            let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600);
-            assert!(
-                std::fs::symlink_metadata(&link)
-                    .unwrap()
-                    .file_type()
-                    .is_symlink()
-            );
-        }
-        let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
-        assert_eq!(names.len(), 2, "no temporary file left");
     }
 }

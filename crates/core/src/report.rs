@@ -58,7 +58,24 @@ fn one_line(message: &str) -> String {
 /// SDK and HTTP layers above INFO are dropped whatever `RUST_LOG` says: at
 /// debug and trace they can print request and response bodies.
 pub fn init_log(verbose: u8) {
-    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    start_log(verbose, None);
+}
+
+/// The log of a long-running service (`proxy`): like [`init_log`], but a
+/// plain run logs at INFO (one line per session), since a daemon's log is
+/// how its user sees it work.
+pub fn init_service_log(verbose: u8) {
+    start_log(verbose, Some("redshift_creds=info"));
+}
+
+/// Starts the log with `quiet` as the filter of a run without `-v` or
+/// `RUST_LOG` (none: no log at all).
+fn start_log(verbose: u8, quiet: Option<&str>) {
+    // A RUST_LOG that is not UTF-8 cannot be a filter: it reads as unset, as
+    // logging must never stop a run.
+    let from_env = crate::env::text(&crate::env::ProcessEnv, "RUST_LOG")
+        .ok()
+        .flatten();
     let filter = match (&from_env, verbose) {
         (Some(spec), _) => EnvFilter::try_new(spec).unwrap_or_else(|e| {
             warn(&format!(
@@ -66,7 +83,10 @@ pub fn init_log(verbose: u8) {
             ));
             EnvFilter::new("redshift_creds=debug")
         }),
-        (None, 0) => return,
+        (None, 0) => match quiet {
+            Some(spec) => EnvFilter::new(spec),
+            None => return,
+        },
         (None, 1) => EnvFilter::new("redshift_creds=debug"),
         (None, _) => EnvFilter::new("redshift_creds=trace,aws_config=info"),
     };

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 pub struct MapEnv(pub HashMap<String, String>);
 
 impl Env for MapEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
+    fn var_os(&self, name: &str) -> Option<std::ffi::OsString> {
+        self.0.get(name).map(Into::into)
     }
 }
 

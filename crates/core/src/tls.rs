@@ -48,49 +48,77 @@ const CA_BUNDLES: [&str; 6] = [
     "/usr/local/etc/openssl/cert.pem",
 ];
 
+impl crate::choice::Choice for SslMode {
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        match text {
+            "require" => Ok(SslMode::Require),
+            "verify-ca" => Ok(SslMode::VerifyCa),
+            "verify-full" => Ok(SslMode::VerifyFull),
+            "disable" | "allow" | "prefer" => Err(
+                "connections without TLS are refused: Redshift IAM logins must use TLS; \
+                 use require, verify-ca or verify-full",
+            ),
+            _ => Err("must be require, verify-ca or verify-full"),
+        }
+    }
+}
+
 /// Checks `--sslmode` and `--sslrootcert` and fills in the defaults:
 /// verify-full with the system CA bundle, or require (with a note) when no
 /// bundle is found. Each value comes with the name of its source (`--sslmode`, or a config key).
 pub fn resolve(mode: Option<(&str, &str)>, root_cert: Option<(&Path, &str)>) -> Result<Tls, Error> {
+    use crate::choice::Choice;
     let mode = match mode {
         None => None,
-        Some(("require", _)) => Some(SslMode::Require),
-        Some(("verify-ca", _)) => Some(SslMode::VerifyCa),
-        Some(("verify-full", _)) => Some(SslMode::VerifyFull),
-        Some((m @ ("disable" | "allow" | "prefer"), input)) => {
-            return Err(Error::invalid(
-                input,
-                m,
-                "connections without TLS are refused: Redshift IAM logins must use TLS; \
-                 use require, verify-ca or verify-full",
-            ));
-        }
-        Some((other, input)) => {
-            return Err(Error::invalid(
-                input,
-                other,
-                "must be require, verify-ca or verify-full",
-            ));
+        Some((text, input)) => {
+            Some(SslMode::parse(text).map_err(|rule| Error::invalid(input, text, rule))?)
         }
     };
-    if let Some((path, input)) = root_cert {
-        let shown = path.to_string_lossy();
-        if !path.is_file() || std::fs::File::open(path).is_err() {
-            return Err(Error::invalid(
-                input,
-                &shown,
-                "must be a readable certificate file",
-            ));
-        }
-        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        return Ok(Tls {
-            mode: mode.unwrap_or(SslMode::VerifyFull),
-            root_cert: Some(absolute),
-            note: None,
-        });
+    let root_cert = match root_cert {
+        Some((path, input)) => Some(check_root_cert(path, input)?),
+        None => None,
+    };
+    Ok(with_defaults(mode, root_cert))
+}
+
+/// Checks a given root certificate: a readable file. Returns its absolute
+/// path, which clients started elsewhere can use. `input` names its source.
+pub fn check_root_cert(path: &Path, input: &str) -> Result<PathBuf, Error> {
+    let shown = path.to_string_lossy();
+    if !path.is_file() || std::fs::File::open(path).is_err() {
+        return Err(Error::invalid(
+            input,
+            &shown,
+            "must be a readable certificate file",
+        ));
     }
-    let bundle = system_bundle();
-    Ok(match (mode, bundle) {
+    Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
+/// Fills in the defaults around the checked values: with a root
+/// certificate, verify-full unless a mode is given; without one,
+/// verify-full with the system CA bundle, or require (with a note) when no
+/// bundle is found. Only this looks for the system bundle.
+pub fn with_defaults(mode: Option<SslMode>, root_cert: Option<PathBuf>) -> Tls {
+    let bundle = || system_bundle(&crate::env::ProcessEnv);
+    defaults(mode, root_cert, bundle)
+}
+
+/// [`with_defaults`] with the system bundle lookup passed in; it runs only
+/// when no root certificate is given.
+fn defaults(
+    mode: Option<SslMode>,
+    root_cert: Option<PathBuf>,
+    system_bundle: impl FnOnce() -> Option<PathBuf>,
+) -> Tls {
+    if let Some(root) = root_cert {
+        return Tls {
+            mode: mode.unwrap_or(SslMode::VerifyFull),
+            root_cert: Some(root),
+            note: None,
+        };
+    }
+    match (mode, system_bundle()) {
         (Some(SslMode::Require), _) => Tls { mode: SslMode::Require, root_cert: None, note: None },
         (Some(m), bundle) => Tls { mode: m, root_cert: bundle, note: None },
         (None, Some(b)) => Tls { mode: SslMode::VerifyFull, root_cert: Some(b), note: None },
@@ -103,15 +131,13 @@ pub fn resolve(mode: Option<(&str, &str)>, root_cert: Option<(&Path, &str)>) -> 
                     .to_string(),
             ),
         },
-    })
+    }
 }
 
 /// The system CA bundle: `SSL_CERT_FILE` if it names a file, else the first
 /// of the usual places that exists.
-fn system_bundle() -> Option<PathBuf> {
-    let from_env = std::env::var_os("SSL_CERT_FILE")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file());
+fn system_bundle(env: &dyn crate::env::Env) -> Option<PathBuf> {
+    let from_env = crate::env::path(env, "SSL_CERT_FILE").filter(|p| p.is_file());
     from_env.or_else(|| CA_BUNDLES.iter().map(PathBuf::from).find(|p| p.is_file()))
 }
 
@@ -157,18 +183,80 @@ mod tests {
     }
 
     #[test]
-    fn the_default_is_verify_full_with_the_system_bundle_or_require_with_a_note() {
-        let tls = resolve(None, None).unwrap();
-        match system_bundle() {
-            Some(b) => {
-                assert_eq!(tls.mode, SslMode::VerifyFull);
-                assert_eq!(tls.root_cert, Some(b));
-                assert!(tls.note.is_none());
-            }
-            None => {
-                assert_eq!(tls.mode, SslMode::Require);
-                assert!(tls.note.as_deref().unwrap().contains("no system CA bundle"));
+    fn the_defaults_around_what_was_given() {
+        let bundle = PathBuf::from("/bundle.pem");
+        let root = PathBuf::from("/given/ca.pem");
+        let found = || Some(PathBuf::from("/bundle.pem"));
+        let none = || None;
+        let unused = || -> Option<PathBuf> { panic!("no bundle lookup with a root certificate") };
+        let cases = [
+            (
+                defaults(None, None, found),
+                SslMode::VerifyFull,
+                Some(&bundle),
+            ),
+            (defaults(None, None, none), SslMode::Require, None),
+            (
+                defaults(Some(SslMode::Require), None, found),
+                SslMode::Require,
+                None,
+            ),
+            (
+                defaults(Some(SslMode::VerifyCa), None, found),
+                SslMode::VerifyCa,
+                Some(&bundle),
+            ),
+            (
+                defaults(Some(SslMode::VerifyFull), None, none),
+                SslMode::VerifyFull,
+                None,
+            ),
+            (
+                defaults(None, Some(root.clone()), unused),
+                SslMode::VerifyFull,
+                Some(&root),
+            ),
+            (
+                defaults(Some(SslMode::Require), Some(root.clone()), unused),
+                SslMode::Require,
+                Some(&root),
+            ),
+        ];
+        for (i, (tls, mode, cert)) in cases.iter().enumerate() {
+            assert_eq!(
+                (tls.mode, tls.root_cert.as_ref()),
+                (*mode, *cert),
+                "case {i}"
+            );
+        }
+        // Only the weakened default carries a note.
+        let notes: Vec<bool> = cases.iter().map(|c| c.0.note.is_some()).collect();
+        assert_eq!(notes, [false, true, false, false, false, false, false]);
+        assert!(
+            cases[1]
+                .0
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("no system CA bundle")
+        );
+    }
+
+    #[test]
+    fn ssl_cert_file_names_the_bundle_when_it_is_a_file() {
+        struct One(std::ffi::OsString);
+        impl crate::env::Env for One {
+            fn var_os(&self, name: &str) -> Option<std::ffi::OsString> {
+                (name == "SSL_CERT_FILE").then(|| self.0.clone())
             }
         }
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let found = system_bundle(&One(f.path().into()));
+        assert_eq!(found.as_deref(), Some(f.path()));
+        let missing = system_bundle(&One("/nonexistent/bundle.pem".into()));
+        assert_ne!(
+            missing.as_deref(),
+            Some(Path::new("/nonexistent/bundle.pem"))
+        );
     }
 }

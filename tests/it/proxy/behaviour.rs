@@ -8,7 +8,7 @@ use std::time::Duration;
 
 #[test]
 fn two_hundred_clients_at_once_share_one_api_call() {
-    let Some(rig) = Rig::start_with(230) else {
+    let Some(rig) = Rig::start_alone(230) else {
         return;
     };
     let proxy = rig.proxy(&["--listen", "127.0.0.1:0"]);
@@ -52,14 +52,20 @@ fn while_aws_fails_the_client_gets_the_message_and_then_the_proxy_recovers() {
         "{err:?}"
     );
     rig.aws.set_behaviour(Behaviour::Throttle);
-    let err = Raw::connect(proxy.tcp(), "anyone", "postgres").err().unwrap();
+    let err = Raw::connect(proxy.tcp(), "anyone", "postgres")
+        .err()
+        .unwrap();
     assert_eq!(err.code, "08001", "{err:?}");
     assert!(err.message.contains("throttling"), "{err:?}");
 
     rig.aws.set_behaviour(Behaviour::Ok);
     let mut c = Raw::connect(proxy.tcp(), "anyone", "postgres").unwrap();
     assert_eq!(c.query(WHO).unwrap(), [WHO_ANSWER]);
-    assert!(!proxy.stderr().contains("proxy-test-pw"), "{}", proxy.stderr());
+    assert!(
+        !proxy.stderr().contains("proxy-test-pw"),
+        "{}",
+        proxy.stderr()
+    );
 }
 
 #[test]
@@ -74,13 +80,41 @@ fn sigterm_waits_for_an_open_session_then_exits_0() {
         "the proxy waits for the open session: {}",
         proxy.stderr()
     );
-    assert_eq!(c.query(WHO).unwrap(), [WHO_ANSWER], "the session still works");
+    assert_eq!(
+        c.query(WHO).unwrap(),
+        [WHO_ANSWER],
+        "the session still works"
+    );
     assert!(
         std::net::TcpStream::connect(proxy.tcp()).is_err(),
         "no new connections after SIGTERM"
     );
     drop(c);
-    assert_eq!(proxy.wait_exit(Duration::from_secs(10)), Some(0), "{}", proxy.stderr());
+    assert_eq!(
+        proxy.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        proxy.stderr()
+    );
+    // Without -v, a closed session still gets its one info line, with no password.
+    std::thread::sleep(Duration::from_millis(200));
+    let log = proxy.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("session closed"))
+        .unwrap_or_else(|| panic!("no session line: {log}"));
+    for field in [
+        "peer=",
+        "user=IAM:alice",
+        "database=postgres",
+        "backend_pid=",
+        "duration_ms=",
+        "bytes_from_client=",
+        "bytes_to_client=",
+    ] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+    assert!(!log.contains("proxy-test-pw"), "{log}");
 }
 
 #[test]
@@ -99,7 +133,9 @@ fn a_non_loopback_listen_address_is_a_usage_error() {
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
-            err.starts_with(&format!("redshift-creds: error: invalid --listen \"{bad}\": ")),
+            err.starts_with(&format!(
+                "redshift-creds: error: invalid --listen \"{bad}\": "
+            )),
             "{err}"
         );
     }
@@ -176,4 +212,71 @@ fn all_serves_every_connection_with_listen_in_one_process() {
         proxy.listening
     );
     assert_eq!(rig.aws.calls(), 2, "one credential per connection");
+}
+
+#[test]
+fn inside_the_refresh_margin_a_new_session_does_not_wait_for_aws() {
+    let Some(rig) = Rig::start() else { return };
+    // 900-second passwords with an 899-second margin: the first one enters the margin
+    // a second after it is fetched.
+    let proxy = rig.proxy(&["--listen", "127.0.0.1:0", "--refresh-margin", "899"]);
+    let mut first = Raw::connect(proxy.tcp(), "x", "postgres").unwrap();
+    assert_eq!(rig.aws.calls(), 1);
+    std::thread::sleep(Duration::from_millis(2100));
+    rig.aws.set_delay(Duration::from_secs(4));
+    let started = std::time::Instant::now();
+    let mut second = Raw::connect(proxy.tcp(), "x", "postgres").unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the session waited {:?} for AWS",
+        started.elapsed()
+    );
+    assert_eq!(second.query(WHO).unwrap(), [WHO_ANSWER]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while rig.aws.calls() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(rig.aws.calls(), 2, "refreshed in the background");
+    assert_eq!(
+        first.query(WHO).unwrap(),
+        [WHO_ANSWER],
+        "open sessions are untouched"
+    );
+}
+
+#[test]
+fn client_tls_makes_a_private_ca_and_prints_its_path() {
+    let Some(rig) = Rig::start() else { return };
+    let xdg = rig.sb.path().join("xdg");
+    let args = rig.args(&["--listen", "127.0.0.1:0", "--client-tls"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = rig.sb.cmd(&args);
+    cmd.env("XDG_CONFIG_HOME", &xdg);
+    let proxy = Proxy::spawn(cmd);
+    let dir = xdg.join("redshift-creds/proxy-tls");
+    let ca = dir.join("ca.crt");
+    assert!(
+        proxy
+            .stderr()
+            .contains(&format!("sslrootcert={}", ca.display())),
+        "{}",
+        proxy.stderr()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let o = std::process::Command::new(&rig.pg.psql)
+        .env_clear()
+        .env("HOME", rig.sb.path())
+        .arg("-X")
+        .arg(format!(
+            "host=localhost port={} dbname=postgres user=x sslmode=verify-full sslrootcert={}",
+            proxy.tcp().port(),
+            ca.display()
+        ))
+        .args(["-Atc", "select current_user"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "IAM:alice\n");
 }

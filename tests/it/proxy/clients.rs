@@ -80,7 +80,14 @@ fn psql_over_tcp_and_the_unix_socket() {
         .arg("-X")
         .arg("-h")
         .arg(&sock)
-        .args(["-p", &tcp.port().to_string(), "-U", "whoever", "-d", "postgres"])
+        .args([
+            "-p",
+            &tcp.port().to_string(),
+            "-U",
+            "whoever",
+            "-d",
+            "postgres",
+        ])
         .args(["-Atc", WHO])
         .output()
         .unwrap();
@@ -123,9 +130,10 @@ fn psycopg_through_the_proxy() {
     let Some(rig) = Rig::start() else { return };
     let proxy = rig.proxy(&["--listen", "127.0.0.1:0"]);
     let script = "import psycopg, sys\n\
-        with psycopg.connect(host='127.0.0.1', port=int(sys.argv[1]), dbname='postgres',\n\
-                             user='whoever', sslmode='disable') as c:\n\
-            print(c.execute(sys.argv[2]).fetchone()[0])\n";
+        c = psycopg.connect(host='127.0.0.1', port=int(sys.argv[1]), dbname='postgres',\n\
+            user='whoever', sslmode='disable')\n\
+        print(c.execute(sys.argv[2]).fetchone()[0])\n\
+        c.close()\n";
     let o = client(&rig, python)
         .args(["-c", script, &proxy.tcp().port().to_string(), WHO])
         .output()
@@ -133,6 +141,11 @@ fn psycopg_through_the_proxy() {
     assert_who(&rig, &o);
 }
 
+/// redshift_connector always sends the Redshift startup parameter `client_protocol_version`,
+/// which PostgreSQL refuses (42704) whoever relays it. So this proves what PostgreSQL can
+/// show: the driver's session reaches the proxy without a password, the proxy logs in
+/// upstream as the IAM user over TLS and passes the driver's parameters on, and the
+/// driver gets PostgreSQL's own answer as an error. Against Redshift that parameter is known.
 #[test]
 fn redshift_connector_through_the_proxy_without_client_tls() {
     let Some(python) = python() else { return };
@@ -150,7 +163,20 @@ fn redshift_connector_through_the_proxy_without_client_tls() {
         .args(["-c", script, &proxy.tcp().port().to_string(), WHO])
         .output()
         .unwrap();
-    assert_who(&rig, &o);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success()
+            && err.contains("'C': '42704'")
+            && err.contains("unrecognized configuration parameter \"client_protocol_version\""),
+        "{}",
+        explain(&rig, &o)
+    );
+    let log = rig.log();
+    assert!(
+        log.contains("connection authorized: user=IAM:alice database=postgres")
+            && log.contains("SSL enabled"),
+        "the proxy logged in upstream as the IAM user over TLS: {log}"
+    );
 }
 
 #[test]
@@ -259,12 +285,19 @@ fn dbt_debug_and_run_through_the_proxy() {
     };
     let o = run("debug");
     assert!(o.status.success(), "dbt debug: {}", explain(&rig, &o));
-    assert!(stdout(&o).contains("All checks passed"), "{}", explain(&rig, &o));
+    assert!(
+        stdout(&o).contains("All checks passed"),
+        "{}",
+        explain(&rig, &o)
+    );
     let o = run("run");
     assert!(o.status.success(), "dbt run: {}", explain(&rig, &o));
     let owner = rig.pg.superuser_sql(
         "select viewowner from pg_views \
          where schemaname = 'redshift_creds_e2e' and viewname = 'whoami'",
     );
-    assert_eq!(owner, "IAM:alice\n", "built by the IAM user through the proxy");
+    assert_eq!(
+        owner, "IAM:alice\n",
+        "built by the IAM user through the proxy"
+    );
 }

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 /// The role the fake AWS hands out, and its password, set on the real PostgreSQL.
@@ -31,15 +31,32 @@ pub struct Rig {
     pub pg: PgServer,
     pub sb: Sandbox,
     pub url: String,
+    _turn: Turn,
+}
+
+/// The 200-client test runs alone among this module's tests: on two busy cores, 200 TLS
+/// logins beside a dbt run can outlast the proxy's 30-second login timeout.
+static TURNS: RwLock<()> = RwLock::new(());
+
+enum Turn {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
 }
 
 impl Rig {
     pub fn start() -> Option<Rig> {
-        Self::start_with(30)
+        let turn = Turn::Shared(TURNS.read().unwrap_or_else(|e| e.into_inner()));
+        Self::start_with(30, turn)
     }
 
-    /// With room for `max_connections` upstream sessions.
-    pub fn start_with(max_connections: u32) -> Option<Rig> {
+    /// With room for `max_connections` upstream sessions, while no other test of this
+    /// module runs.
+    pub fn start_alone(max_connections: u32) -> Option<Rig> {
+        let turn = Turn::Alone(TURNS.write().unwrap_or_else(|e| e.into_inner()));
+        Self::start_with(max_connections, turn)
+    }
+
+    fn start_with(max_connections: u32, turn: Turn) -> Option<Rig> {
         let pg = PgServer::start_with(true, max_connections)?;
         pg.set_password(ROLE, PASSWORD);
         let aws = CountingServer::start();
@@ -49,6 +66,7 @@ impl Rig {
             aws,
             pg,
             sb: Sandbox::new(),
+            _turn: turn,
         })
     }
 
@@ -124,7 +142,11 @@ impl Proxy {
                 std::thread::sleep(Duration::from_millis(100));
                 panic!("the proxy exited with {status}: {}", p.stderr());
             }
-            assert!(Instant::now() < deadline, "no listening line: {}", p.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "no listening line: {}",
+                p.stderr()
+            );
             let listening: Vec<(String, String)> = p
                 .stderr()
                 .lines()

@@ -264,16 +264,27 @@ async fn handle(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let reply = match behaviour {
+    Ok(credentials_reply(behaviour, &body, n, expires_in, login))
+}
+
+/// GetClusterCredentials' answer for call `n` under `behaviour`.
+fn credentials_reply(
+    behaviour: Behaviour,
+    body: &str,
+    n: usize,
+    expires_in: Option<i64>,
+    login: Option<(String, String)>,
+) -> Response<Full<Bytes>> {
+    match behaviour {
         Behaviour::Ok => {
             let (user, password) = match login {
                 Some((u, p)) => (u, p),
                 None => (
-                    format!("IAM:{}", form_value(&body, "DbUser").unwrap_or_default()),
+                    format!("IAM:{}", form_value(body, "DbUser").unwrap_or_default()),
                     format!("counting-pw-{n}"),
                 ),
             };
-            let duration: i64 = form_value(&body, "DurationSeconds")
+            let duration: i64 = form_value(body, "DurationSeconds")
                 .and_then(|d| d.parse().ok())
                 .unwrap_or(900);
             let expires =
@@ -308,8 +319,7 @@ async fn handle(
                 "The security token included in the request is expired",
             ),
         ),
-    };
-    Ok(reply)
+    }
 }
 
 fn error_xml(code: &str, message: &str) -> String {

@@ -20,6 +20,21 @@ pub fn strict() -> bool {
     std::env::var_os("REDSHIFT_CREDS_TEST_STRICT").is_some_and(|v| v == "1")
 }
 
+/// Whether the tests run as root (needed to make files of another user).
+#[cfg(unix)]
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A test that cannot run here: under tests/run.sh (strict) a failure,
+/// otherwise a loud skip.
+pub fn skip_or_fail(why: &str) {
+    assert!(!strict(), "cannot run: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
 /// Finds an external tool, or decides what to do without it: under
 /// tests/run.sh its absence is a failure; under plain `cargo test` the suite
 /// says clearly that it skipped and why.

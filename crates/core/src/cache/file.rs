@@ -3,55 +3,60 @@
 use super::entry::MAX_ENCODED_LEN;
 use super::key::CacheKey;
 use super::{Load, StoreError};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
-use zeroize::Zeroizing;
+use crate::private_fs::SafeDir;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-/// Entries as files named `<key>.json` in a directory only this user can enter.
+/// Entries as files named `<key>.json` in a directory only this user can
+/// enter, held open so that every read and write is relative to it.
 #[derive(Debug)]
 pub struct FileStore {
-    dir: PathBuf,
+    dir: Arc<SafeDir>,
 }
 
 impl FileStore {
-    /// Opens the store, creating its directory (0700) when missing.
-    pub fn open(dir: &Path) -> Result<FileStore, String> {
-        super::dir::ensure_private(dir)?;
-        Ok(FileStore {
-            dir: dir.to_path_buf(),
-        })
+    /// The store in an already checked, open cache directory.
+    pub fn new(dir: Arc<SafeDir>) -> FileStore {
+        FileStore { dir }
     }
 
-    /// The file that holds `key`'s entry.
+    /// Opens the store, creating its directory (0700) when missing.
+    #[cfg(test)]
+    pub fn open(dir: &std::path::Path) -> Result<FileStore, String> {
+        Ok(FileStore::new(Arc::new(SafeDir::ensure_private(dir)?)))
+    }
+
+    fn name(key: &CacheKey) -> String {
+        format!("{key}.json")
+    }
+
+    /// The file that holds `key`'s entry (for messages).
     pub fn path(&self, key: &CacheKey) -> PathBuf {
-        self.dir.join(format!("{key}.json"))
+        self.dir.path().join(Self::name(key))
     }
 
     /// Reads `key`'s raw entry. A missing file is [`Load::Missing`]; a file
     /// that others could read, or that is not a plain file of ours, is refused.
     pub fn load(&self, key: &CacheKey) -> Result<Load, StoreError> {
-        let path = self.path(key);
-        let mut file = match open_no_follow(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Load::Missing),
+        let name = Self::name(key);
+        let mut file = match self.dir.open_file(&name) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(Load::Missing),
             Err(e) => {
                 return Ok(Load::Unreadable(format!(
                     "cannot open {}: {e}",
-                    path.display()
+                    self.path(key).display()
                 )));
             }
         };
-        if let Err(why) = check_private_file(&file, &path) {
+        if let Err(why) = self.dir.check_own_file(&file, &name, true) {
             return Ok(Load::Refused(why));
         }
-        let mut bytes = Zeroizing::new(Vec::new());
-        let limit = (MAX_ENCODED_LEN + 1) as u64;
-        match (&mut file).take(limit).read_to_end(&mut bytes) {
-            Ok(_) => Ok(Load::Found(bytes)),
+        match SafeDir::read_capped(&mut file, (MAX_ENCODED_LEN + 1) as u64) {
+            Ok(bytes) => Ok(Load::Found(bytes)),
             Err(e) => Ok(Load::Unreadable(format!(
                 "cannot read {}: {e}",
-                path.display()
+                self.path(key).display()
             ))),
         }
     }
@@ -60,80 +65,10 @@ impl FileStore {
     /// directory, flushed to disk, then renamed over the old entry. A reader
     /// sees the old entry or the new one, never a torn one.
     pub fn save(&self, key: &CacheKey, bytes: &[u8]) -> Result<(), StoreError> {
-        let path = self.path(key);
-        let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
-        let result = (|| {
-            let mut file = create_private(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
-        result.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            StoreError(format!("cannot write {}: {e}", path.display()))
-        })
+        self.dir
+            .write_atomically(&Self::name(key), bytes)
+            .map_err(|e| StoreError(format!("cannot write {}: {e}", self.path(key).display())))
     }
-}
-
-#[cfg(unix)]
-fn open_no_follow(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_no_follow(path: &Path) -> io::Result<File> {
-    File::open(path)
-}
-
-#[cfg(unix)]
-fn create_private(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn create_private(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).open(path)
-}
-
-#[cfg(unix)]
-fn check_private_file(file: &File, path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    if meta.uid() != super::dir::current_uid() {
-        return Err(format!(
-            "{} belongs to uid {}, not to you",
-            path.display(),
-            meta.uid()
-        ));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} is readable by other users (mode {:o}); it was ignored and will be replaced",
-            path.display(),
-            meta.mode() & 0o777
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private_file(_file: &File, _path: &Path) -> Result<(), String> {
-    Ok(())
 }
 
 #[cfg(all(test, unix))]
@@ -168,7 +103,7 @@ mod tests {
             Load::Found(b) => assert_eq!(&b[..], b"second"),
             _ => panic!("expected the new entry"),
         }
-        let leftovers: Vec<_> = std::fs::read_dir(&store.dir).unwrap().collect();
+        let leftovers: Vec<_> = std::fs::read_dir(store.dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
     }
 

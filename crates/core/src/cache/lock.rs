@@ -2,8 +2,9 @@
 
 use super::key::CacheKey;
 use crate::error::Error;
-use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use crate::private_fs::SafeDir;
+use std::fs::File;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Held while one process refreshes a key; dropping it releases the lock.
@@ -20,24 +21,23 @@ impl RefreshLock {
     /// holder. The lock file is empty: it names the key's hash, nothing else.
     /// `Ok(Err(reason))` means the lock file itself cannot be made.
     pub fn acquire(
-        dir: &Path,
+        dir: &SafeDir,
         key: &CacheKey,
         timeout: Duration,
     ) -> Result<Result<RefreshLock, String>, Error> {
         Self::acquire_named(dir, key.as_str(), timeout)
     }
 
-    /// Takes the lock `<dir>/<name>.lock`; `name` must hold no secret.
+    /// Takes the lock `<dir>/<name>.lock`, opened relative to the held
+    /// directory and never through a symlink; `name` must hold no secret.
     pub fn acquire_named(
-        dir: &Path,
+        dir: &SafeDir,
         name: &str,
         timeout: Duration,
     ) -> Result<Result<RefreshLock, String>, Error> {
-        if let Err(why) = super::dir::ensure_private(dir) {
-            return Ok(Err(why));
-        }
-        let path = dir.join(format!("{name}.lock"));
-        let file = match open_lock_file(&path) {
+        let file_name = format!("{name}.lock");
+        let path = dir.path().join(&file_name);
+        let file = match dir.open_lock_file(&file_name) {
             Ok(f) => f,
             Err(e) => return Ok(Err(format!("cannot open {}: {e}", path.display()))),
         };
@@ -75,29 +75,6 @@ impl Drop for RefreshLock {
     }
 }
 
-#[cfg(unix)]
-fn open_lock_file(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_lock_file(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,7 +83,7 @@ mod tests {
     #[test]
     fn a_second_holder_times_out_until_the_first_drops() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("locks");
+        let dir = SafeDir::ensure_private(&tmp.path().join("locks")).unwrap();
         let key = CacheKey::of(&request_with(&[], &[]));
         let first = RefreshLock::acquire(&dir, &key, Duration::ZERO)
             .unwrap()
@@ -116,7 +93,7 @@ mod tests {
         drop(first);
         let third = RefreshLock::acquire(&dir, &key, Duration::ZERO).unwrap();
         assert!(third.is_ok());
-        let content = std::fs::read(dir.join(format!("{key}.lock"))).unwrap();
+        let content = std::fs::read(dir.path().join(format!("{key}.lock"))).unwrap();
         assert!(content.is_empty(), "the lock file holds nothing");
     }
 
@@ -125,8 +102,6 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("not-a-dir");
         std::fs::write(&file, b"").unwrap();
-        let key = CacheKey::of(&request_with(&[], &[]));
-        let got = RefreshLock::acquire(&file.join("locks"), &key, Duration::ZERO).unwrap();
-        assert!(got.is_err());
+        assert!(SafeDir::ensure_private(&file.join("locks")).is_err());
     }
 }

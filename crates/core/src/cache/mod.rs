@@ -1,6 +1,5 @@
 //! The credential cache: which store holds entries, falling back from keyring to file, and the refresh lock.
 
-mod dir;
 pub mod entry;
 mod file;
 pub mod key;
@@ -10,6 +9,7 @@ pub mod refresh;
 
 use crate::cli::CacheMode;
 use crate::error::Error;
+use crate::private_fs::SafeDir;
 use crate::report;
 use entry::Stored;
 use file::FileStore;
@@ -18,6 +18,7 @@ use keyring::KeyringStore;
 pub use lock::RefreshLock;
 use refresh::EntryCache;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -69,6 +70,9 @@ pub struct Cache {
     mode: CacheMode,
     key: CacheKey,
     dir: Option<PathBuf>,
+    /// The cache directory, checked and held open once it is first needed
+    /// (a keyring hit never opens it).
+    handle: Option<Arc<SafeDir>>,
     store: Store,
     lock_timeout: Duration,
     label: Option<String>,
@@ -105,6 +109,7 @@ impl Cache {
             mode,
             key,
             dir,
+            handle: None,
             store: Store::None,
             lock_timeout,
             label: None,
@@ -150,8 +155,8 @@ impl Cache {
 
     /// Writes the `list` record beside a saved entry. Best effort: `list`
     /// is a convenience, and a failure here must not fail the run.
-    fn write_meta<T: Stored>(&self, entry: &T) {
-        let (Some(dir), Some(label)) = (&self.dir, &self.label) else {
+    fn write_meta<T: Stored>(&mut self, entry: &T) {
+        let Some(label) = &self.label else {
             return;
         };
         let meta = Meta {
@@ -163,20 +168,34 @@ impl Cache {
             store: self.store.name(),
         };
         let bytes = serde_json::to_vec(&meta).expect("meta always serializes");
-        let path = dir.join(format!("{}.meta", self.key));
-        if let Err(e) = crate::pgpass::write_atomically(&path, &bytes) {
+        // Relative to the held directory, and never through a symlink.
+        let written = self
+            .dir_handle()
+            .map_err(std::io::Error::other)
+            .and_then(|d| d.write_atomically(&format!("{}.meta", self.key), &bytes));
+        if let Err(e) = written {
             tracing::debug!(error = %e, "cannot write the list record");
         }
     }
 
-    fn open_file(&self) -> Result<FileStore, String> {
+    /// The cache directory, checked (ours, private) and opened once.
+    fn dir_handle(&mut self) -> Result<Arc<SafeDir>, String> {
+        if let Some(h) = &self.handle {
+            return Ok(h.clone());
+        }
         let dir = self.dir.as_ref().ok_or_else(|| {
             "no cache directory is known; set REDSHIFT_CREDS_CACHE_DIR".to_string()
         })?;
-        FileStore::open(dir)
+        let h = Arc::new(SafeDir::ensure_private(dir)?);
+        self.handle = Some(h.clone());
+        Ok(h)
     }
 
-    fn fall_back_to_file(&self, why: &str) -> Store {
+    fn open_file(&mut self) -> Result<FileStore, String> {
+        self.dir_handle().map(FileStore::new)
+    }
+
+    fn fall_back_to_file(&mut self, why: &str) -> Store {
         match self.open_file() {
             Ok(f) => {
                 let dir = self
@@ -275,9 +294,13 @@ impl<T: Stored> EntryCache<T> for Cache {
         if matches!(self.store, Store::None) {
             return Ok(None);
         }
-        let got = match &self.dir {
-            Some(dir) => RefreshLock::acquire(dir, &self.key, self.lock_timeout)?,
-            None => Err("no lock directory is known; set REDSHIFT_CREDS_CACHE_DIR".to_string()),
+        let got = if self.dir.is_none() {
+            Err("no lock directory is known; set REDSHIFT_CREDS_CACHE_DIR".to_string())
+        } else {
+            match self.dir_handle() {
+                Ok(dir) => RefreshLock::acquire(&dir, &self.key, self.lock_timeout)?,
+                Err(why) => Err(why),
+            }
         };
         match got {
             Ok(lock) => Ok(Some(lock)),
@@ -307,15 +330,19 @@ impl<T: Stored> EntryCache<T> for Cache {
     }
 }
 
-/// The `list` records in a cache directory, oldest expiry first. Unreadable
-/// records are skipped.
-pub fn list(dir: &std::path::Path) -> Vec<Meta> {
-    let mut out: Vec<Meta> = std::fs::read_dir(dir)
+/// The most a `list` record may hold; a bigger one is skipped.
+const MAX_META_LEN: u64 = 64 * 1024;
+
+/// The `list` records in a (checked, open) cache directory, oldest expiry
+/// first. Unreadable records, and anything that is not a small regular file
+/// of ours (a symlink, a FIFO), are skipped without blocking.
+pub fn list(dir: &SafeDir) -> Vec<Meta> {
+    let mut out: Vec<Meta> = dir
+        .names()
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".meta"))
-        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter(|name| name.ends_with(".meta"))
+        .filter_map(|name| dir.read_record(&name, MAX_META_LEN))
         .filter_map(|b| serde_json::from_slice::<Meta>(&b).ok())
         .filter(|m| key::CacheKey::parse(&m.key).is_some())
         .collect();
@@ -325,7 +352,7 @@ pub fn list(dir: &std::path::Path) -> Vec<Meta> {
 
 /// Removes one key's entry from every store that may hold it (the keyring
 /// and the file store), and its `list` record. Returns what was removed.
-pub fn remove(dir: Option<&std::path::Path>, key: &key::CacheKey) -> Vec<String> {
+pub fn remove(dir: Option<&SafeDir>, key: &key::CacheKey) -> Vec<String> {
     let mut removed = Vec::new();
     if let Ok(k) = KeyringStore::open(key) {
         match k.delete() {
@@ -335,10 +362,10 @@ pub fn remove(dir: Option<&std::path::Path>, key: &key::CacheKey) -> Vec<String>
         }
     }
     if let Some(dir) = dir {
-        if std::fs::remove_file(dir.join(format!("{key}.json"))).is_ok() {
+        if dir.remove(&format!("{key}.json")).is_ok() {
             removed.push("file".to_string());
         }
-        let _ = std::fs::remove_file(dir.join(format!("{key}.meta")));
+        let _ = dir.remove(&format!("{key}.meta"));
     }
     removed
 }

@@ -11,11 +11,12 @@ use std::ffi::OsString;
 /// process becomes the command, so signals and the exit code are its own.
 /// The password travels in the environment only, never in arguments.
 pub fn exec(r: &Resolved, command: &[OsString], source: &dyn Source) -> Result<(), Error> {
-    let (credential, endpoint) = connection(r, source)?;
+    let tls = r.tls();
+    let (credential, endpoint) = connection(r, &tls, source)?;
     let (program, args) = command.split_first().expect("clap requires a command");
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
-    for (name, value) in output::pg_vars(&target(r, &credential, &endpoint)) {
+    for (name, value) in output::pg_vars(&target(r, &tls, &credential, &endpoint)) {
         cmd.env(name, &*value);
     }
     let shown = program.to_string_lossy().into_owned();

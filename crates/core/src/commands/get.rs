@@ -12,8 +12,9 @@ pub fn get(r: &Resolved, format: OutputFormat, source: &dyn Source) -> Result<()
     let mut stdout = std::io::stdout().lock();
     match format {
         OutputFormat::Env => {
-            let (credential, endpoint) = connection(r, source)?;
-            output::write_env(&mut stdout, &target(r, &credential, &endpoint))
+            let tls = r.tls();
+            let (credential, endpoint) = connection(r, &tls, source)?;
+            output::write_env(&mut stdout, &target(r, &tls, &credential, &endpoint))
         }
         OutputFormat::Json | OutputFormat::Password => {
             output::write(&mut stdout, format, &source.credential(r)?)

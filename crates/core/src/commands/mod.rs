@@ -15,6 +15,7 @@ use crate::endpoint::{DEFAULT_PORT, Endpoint};
 use crate::error::Error;
 use crate::report;
 use crate::source::Source;
+use crate::tls::Tls;
 
 /// Checks the flags and the environment; nothing is touched before this passes.
 pub fn resolve(cred: &CredArgs, conn: &ConnArgs) -> Result<Resolved, Error> {
@@ -44,12 +45,17 @@ pub fn endpoint(r: &Resolved, source: &dyn Source) -> Result<Endpoint, Error> {
     Ok(endpoint)
 }
 
-/// The credential and everything a client needs to use it.
-fn connection(r: &Resolved, source: &dyn Source) -> Result<(Credential, Endpoint), Error> {
+/// The credential and everything a client needs to use it, with `tls`
+/// (see [`Resolved::tls`]).
+fn connection(
+    r: &Resolved,
+    tls: &Tls,
+    source: &dyn Source,
+) -> Result<(Credential, Endpoint), Error> {
     // The endpoint first: if it cannot be found, no password is spent.
     let endpoint = endpoint(r, source)?;
     let credential = source.credential(r)?;
-    if let Some(note) = &r.connection.tls.note {
+    if let Some(note) = &tls.note {
         report::warn(note);
     }
     Ok((credential, endpoint))
@@ -57,6 +63,7 @@ fn connection(r: &Resolved, source: &dyn Source) -> Result<(Credential, Endpoint
 
 fn target<'a>(
     r: &'a Resolved,
+    tls: &'a Tls,
     credential: &'a Credential,
     endpoint: &'a Endpoint,
 ) -> crate::output::Target<'a> {
@@ -64,6 +71,6 @@ fn target<'a>(
         credential,
         endpoint,
         database: r.request.db_name.as_deref(),
-        tls: &r.connection.tls,
+        tls,
     }
 }

@@ -7,16 +7,24 @@ use crate::config::Resolved;
 use crate::credential::Credential;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
+use crate::private_fs::{self, SafeDir};
 use crate::source::Source;
 use crate::{pgpass, report};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// The most a pgpass file may hold; a bigger one is refused, not rewritten.
+const MAX_PGPASS_LEN: u64 = 1024 * 1024;
 
 /// Writes this connection's pgpass line; with `watch`, keeps rewriting it
 /// before each password expires until the process is stopped.
 pub fn pgpass(r: &Resolved, watch: bool, source: &dyn Source) -> Result<(), Error> {
+    let tls = r.tls();
     let path = pgpass::default_path()
         .ok_or_else(|| Error::Usage("no home directory for ~/.pgpass: set PGPASSFILE".into()))?;
     let endpoint = endpoint(r, source)?;
-    let mut written: Option<String> = None;
+    // The last password written, kept only to skip identical rewrites.
+    let mut written: Option<Zeroizing<String>> = None;
     loop {
         let credential = match source.credential(r) {
             Ok(c) => c,
@@ -27,12 +35,12 @@ pub fn pgpass(r: &Resolved, watch: bool, source: &dyn Source) -> Result<(), Erro
             }
             Err(e) => return Err(e),
         };
-        if written.as_deref() != Some(credential.expose_password()) {
+        if written.as_ref().map(|w| w.as_str()) != Some(credential.expose_password()) {
             write_pgpass_line(r, &path, &endpoint, &credential)?;
-            written = Some(credential.expose_password().to_string());
+            written = Some(Zeroizing::new(credential.expose_password().to_string()));
         }
         if !watch {
-            if let Some(note) = &r.connection.tls.note {
+            if let Some(note) = &tls.note {
                 report::warn(note);
             }
             return Ok(());
@@ -65,9 +73,14 @@ fn watch_wait(expiration: i64, refresh_margin: i64, now: i64) -> u64 {
     wait.max(1) as u64
 }
 
+/// Puts this connection's line into the pgpass file at `path`. The path is
+/// resolved once, by handle, and refused unless only this user or root can
+/// change the directories on the way; the file itself must be missing or a
+/// regular file of this user's, at most 1 MiB. It is replaced by a new 0600
+/// file renamed over it, under a lock named after the resolved path.
 fn write_pgpass_line(
     r: &Resolved,
-    path: &std::path::Path,
+    path: &Path,
     endpoint: &Endpoint,
     credential: &Credential,
 ) -> Result<(), Error> {
@@ -79,35 +92,67 @@ fn write_pgpass_line(
         user: &credential.db_user,
         password: credential.expose_password(),
     };
-    // Serialize writers of the same file so no update is lost.
-    let _lock = match &r.settings.cache_dir {
-        Some(dir) => {
-            RefreshLock::acquire_named(dir, &pgpass_lock_name(path), r.settings.lock_timeout)?.ok()
-        }
-        None => None,
+    let (dir, name) = private_fs::open_for_update(path).map_err(|why| refused(path, why))?;
+    let resolved = dir.path().join(&name);
+    // Serialize writers of the same file (however it is spelled) so no
+    // update is lost.
+    let _lock = match r.settings.cache_dir.as_deref().map(SafeDir::ensure_private) {
+        Some(Ok(locks)) => RefreshLock::acquire_named(
+            &locks,
+            &pgpass_lock_name(&resolved),
+            r.settings.lock_timeout,
+        )?
+        .ok(),
+        _ => None,
     };
-    let old = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => {
-            return Err(Error::File {
-                action: "read the pgpass file",
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let new = zeroize::Zeroizing::new(pgpass::upsert(&old, &line));
-    pgpass::write_atomically(path, &new).map_err(|source| Error::File {
-        action: "write the pgpass file",
+    let old = read_current(&dir, &name, path)?;
+    let new = pgpass::upsert(&old, &line);
+    dir.write_atomically(&name, &new)
+        .map_err(|source| Error::File {
+            action: "write the pgpass file",
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The pgpass file's current content: empty when it is missing; refused
+/// when it is not a regular file of ours (a FIFO or device is never waited
+/// on) or is larger than 1 MiB.
+fn read_current(dir: &SafeDir, name: &str, path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let read_error = |source| Error::File {
+        action: "read the pgpass file",
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let Some(mut file) = dir.open_file(name).map_err(read_error)? else {
+        return Ok(Zeroizing::new(Vec::new()));
+    };
+    dir.check_own_file(&file, name, false)
+        .map_err(|why| refused(path, format!("{why}; refusing to replace it")))?;
+    let bytes = SafeDir::read_capped(&mut file, MAX_PGPASS_LEN + 1).map_err(read_error)?;
+    if bytes.len() as u64 > MAX_PGPASS_LEN {
+        return Err(refused(
+            path,
+            format!(
+                "{} is larger than 1 MiB; refusing to rewrite it",
+                dir.path().join(name).display()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+fn refused(path: &Path, why: String) -> Error {
+    Error::File {
+        action: "write the pgpass file",
+        path: path.to_path_buf(),
+        source: std::io::Error::other(why),
+    }
 }
 
 /// The lock name for a pgpass file: a hash of its path, so the path itself
 /// appears in no file name.
-fn pgpass_lock_name(path: &std::path::Path) -> String {
+fn pgpass_lock_name(path: &Path) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(path.to_string_lossy().as_bytes());
     let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
