@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """A stand-in for the Redshift API that counts GetClusterCredentials calls.
 
-    counting_server.py [--delay SECONDS] [--port-file FILE]
+    counting_server.py [--delay SECONDS] [--port-file FILE] [--password FIXED]
 
 It listens on 127.0.0.1 on a free port and writes that port to --port-file
 (or prints it on stdout). A POST with Action=GetClusterCredentials is answered
 after --delay seconds with a fresh password (pw-1, pw-2, ...) that expires in
-900 s. GET /count returns the number of such calls so far as plain text.
+900 s; with --password every call gets that one password instead (a fake,
+for bench/proxy.sh, whose PostgreSQL role has it). GET /count returns the number of such calls so far as plain text.
 Any other action gets a 400 with an AWS-style error. Stdlib only, so it runs
 with any python3.
 """
@@ -23,7 +24,7 @@ RESPONSE = (
     '<GetClusterCredentialsResponse xmlns="http://redshift.amazonaws.com/doc/2012-12-01/">'
     "<GetClusterCredentialsResult>"
     "<DbUser>IAM:{user}</DbUser>"
-    "<DbPassword>pw-{n}</DbPassword>"
+    "<DbPassword>{password}</DbPassword>"
     "<Expiration>{expiration}</Expiration>"
     "</GetClusterCredentialsResult>"
     "<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
@@ -41,9 +42,10 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # 64 callers at once must not overflow the listen backlog
 
-    def __init__(self, address, delay):
+    def __init__(self, address, delay, password=None):
         super().__init__(address, Handler)
         self.delay = delay
+        self.password = password
         self.calls = 0
         self.mutex = threading.Lock()
 
@@ -83,15 +85,16 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(self.server.delay)
         expiration = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=900)
         user = form.get("DbUser", ["bench"])[0]
-        self.reply(200, RESPONSE.format(user=user, n=n, expiration=expiration.strftime("%Y-%m-%dT%H:%M:%SZ")))
+        self.reply(200, RESPONSE.format(user=user, password=self.server.password or f"pw-{n}", expiration=expiration.strftime("%Y-%m-%dT%H:%M:%SZ")))
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--port-file")
+    parser.add_argument("--password", help="answer every call with this password, not pw-N")
     args = parser.parse_args()
-    server = Server(("127.0.0.1", 0), args.delay)
+    server = Server(("127.0.0.1", 0), args.delay, args.password)
     port = server.server_address[1]
     if args.port_file:
         with open(args.port_file + ".tmp", "w") as f:

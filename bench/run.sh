@@ -203,8 +203,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "Building the release binaries (cargo build --release --locked --all-features)"
-cargo build --release --locked --all-features
+# --workspace: at the root, a plain build makes only the front package's binary; the
+# helper (crates/aws) must be rebuilt too, or its size and the cold calls would be stale.
+log "Building the release binaries (cargo build --release --locked --workspace --all-features)"
+cargo build --release --locked --workspace --all-features
 bin=$root/target/release/redshift-creds
 export bin
 noop=$work/do-nothing
@@ -410,8 +412,8 @@ fi
 # --- Table -------------------------------------------------------------------
 
 commit=$(git rev-parse --short HEAD)
-if [[ -n $(git status --porcelain -- src Cargo.toml Cargo.lock build.rs 2>/dev/null) ]]; then
-    commit="$commit (with uncommitted changes in src/ or Cargo.*)"
+if [[ -n $(git status --porcelain -- src crates Cargo.toml Cargo.lock build.rs 2>/dev/null) ]]; then
+    commit="$commit (with uncommitted changes in src/, crates/ or Cargo.*)"
 fi
 export commit
 export BENCH_MACHINE_CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
