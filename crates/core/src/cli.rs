@@ -1,11 +1,12 @@
 //! The command line, as clap definitions only: names, help and raw values.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
 
 /// Short-lived Amazon Redshift database credentials from IAM, cached in the OS
 /// keyring, for psql, dbt and every other client.
 #[derive(Debug, Parser)]
-#[command(name = "redshift-creds", version, about, max_term_width = 100)]
+#[command(name = "redshift-creds", version, max_term_width = 100)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -65,7 +66,7 @@ pub enum OutputFormat {
 #[derive(Debug, Args)]
 pub struct CredArgs {
     /// A named connection from the config file ([connections.NAME]).
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = ArgValueCandidates::new(crate::complete::connection_names))]
     pub name: Option<String>,
 
     /// The cluster that holds the database.
@@ -156,11 +157,11 @@ pub struct ConnArgs {
 
     /// TLS mode: require, verify-ca or verify-full [default: verify-full with the system CA
     /// bundle, else require]. Modes without TLS are refused.
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", add = ArgValueCandidates::new(crate::complete::ssl_modes))]
     pub sslmode: Option<String>,
 
     /// The CA certificate file to verify the server with [default: the system CA bundle].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub sslrootcert: Option<std::path::PathBuf>,
 }
 
@@ -169,7 +170,7 @@ pub struct ConnArgs {
 #[command(group(clap::ArgGroup::new("what").required(true).args(["name", "all"])))]
 pub struct ClearArgs {
     /// The connection (or cluster, or workgroup) whose entries to remove.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = ArgValueCandidates::new(crate::complete::connection_names))]
     pub name: Option<String>,
 
     /// Remove every cached entry.
@@ -253,18 +254,12 @@ pub fn usage_line(e: &clap::Error) -> String {
 
 /// The completion script for `shell`.
 pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
-    use clap::CommandFactory;
-    let mut text = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "redshift-creds", &mut text);
-    text
+    crate::complete::script(shell)
 }
 
 /// The man page, as roff.
 pub fn man_page() -> std::io::Result<Vec<u8>> {
-    use clap::CommandFactory;
-    let mut text = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut text)?;
-    Ok(text)
+    Ok(crate::man::page())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod config;
 pub mod config_file;
 pub mod credential;
@@ -17,6 +18,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod housekeeping;
+pub mod man;
 pub mod output;
 pub mod pgpass;
 pub mod report;
