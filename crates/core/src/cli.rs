@@ -105,7 +105,8 @@ pub struct CredArgs {
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub duration_seconds: Option<i64>,
 
-    /// The cluster's custom domain name, instead of --cluster-identifier (also with --with-iam).
+    /// The custom domain name of the cluster (or, with --workgroup, of the workgroup), instead
+    /// of --cluster-identifier; also with --with-iam.
     #[arg(long, value_name = "NAME")]
     pub custom_domain_name: Option<String>,
 
@@ -113,7 +114,8 @@ pub struct CredArgs {
     #[arg(long, value_name = "AWS_PROFILE")]
     pub profile: Option<String>,
 
-    /// The AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, else the profile's region).
+    /// The AWS region (default: the region in a Redshift --host name, then $AWS_REGION,
+    /// $AWS_DEFAULT_REGION, the connection's region or host, else the profile's region).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 

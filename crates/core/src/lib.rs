@@ -23,6 +23,7 @@ pub mod output;
 pub mod pgpass;
 pub mod report;
 pub mod rules;
+pub mod slips;
 pub mod source;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -2,3 +2,4 @@
 
 mod flags;
 mod hostile_config;
+mod slips;
