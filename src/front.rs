@@ -34,16 +34,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let quiet = |c: &CredArgs| c.verbose == 0 && !logging;
     let source = HandOver(&args);
     report::hold();
-    let result =
-        match cli.command {
-            Command::Get(a) if quiet(&a.cred) => commands::resolve(&a.cred, &a.conn)
-                .and_then(|r| commands::get(&r, a.output, &source)),
-            Command::Exec(a) if quiet(&a.cred) => commands::resolve(&a.cred, &a.conn)
-                .and_then(|r| commands::exec(&r, &a.command, &source)),
-            Command::Pgpass(a) if quiet(&a.cred) && !a.watch => commands::resolve(&a.cred, &a.conn)
-                .and_then(|r| commands::pgpass(&r, false, &source)),
-            _ => return handover::run_full(&args),
-        };
+    let result = match cli.command {
+        Command::Get(a) if quiet(&a.cred) => {
+            commands::resolve(&a.cred, &a.conn).and_then(|r| commands::get(&r, a.output, &source))
+        }
+        Command::Exec(a) if quiet(&a.cred) => commands::resolve(&a.cred, &a.conn)
+            .and_then(|r| commands::exec(&r, &a.command, &source)),
+        Command::Pgpass(a) if quiet(&a.cred) && !a.watch => commands::resolve(&a.cred, &a.conn)
+            .and_then(|r| commands::pgpass(&r, false, a.quiet, &source)),
+        _ => return handover::run_full(&args),
+    };
     finish(result, &args)
 }
 

@@ -63,9 +63,9 @@ fn dispatch(command: Command) -> Result<bool, Error> {
         Command::Exec(a) => with_aws(&a.cred, &a.conn, |r, aws| {
             commands::exec(r, &a.command, aws)
         }),
-        Command::Pgpass(a) => {
-            with_aws(&a.cred, &a.conn, |r, aws| commands::pgpass(r, a.watch, aws))
-        }
+        Command::Pgpass(a) => with_aws(&a.cred, &a.conn, |r, aws| {
+            commands::pgpass(r, a.watch, a.quiet, aws)
+        }),
         Command::List => housekeeping::list(&mut stdout).map(|()| true),
         Command::Clear(a) => {
             report::init_log(0);

@@ -236,6 +236,10 @@ pub struct PgpassArgs {
     /// Keep running, rewriting the line before each password expires.
     #[arg(long)]
     pub watch: bool,
+
+    /// Say nothing on stderr about the line written (errors and warnings still show).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Flattens a clap usage error into one line: the message, the valid values
