@@ -108,12 +108,65 @@ pub(crate) fn classify_code(
 /// What to run to get fresh AWS credentials.
 fn sign_in_hint(request: &Request) -> String {
     let profile = &request.aws.effective_profile;
-    if profile == "default" {
+    let files = aws_files();
+    if !files.is_empty()
+        && !profile_defined(&files, profile)
+        && std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+    {
+        let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+        format!(
+            "the AWS profile \"{profile}\" is not defined in {}: set one up (aws configure sso --profile {profile}) or name another with --profile, AWS_PROFILE or the connection's aws_profile",
+            names.join(" or ")
+        )
+    } else if profile == "default" {
         "sign in again (for example `aws sso login`) or refresh the AWS_* credentials in the environment"
             .to_string()
     } else {
         format!("sign in again: aws sso login --profile {profile}")
     }
+}
+
+/// The AWS config and credentials files, as the SDK finds them, with
+/// whether each is the config file (whose sections read `[profile NAME]`).
+fn aws_files() -> Vec<(std::path::PathBuf, bool)> {
+    let home = dirs::home_dir();
+    let pick = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
+    };
+    [
+        (pick("AWS_CONFIG_FILE", "config"), true),
+        (pick("AWS_SHARED_CREDENTIALS_FILE", "credentials"), false),
+    ]
+    .into_iter()
+    .filter_map(|(p, config)| p.map(|p| (p, config)))
+    .collect()
+}
+
+/// Whether any of `files` has a section for `profile`. Unreadable files
+/// count as not having it.
+fn profile_defined(files: &[(std::path::PathBuf, bool)], profile: &str) -> bool {
+    files.iter().any(|(path, config)| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines().any(|line| {
+            let Some(section) = line
+                .trim()
+                .strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+            else {
+                return false;
+            };
+            let section = section.trim();
+            let named = if *config && profile != "default" {
+                section.strip_prefix("profile").map(str::trim)
+            } else {
+                Some(section)
+            };
+            named == Some(profile)
+        })
+    })
 }
 
 fn credentials_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a CredentialsError> {
@@ -164,6 +217,26 @@ mod tests {
         let (reason, hint) = classify_code("ExpiredToken", None, &r);
         assert_eq!(reason, "AWS rejected the credentials: ExpiredToken");
         assert_eq!(hint.unwrap(), "sign in again: aws sso login --profile dev");
+    }
+
+    #[test]
+    fn a_profile_is_found_in_the_config_or_the_credentials_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        let creds = dir.path().join("credentials");
+        std::fs::write(
+            &config,
+            "[default]\nregion = x\n[profile dev]\nregion = y\n",
+        )
+        .unwrap();
+        std::fs::write(&creds, "[ci]\naws_access_key_id = k\n").unwrap();
+        let files = [(config, true), (creds, false)];
+        for found in ["default", "dev", "ci"] {
+            assert!(profile_defined(&files, found), "{found}");
+        }
+        for missing in ["prod", "profile", "region"] {
+            assert!(!profile_defined(&files, missing), "{missing}");
+        }
     }
 
     #[test]
