@@ -181,7 +181,7 @@ fn credentials_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Creden
 }
 
 /// The error and its sources, as one line.
-fn chain(err: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn StdError + 'static)) -> String {
     let mut parts = vec![err.to_string()];
     let mut cur = err.source();
     while let Some(e) = cur {

@@ -26,7 +26,7 @@ pub enum Command {
     List,
     /// Remove cached entries from whichever store holds them.
     Clear(ClearArgs),
-    /// Check this machine: the cache store `auto` picks, AWS credentials, the config file, the lock directory.
+    /// Check what `get` would do with these inputs: config, region, cache store, AWS credentials, endpoint.
     Doctor(DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -180,20 +180,14 @@ pub struct ClearArgs {
     pub all: bool,
 }
 
-/// `doctor`: what to check against.
+/// `doctor`: the inputs `get` would take, to check what it would do with them.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// The AWS profile to check (default: $AWS_PROFILE, else "default").
-    #[arg(long, value_name = "AWS_PROFILE")]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub cred: CredArgs,
 
-    /// The AWS region to use for the check.
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
-
-    /// Send the identity check to this URL instead of AWS.
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 /// `get`: credentials on stdout.
