@@ -133,3 +133,43 @@ fn the_example_systemd_unit_verifies() {
     std::fs::write(&bad, text.replace("ExecStart=", "ExecStrat=")).unwrap();
     assert!(!verify(&bad).status.success());
 }
+
+#[test]
+fn the_demo_echoes_each_command_and_shows_exec_without_the_password() {
+    let Some(moto) = require_tool("moto_server", "MOTO_SERVER") else {
+        return;
+    };
+    let venv = moto.parent().and_then(Path::parent).unwrap();
+    let sb = Sandbox::new();
+    let out = sb
+        .command(example("../demo.sh"), &[])
+        .env("MOTO_VENV", venv)
+        .env("REDSHIFT_CREDS", crate::support::bin())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    // Every numbered step shows its command first.
+    for step in text.split("\n== ").skip(1) {
+        assert!(
+            step.lines().nth(1).is_some_and(|l| l.starts_with("$ ")),
+            "{step}"
+        );
+    }
+    let exec = text
+        .lines()
+        .find(|l| l.starts_with("PGUSER="))
+        .expect("the exec step's line");
+    assert_eq!(
+        exec.split(' ')
+            .filter(|w| !w.starts_with("PGHOST="))
+            .collect::<Vec<_>>(),
+        [
+            "PGUSER=IAM:temp_creds_user",
+            "PGDATABASE=exampledb",
+            "PGPASSWORD",
+            "is",
+            "set"
+        ]
+    );
+}
