@@ -13,5 +13,6 @@ mod inputs;
 mod layout;
 mod man;
 mod pgpass;
+mod proxy;
 mod stores;
 mod support;

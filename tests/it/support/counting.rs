@@ -22,6 +22,8 @@ pub enum Behaviour {
     ClusterNotFound,
     /// 403 ExpiredToken.
     ExpiredToken,
+    /// 403 AccessDenied.
+    AccessDenied,
 }
 
 #[derive(Debug)]
@@ -37,6 +39,9 @@ struct State {
     /// The next this-many calls answer with `failing` instead of `behaviour`.
     failures_left: usize,
     failing: Behaviour,
+    /// GetClusterCredentials answers with this DbUser and DbPassword instead of
+    /// `IAM:<user>` and `counting-pw-<n>` (to match a role in a real PostgreSQL).
+    login: Option<(String, String)>,
 }
 
 /// A server on a loopback port, in its own thread with its own runtime.
@@ -61,6 +66,7 @@ impl CountingServer {
             expires_in: None,
             failures_left: 0,
             failing: Behaviour::Ok,
+            login: None,
         }));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
@@ -140,6 +146,11 @@ impl CountingServer {
         s.failing = b;
     }
 
+    /// Makes GetClusterCredentials answer with this DbUser and DbPassword.
+    pub fn set_login(&self, db_user: &str, password: &str) {
+        self.state.lock().unwrap().login = Some((db_user.to_string(), password.to_string()));
+    }
+
     pub fn set_delay(&self, d: Duration) {
         self.state.lock().unwrap().delay = d;
     }
@@ -188,13 +199,14 @@ async fn handle(
     if let Some(target) = target {
         return Ok(serverless(&target, &body, &calls, &state));
     }
-    let (behaviour, delay, expires_in, describe) = {
+    let (behaviour, delay, expires_in, describe, login) = {
         let s = state.lock().unwrap();
         (
             s.behaviour,
             s.delay,
             s.expires_in,
             s.describe_endpoint.clone(),
+            s.login.clone(),
         )
     };
     if form_value(&body, "Action").as_deref() == Some("DescribeClusters") {
@@ -252,10 +264,27 @@ async fn handle(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let reply = match behaviour {
+    Ok(credentials_reply(behaviour, &body, n, expires_in, login))
+}
+
+/// GetClusterCredentials' answer for call `n` under `behaviour`.
+fn credentials_reply(
+    behaviour: Behaviour,
+    body: &str,
+    n: usize,
+    expires_in: Option<i64>,
+    login: Option<(String, String)>,
+) -> Response<Full<Bytes>> {
+    match behaviour {
         Behaviour::Ok => {
-            let user = form_value(&body, "DbUser").unwrap_or_default();
-            let duration: i64 = form_value(&body, "DurationSeconds")
+            let (user, password) = match login {
+                Some((u, p)) => (u, p),
+                None => (
+                    format!("IAM:{}", form_value(body, "DbUser").unwrap_or_default()),
+                    format!("counting-pw-{n}"),
+                ),
+            };
+            let duration: i64 = form_value(body, "DurationSeconds")
                 .and_then(|d| d.parse().ok())
                 .unwrap_or(900);
             let expires =
@@ -265,8 +294,8 @@ async fn handle(
                 200,
                 format!(
                     "<GetClusterCredentialsResponse xmlns=\"http://redshift.amazonaws.com/doc/2012-12-01/\">\
-                     <GetClusterCredentialsResult><DbUser>IAM:{user}</DbUser>\
-                     <DbPassword>counting-pw-{n}</DbPassword><Expiration>{expiration}</Expiration>\
+                     <GetClusterCredentialsResult><DbUser>{user}</DbUser>\
+                     <DbPassword>{password}</DbPassword><Expiration>{expiration}</Expiration>\
                      </GetClusterCredentialsResult><ResponseMetadata><RequestId>r{n}</RequestId>\
                      </ResponseMetadata></GetClusterCredentialsResponse>"
                 ),
@@ -276,6 +305,13 @@ async fn handle(
         Behaviour::ServerError => xml(500, error_xml("InternalFailure", "internal error")),
         Behaviour::Malformed => xml(200, "<html>not what you expected</html>".to_string()),
         Behaviour::ClusterNotFound => xml(400, error_xml("ClusterNotFound", "Cluster not found.")),
+        Behaviour::AccessDenied => xml(
+            403,
+            error_xml(
+                "AccessDenied",
+                "User is not authorized to perform: redshift:GetClusterCredentials",
+            ),
+        ),
         Behaviour::ExpiredToken => xml(
             403,
             error_xml(
@@ -283,8 +319,7 @@ async fn handle(
                 "The security token included in the request is expired",
             ),
         ),
-    };
-    Ok(reply)
+    }
 }
 
 fn error_xml(code: &str, message: &str) -> String {
