@@ -45,7 +45,7 @@ where
         _ => match credentials_error(&err) {
             Some(cred) => (
                 format!("no usable AWS credentials: {}", chain(cred)),
-                Some(sign_in_hint(request)),
+                Some(missing_profile_hint(request).unwrap_or_else(|| sign_in_hint(request))),
             ),
             None => (
                 format!("the request could not be sent: {}", chain(&err)),
@@ -108,22 +108,27 @@ pub(crate) fn classify_code(
 /// What to run to get fresh AWS credentials.
 fn sign_in_hint(request: &Request) -> String {
     let profile = &request.aws.effective_profile;
-    let files = aws_files();
-    if !files.is_empty()
-        && !profile_defined(&files, profile)
-        && std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
-    {
-        let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
-        format!(
-            "the AWS profile \"{profile}\" is not defined in {}: set one up (aws configure sso --profile {profile}) or name another with --profile, AWS_PROFILE or the connection's aws_profile",
-            names.join(" or ")
-        )
-    } else if profile == "default" {
+    if profile == "default" {
         "sign in again (for example `aws sso login`) or refresh the AWS_* credentials in the environment"
             .to_string()
     } else {
         format!("sign in again: aws sso login --profile {profile}")
     }
+}
+
+/// When no credentials came and the profile named (not `default`) is in
+/// neither AWS file, says so: signing in to it cannot help.
+fn missing_profile_hint(request: &Request) -> Option<String> {
+    let profile = &request.aws.effective_profile;
+    let files = aws_files();
+    if profile == "default" || files.is_empty() || profile_defined(&files, profile) {
+        return None;
+    }
+    let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+    Some(format!(
+        "the AWS profile \"{profile}\" is not defined in {}: set one up (aws configure sso --profile {profile}) or name another with --profile, AWS_PROFILE or the connection's aws_profile",
+        names.join(" or ")
+    ))
 }
 
 /// The AWS config and credentials files, as the SDK finds them, with
