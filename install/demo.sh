@@ -92,6 +92,7 @@ api_calls() {
 # Runs redshift-creds with the example arguments plus "$@"; sets out and ms.
 run() {
     local start
+    echo "\$ redshift-creds ${args[*]}${*:+ $*}"
     start=$(now_ms)
     out=$("$bin" "${args[@]}" "$@")
     ms=$(($(now_ms) - start))
@@ -103,7 +104,6 @@ echo "binary: $bin"
 # --- The demo ----------------------------------------------------------------
 
 heading "1. First call: a cache miss, so one GetClusterCredentials call"
-echo "\$ redshift-creds ${args[*]}"
 before=$(api_calls)
 run
 first=$out
@@ -122,8 +122,17 @@ run --output password
 echo "$out"
 echo "(psql: PGPASSWORD=\"\$(redshift-creds get ... --output password)\" psql \"host=... user=IAM:temp_creds_user sslmode=verify-full\")"
 
-heading "4. Eight parallel callers on an empty cache: the lock lets one of them call AWS"
+heading "4. exec: the connection in one command's environment (the password is never shown)"
+show='echo "PGUSER=$PGUSER PGHOST=$PGHOST PGDATABASE=$PGDATABASE PGPASSWORD ${PGPASSWORD:+is set}"'
+ex=(exec "${args[@]:1}" -- sh -c "$show")
+echo "\$ redshift-creds ${ex[*]:0:${#ex[@]}-1} '$show'"
+before=$(api_calls)
+"$bin" "${ex[@]}"
+echo "-> API calls that reached moto: $(($(api_calls) - before)) (the password was cached; the endpoint came from DescribeClusters)"
+
+heading "5. Eight parallel callers on an empty cache: the lock lets one of them call AWS"
 rm -f "$REDSHIFT_CREDS_CACHE_DIR"/*.json
+echo "\$ for i in 1 2 3 4 5 6 7 8; do redshift-creds ${args[*]} --output password & done; wait"
 before=$(api_calls)
 pids=()
 for i in 1 2 3 4 5 6 7 8; do
@@ -134,10 +143,11 @@ wait "${pids[@]}"
 distinct=$(sort -u "$work"/parallel.* | wc -l | tr -d ' ')
 echo "-> 8 callers, $distinct distinct password(s); API calls that reached moto: $(($(api_calls) - before))"
 
-heading "5. The cache on disk (REDSHIFT_CREDS_CACHE_DIR)"
+heading "6. The cache on disk (REDSHIFT_CREDS_CACHE_DIR)"
+echo "\$ ls -la \$REDSHIFT_CREDS_CACHE_DIR"
 ls -la "$REDSHIFT_CREDS_CACHE_DIR"
 
-heading "6. Bad input is refused before any AWS call"
+heading "7. Bad input is refused before any AWS call"
 bad=(get --cluster-identifier examplecluster --db-user temp_creds_user --duration-seconds 60 "${moto_args[@]}")
 echo "\$ redshift-creds ${bad[*]}"
 before=$(api_calls)

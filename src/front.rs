@@ -28,6 +28,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
         Err(_) => return handover::run_full(&args),
     };
+    // A slip is told by the full program, like every other usage error.
+    if redshift_creds_core::slips::accepted(&args).is_some() {
+        return handover::run_full(&args);
+    }
     // A logged run is told whole by the full program.
     let logging = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
     let quiet = |c: &CredArgs| c.verbose == 0 && !logging;

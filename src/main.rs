@@ -10,5 +10,8 @@ mod handover;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A TAB in the shell: answered here, from the clap definition, without
+    // handing over to the full program.
+    redshift_creds_core::complete::answer();
     front::run(std::env::args_os())
 }

@@ -25,10 +25,14 @@ zsh_c="$scratch/prefix/share/zsh/site-functions/_redshift-creds"
 fish_c="$scratch/config/fish/completions/redshift-creds.fish"
 man_p="$scratch/prefix/share/man/man1/redshift-creds.1"
 bash -n "$bash_c" || fail "bash completion does not parse"
-grep -q 'complete -F _redshift__creds' "$bash_c" || fail "bash completion registers nothing"
+grep -q 'complete .*-F _clap_complete_redshift_creds redshift-creds' "$bash_c" || fail "bash completion registers nothing"
 grep -q '#compdef redshift-creds' "$zsh_c" || fail "zsh completion is not a compdef"
-grep -q 'complete -c redshift-creds' "$fish_c" || fail "fish completion is empty"
-grep -q -- '--cluster-identifier' "$fish_c" || fail "fish completion lacks the flags"
+grep -q 'complete .*--command redshift-creds' "$fish_c" || fail "fish completion is empty"
+# The scripts ask the program on each TAB; tests/it/completions.rs drives them.
+grep -q 'COMPLETE=fish' "$fish_c" || fail "fish completion does not ask the program"
 head -5 "$man_p" | grep -q '^\.TH redshift-creds 1' || fail "man page has no .TH header"
+for section in COMMANDS ENVIRONMENT FILES 'EXIT STATUS' EXAMPLES; do
+  grep -q "^\.SH \"\?$section" "$man_p" || fail "man page lacks $section"
+done
 grep -q 'Next steps:' "$scratch/out" || fail "install.sh printed no next steps"
 echo "install_test: 7 passed, 0 failed"

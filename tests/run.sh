@@ -22,6 +22,11 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v git >/dev/null || missing+=(git) # `dbt debug` checks for it
+command -v zsh >/dev/null || missing+=(zsh)   # tests/it/completions.rs drives the real shells
+command -v fish >/dev/null || missing+=(fish)
+command -v man >/dev/null || missing+=(man-db) # tests/it/man.rs renders the page
+command -v groff >/dev/null || missing+=(groff-base)
+command -v systemd-analyze >/dev/null || missing+=(systemd) # verifies the example unit
 # Clients of `redshift-creds proxy` (tests/it/proxy): pgjdbc on a JDK, node-postgres on Node.
 [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
 command -v java >/dev/null || missing+=(default-jdk-headless)

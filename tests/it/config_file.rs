@@ -51,7 +51,7 @@ fn the_binary_reads_the_example_config() {
         .unwrap();
     let text = stdout(&out);
     assert!(
-        text.contains("(ok: 3 connection(s): analytics, prod, prod-iam)"),
+        text.contains("(3 connection(s): analytics, prod, prod-iam)"),
         "{text}\n{}",
         stderr(&out)
     );

@@ -129,7 +129,7 @@ fn doctor_reports_store_credentials_config_and_lock_directory() {
     // principal check fails, and doctor says so and exits 1.
     assert!(
         text.contains(
-            "AWS credentials: ERROR resolve (access key ***), but STS GetCallerIdentity failed: InvalidAction"
+            "FAIL AWS credentials: resolve (access key ***), but STS GetCallerIdentity failed: InvalidAction"
         ),
         "{text}"
     );
@@ -153,7 +153,7 @@ fn doctor_reports_store_credentials_config_and_lock_directory() {
         .output()
         .unwrap();
     assert!(
-        stdout(&out).contains("AWS credentials: ERROR"),
+        stdout(&out).contains("FAIL AWS credentials: "),
         "{}",
         stdout(&out)
     );
@@ -179,7 +179,7 @@ fn doctor_names_the_principal_from_sts() {
         .unwrap();
     let text = stdout(&out);
     assert!(
-        text.contains("AWS credentials: resolve (access key AKIA...MPLE) to arn:aws:sts::123456789012:user/moto in account 123456789012"),
+        text.contains("ok   AWS credentials: resolve (access key AKIA...MPLE) to arn:aws:sts::123456789012:user/moto in account 123456789012"),
         "{text}"
     );
     assert!(!text.contains("testing-secret-key-value"));
@@ -214,7 +214,7 @@ fn housekeeping_refuses_an_empty_cache_dir_like_get_does() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stdout(&o).contains("cache and lock directory: ERROR invalid REDSHIFT_CREDS_CACHE_DIR"),
+        stdout(&o).contains("FAIL cache and lock directory: invalid REDSHIFT_CREDS_CACHE_DIR"),
         "{}",
         stdout(&o)
     );
@@ -264,4 +264,122 @@ fn list_skips_a_fifo_record_without_waiting_on_it() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "no cached entries\n");
+
+#[test]
+fn doctor_fails_without_a_region_like_get_does() {
+    let sb = Sandbox::new();
+    let args = [
+        "--cluster-identifier",
+        "c",
+        "--db-user",
+        "u",
+        "--cache",
+        "none",
+    ];
+    let mut doctor = vec!["doctor"];
+    doctor.extend(args);
+    let out = sb.run(&doctor);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("\nFAIL region: none: pass --region"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("\x1b["),
+        "no colour when stdout is not a terminal"
+    );
+    let mut get = vec!["get"];
+    get.extend(args);
+    assert_eq!(sb.run(&get).status.code(), Some(2), "get fails too");
+}
+
+#[test]
+fn doctor_checks_a_named_connection_with_its_region_and_endpoint() {
+    let Some(moto) = crate::support::moto::Moto::start() else {
+        return;
+    };
+    moto.create_cluster("examplecluster");
+    let sb = Sandbox::new();
+    let config = sb.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[connections.prod]\ncluster_identifier = \"examplecluster\"\ndb_user = \"alice\"\n\
+             region = \"us-east-1\"\nendpoint_url = \"{}\"\n",
+            moto.url()
+        ),
+    )
+    .unwrap();
+    let out = sb
+        .cmd(&["doctor", "prod", "-v"])
+        .env("REDSHIFT_CREDS_CONFIG", &config)
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("ok   inputs: cluster \"examplecluster\", user \"alice\""),
+        "{text}"
+    );
+    assert!(text.contains("ok   region: us-east-1"), "{text}");
+    assert!(text.contains("ok   endpoint: examplecluster."), "{text}");
+    assert!(
+        text.contains("warn permission to call GetClusterCredentials: not checked"),
+        "{text}"
+    );
+    for line in text.lines() {
+        assert!(
+            ["ok   ", "warn ", "FAIL "]
+                .iter()
+                .any(|m| line.starts_with(m)),
+            "one marked line per check: {line}"
+        );
+    }
+}
+
+#[test]
+fn doctor_shows_the_cause_of_an_unreachable_endpoint() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "doctor",
+        "--cluster-identifier",
+        "c",
+        "--db-user",
+        "u",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        "http://nosuchhost.invalid:9",
+        "--api-timeout",
+        "5",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL AWS credentials: resolve (access key ***), but STS GetCallerIdentity failed: dispatch failure"), "{text}");
+    assert!(
+        text.contains("dns error"),
+        "the cause, not just dispatch failure: {text}"
+    );
+}
+
+#[test]
+fn doctor_probes_the_store_with_a_fresh_key_and_leaves_nothing() {
+    let sb = Sandbox::new();
+    for _ in 0..2 {
+        let out = sb.run(&[
+            "doctor",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+        ]);
+        assert!(
+            stdout(&out).contains("cache store for --cache auto: "),
+            "{}",
+            stdout(&out)
+        );
+    }
+    assert!(sb.entries().is_empty(), "the probe is cleaned up");
 }

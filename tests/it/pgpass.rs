@@ -377,3 +377,72 @@ fn two_spellings_of_one_pgpass_file_take_one_lock() {
         stderr(&out)
     );
 }
+
+#[test]
+fn pgpass_says_which_line_it_wrote_and_when_the_next_refresh_is_due() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let pgpass = sb.path().join("pgpass");
+    let a = cmd(
+        "pgpass",
+        &args(&url, &["--host", "db.example.com", "--db-name", "dev"]),
+    );
+    let out = sb.cmd(&a).env("PGPASSFILE", &pgpass).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    let want = format!(
+        "redshift-creds: pgpass: wrote db.example.com:5439:dev:IAM:alice to {}; next refresh due ",
+        pgpass.display()
+    );
+    assert!(err.starts_with(&want), "{err}");
+    // A 900 s password with the default 300 s margin: due in about 10 minutes.
+    assert!(err.contains("(in 9m") || err.contains("(in 10m"), "{err}");
+    assert!(
+        err.contains("run pgpass again (or use --watch) then"),
+        "{err}"
+    );
+    assert!(!err.contains("counting-pw"), "never the password: {err}");
+
+    // -q says nothing; the line is still written.
+    std::fs::remove_file(&pgpass).unwrap();
+    let mut quiet = a.clone();
+    quiet.push("-q");
+    let out = sb.cmd(&quiet).env("PGPASSFILE", &pgpass).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert!(
+        std::fs::read_to_string(&pgpass)
+            .unwrap()
+            .starts_with("db.example.com:5439:dev:")
+    );
+}
+
+#[test]
+fn pgpass_watch_says_one_line_per_refresh() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let pgpass = sb.path().join("pgpass");
+    let mut child = spawn_watch(&sb, &url, "898", &pgpass);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.calls() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Let the third write's line reach stderr.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    let notes: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("pgpass: wrote"))
+        .collect();
+    assert!(notes.len() >= 3, "one line per refresh: {err}");
+    assert!(
+        notes.iter().all(|l| l.ends_with("refreshing then")),
+        "{err}"
+    );
+    assert!(!err.contains("counting-pw"), "never the password: {err}");
+}

@@ -5,7 +5,7 @@ use clap::Parser;
 use redshift_creds_core::cli::{self, Cli, Command, ConnArgs, CredArgs};
 use redshift_creds_core::commands;
 use redshift_creds_core::config::Resolved;
-use redshift_creds_core::{Error, housekeeping, print_document, report};
+use redshift_creds_core::{Error, housekeeping, print_document, report, slips};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -16,17 +16,24 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if let Some(slip) = slips::accepted(&args) {
+        return usage_error(slip);
+    }
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version: clap prints them on stdout, exit 0.
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            report::error(&cli::usage_line(&e));
-            return ExitCode::from(2);
-        }
+        Err(e) => match slips::refused(&e, &args) {
+            Some(slip) => return usage_error(slip),
+            None => {
+                report::error(&cli::usage_line(&e));
+                return ExitCode::from(2);
+            }
+        },
     };
     match dispatch(cli.command) {
         Ok(true) => ExitCode::SUCCESS,
@@ -38,6 +45,15 @@ where
     }
 }
 
+/// Prints a usage slip on stderr; exit code 2.
+fn usage_error(slip: slips::Slip) -> ExitCode {
+    match slip {
+        slips::Slip::Help(text) => eprint!("{text}"),
+        slips::Slip::Line(line) => report::error(&line),
+    }
+    ExitCode::from(2)
+}
+
 /// Runs one command; `Ok(false)` is a run that failed without an error to
 /// print (a `doctor` that found problems).
 fn dispatch(command: Command) -> Result<bool, Error> {
@@ -47,9 +63,9 @@ fn dispatch(command: Command) -> Result<bool, Error> {
         Command::Exec(a) => with_aws(&a.cred, &a.conn, |r, aws| {
             commands::exec(r, &a.command, aws)
         }),
-        Command::Pgpass(a) => {
-            with_aws(&a.cred, &a.conn, |r, aws| commands::pgpass(r, a.watch, aws))
-        }
+        Command::Pgpass(a) => with_aws(&a.cred, &a.conn, |r, aws| {
+            commands::pgpass(r, a.watch, a.quiet, aws)
+        }),
         Command::Proxy(a) => crate::proxy::proxy(&a),
         Command::List => housekeeping::list(&mut stdout).map(|()| true),
         Command::Clear(a) => {

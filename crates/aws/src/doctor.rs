@@ -1,97 +1,225 @@
-//! `doctor`: what this machine offers (config file, cache directory, store, AWS identity), without printing any secret.
+//! `doctor [NAME] [flags of get]`: checks what `get` would do with exactly those inputs, one line per check marked ok / warn / FAIL, without printing any secret.
 
 use redshift_creds_core::cache;
 use redshift_creds_core::cli::DoctorArgs;
-use redshift_creds_core::config::ProcessEnv;
+use redshift_creds_core::config::{AwsTarget, ProcessEnv, Resolved};
 use redshift_creds_core::error::Error;
 use redshift_creds_core::housekeeping::describe_dir;
 use std::io::Write;
 
-/// Reports what this machine offers, without printing any secret. Returns
-/// whether every check passed.
-pub fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
-    if let Some(p) = &args.profile {
-        redshift_creds_core::rules::profile("--profile", p)?;
-    }
-    if let Some(r) = &args.region {
-        redshift_creds_core::rules::region("--region", r)?;
-    }
-    if let Some(u) = &args.endpoint_url {
-        redshift_creds_core::rules::endpoint_url("--endpoint-url", u)?;
-    }
-    let env = ProcessEnv;
-    let mut ok = true;
-    let mut lines = Vec::new();
+/// How a check came out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Ok,
+    Warn,
+    Fail,
+}
 
-    // The config file.
-    match redshift_creds_core::config_file::path(&env) {
-        None => lines.push(
-            "config file: no config directory is known (set REDSHIFT_CREDS_CONFIG)".to_string(),
+/// The checks made so far.
+struct Report {
+    lines: Vec<(Mark, String)>,
+}
+
+impl Report {
+    fn add(&mut self, mark: Mark, text: impl Into<String>) {
+        self.lines.push((mark, text.into()));
+    }
+
+    fn passed(&self) -> bool {
+        self.lines.iter().all(|(m, _)| *m != Mark::Fail)
+    }
+
+    /// One line per check; the marks coloured only on a terminal.
+    fn render(&self, colour: bool) -> String {
+        let mut text = String::new();
+        for (mark, line) in &self.lines {
+            let (word, code) = match mark {
+                Mark::Ok => ("ok  ", "32"),
+                Mark::Warn => ("warn", "33"),
+                Mark::Fail => ("FAIL", "31"),
+            };
+            if colour {
+                text.push_str(&format!("\x1b[{code}m{word}\x1b[0m {line}\n"));
+            } else {
+                text.push_str(&format!("{word} {line}\n"));
+            }
+        }
+        text
+    }
+}
+
+/// Checks what `get` would do with these inputs. Returns whether `get` would
+/// succeed as far as doctor can tell. With no connection named at all, it
+/// checks the machine only (and says so).
+pub fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
+    let mut report = Report { lines: Vec::new() };
+    config_file(&mut report);
+    let resolved = inputs(&mut report, args);
+    cache_checks(&mut report);
+    let target = match &resolved {
+        Some(r) => r.request.aws.clone(),
+        None => AwsTarget {
+            profile: args.cred.profile.clone(),
+            region: args.cred.region.clone(),
+            endpoint_url: args.cred.endpoint_url.clone(),
+            effective_profile: args
+                .cred
+                .profile
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            access_key_id: None,
+        },
+    };
+    let timeout = resolved
+        .as_ref()
+        .map_or(std::time::Duration::from_secs(20), |r| {
+            r.settings.api_timeout
+        });
+    let aws = crate::session::check(&target, timeout);
+    match (&target.region, &aws.region) {
+        (Some(region), _) => report.add(Mark::Ok, format!("region: {region} (from the inputs)")),
+        (None, Some(region)) => report.add(
+            Mark::Ok,
+            format!("region: {region} (from the AWS profile \"{}\")", target.effective_profile),
+        ),
+        (None, None) => report.add(
+            Mark::Fail,
+            "region: none: pass --region, set AWS_REGION, or set region in the connection or the AWS profile",
+        ),
+    }
+    match &aws.identity {
+        Ok(who) => report.add(Mark::Ok, format!("AWS credentials: {who}")),
+        // With no region the principal cannot be asked; the region line fails.
+        Err(why) if aws.region.is_none() => {
+            report.add(Mark::Warn, format!("AWS credentials: {why}"))
+        }
+        Err(why) => report.add(Mark::Fail, format!("AWS credentials: {why}")),
+    }
+    match &resolved {
+        Some(r) if aws.region.is_some() && aws.identity.is_ok() => endpoint(&mut report, r),
+        Some(_) => report.add(
+            Mark::Warn,
+            "endpoint: not checked (needs a region and working AWS credentials)",
+        ),
+        None => report.add(Mark::Warn, "endpoint: not checked (no connection given)"),
+    }
+    if let Some(r) = &resolved {
+        report.add(
+            Mark::Warn,
+            format!(
+                "permission to call {:?}: not checked (the API has no dry run; get will tell)",
+                r.request.api
+            ),
+        );
+    }
+    use std::io::IsTerminal;
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    out.write_all(report.render(colour).as_bytes())
+        .map_err(Error::Output)?;
+    Ok(report.passed())
+}
+
+/// The inputs, resolved exactly as `get` resolves them.
+fn inputs(report: &mut Report, args: &DoctorArgs) -> Option<Resolved> {
+    let c = &args.cred;
+    let named = c.name.is_some()
+        || c.cluster_identifier.is_some()
+        || c.workgroup.is_some()
+        || c.custom_domain_name.is_some()
+        || args.conn.host.is_some();
+    match redshift_creds_core::commands::resolve(c, &args.conn) {
+        Ok(r) => {
+            report.add(
+                Mark::Ok,
+                format!(
+                    "inputs: {} via {}, resolved as get would:",
+                    r.request.describe(),
+                    r.request.api.name(),
+                ),
+            );
+            for (name, value, origin) in r.origins() {
+                let value = redshift_creds_core::report::escape(&value);
+                report.add(Mark::Ok, format!("  {name} = {value} (from {origin})"));
+            }
+            Some(r)
+        }
+        Err(e) if !named => {
+            tracing::debug!(error = %e, "no connection to resolve");
+            report.add(
+                Mark::Warn,
+                "inputs: no connection given (name one, or pass the flags of get): checking this machine only",
+            );
+            None
+        }
+        Err(e) => {
+            report.add(Mark::Fail, format!("inputs: {e}"));
+            None
+        }
+    }
+}
+
+/// The config file: found, its connections, or why it cannot be read.
+fn config_file(report: &mut Report) {
+    match redshift_creds_core::config_file::path(&ProcessEnv) {
+        None => report.add(
+            Mark::Warn,
+            "config file: no config directory is known (set REDSHIFT_CREDS_CONFIG)",
         ),
         Some(path) => match redshift_creds_core::config_file::load(&path) {
-            Ok(None) => lines.push(format!(
-                "config file: {} (not found; optional)",
-                path.display()
-            )),
+            Ok(None) => report.add(
+                Mark::Ok,
+                format!("config file: {} (not found; optional)", path.display()),
+            ),
             Ok(Some(f)) => {
                 let names: Vec<&str> = f.connections.keys().map(String::as_str).collect();
-                lines.push(format!(
-                    "config file: {} (ok: {} connection(s){}{})",
-                    path.display(),
-                    names.len(),
-                    if names.is_empty() { "" } else { ": " },
-                    names.join(", ")
-                ));
+                report.add(
+                    Mark::Ok,
+                    format!(
+                        "config file: {} ({} connection(s){}{})",
+                        path.display(),
+                        names.len(),
+                        if names.is_empty() { "" } else { ": " },
+                        names.join(", ")
+                    ),
+                );
             }
-            Err(e) => {
-                ok = false;
-                lines.push(format!("config file: ERROR {e}"));
-            }
+            Err(e) => report.add(Mark::Fail, format!("config file: {e}")),
         },
     }
+}
 
-    // The lock and cache directory.
-    let dir = redshift_creds_core::config::cache_dir(&env);
+/// The cache and lock directory, and the store `auto` picks, probed with a
+/// key no other run uses (and always removed).
+fn cache_checks(report: &mut Report) {
+    let dir = redshift_creds_core::config::cache_dir(&ProcessEnv);
     match &dir {
-        Err(e) => {
-            ok = false;
-            lines.push(format!("cache and lock directory: ERROR {e}"));
+        Err(e) => report.add(Mark::Fail, format!("cache and lock directory: {e}")),
+        Ok(None) => report.add(
+            Mark::Fail,
+            "cache and lock directory: none known (set REDSHIFT_CREDS_CACHE_DIR)",
+        ),
+        Ok(Some(d)) => {
+            let mut ok = true;
+            let text = format!("cache and lock directory: {}", describe_dir(d, &mut ok));
+            report.add(if ok { Mark::Ok } else { Mark::Fail }, text);
         }
-        Ok(None) => {
-            ok = false;
-            lines.push(
-                "cache and lock directory: none known (set REDSHIFT_CREDS_CACHE_DIR)".to_string(),
-            );
-        }
-        Ok(Some(d)) => lines.push(format!(
-            "cache and lock directory: {}",
-            describe_dir(d, &mut ok)
-        )),
     }
     let dir = dir.ok().flatten();
+    // A key unique to this run, always removed: see cache::probe_auto.
+    let store = cache::probe_auto(dir.as_deref());
+    let mark = if store.contains("because") {
+        Mark::Warn
+    } else {
+        Mark::Ok
+    };
+    report.add(mark, format!("cache store for --cache auto: {store}"));
+}
 
-    // The store auto picks.
-    lines.push(format!(
-        "cache store for --cache auto: {}",
-        cache::probe_auto(dir.as_deref())
-    ));
-
-    // AWS credentials.
-    let aws = crate::session::identity(
-        args.profile.as_deref(),
-        args.region.as_deref(),
-        args.endpoint_url.as_deref(),
-    );
-    match aws {
-        Ok(who) => lines.push(format!("AWS credentials: {who}")),
-        Err(why) => {
-            ok = false;
-            lines.push(format!("AWS credentials: ERROR {why}"));
-        }
+/// The endpoint: the given host, or DescribeClusters / GetWorkgroup.
+fn endpoint(report: &mut Report, r: &Resolved) {
+    let aws = crate::source::Aws::new(r);
+    match redshift_creds_core::commands::endpoint(r, &aws) {
+        Ok(e) => report.add(Mark::Ok, format!("endpoint: {}:{}", e.host, e.port)),
+        Err(e) => report.add(Mark::Fail, format!("endpoint: {e}")),
     }
-
-    let mut text = lines.join("\n");
-    text.push('\n');
-    out.write_all(text.as_bytes()).map_err(Error::Output)?;
-    Ok(ok)
 }

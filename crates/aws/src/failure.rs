@@ -45,7 +45,7 @@ where
         _ => match credentials_error(&err) {
             Some(cred) => (
                 format!("no usable AWS credentials: {}", chain(cred)),
-                Some(sign_in_hint(request)),
+                Some(missing_profile_hint(request).unwrap_or_else(|| sign_in_hint(request))),
             ),
             None => (
                 format!("the request could not be sent: {}", chain(&err)),
@@ -116,6 +116,64 @@ fn sign_in_hint(request: &Request) -> String {
     }
 }
 
+/// When no credentials came and the profile named (not `default`) is in
+/// neither AWS file, says so: signing in to it cannot help.
+fn missing_profile_hint(request: &Request) -> Option<String> {
+    let profile = &request.aws.effective_profile;
+    let files = aws_files();
+    if profile == "default" || files.is_empty() || profile_defined(&files, profile) {
+        return None;
+    }
+    let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+    Some(format!(
+        "the AWS profile \"{profile}\" is not defined in {}: set one up (aws configure sso --profile {profile}) or name another with --profile, AWS_PROFILE or the connection's aws_profile",
+        names.join(" or ")
+    ))
+}
+
+/// The AWS config and credentials files, as the SDK finds them, with
+/// whether each is the config file (whose sections read `[profile NAME]`).
+fn aws_files() -> Vec<(std::path::PathBuf, bool)> {
+    let home = dirs::home_dir();
+    let pick = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
+    };
+    [
+        (pick("AWS_CONFIG_FILE", "config"), true),
+        (pick("AWS_SHARED_CREDENTIALS_FILE", "credentials"), false),
+    ]
+    .into_iter()
+    .filter_map(|(p, config)| p.map(|p| (p, config)))
+    .collect()
+}
+
+/// Whether any of `files` has a section for `profile`. Unreadable files
+/// count as not having it.
+fn profile_defined(files: &[(std::path::PathBuf, bool)], profile: &str) -> bool {
+    files.iter().any(|(path, config)| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines().any(|line| {
+            let Some(section) = line
+                .trim()
+                .strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+            else {
+                return false;
+            };
+            let section = section.trim();
+            let named = if *config && profile != "default" {
+                section.strip_prefix("profile").map(str::trim)
+            } else {
+                Some(section)
+            };
+            named == Some(profile)
+        })
+    })
+}
+
 fn credentials_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a CredentialsError> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
@@ -128,7 +186,7 @@ fn credentials_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Creden
 }
 
 /// The error and its sources, as one line.
-fn chain(err: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn StdError + 'static)) -> String {
     let mut parts = vec![err.to_string()];
     let mut cur = err.source();
     while let Some(e) = cur {
@@ -164,6 +222,26 @@ mod tests {
         let (reason, hint) = classify_code("ExpiredToken", None, &r);
         assert_eq!(reason, "AWS rejected the credentials: ExpiredToken");
         assert_eq!(hint.unwrap(), "sign in again: aws sso login --profile dev");
+    }
+
+    #[test]
+    fn a_profile_is_found_in_the_config_or_the_credentials_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        let creds = dir.path().join("credentials");
+        std::fs::write(
+            &config,
+            "[default]\nregion = x\n[profile dev]\nregion = y\n",
+        )
+        .unwrap();
+        std::fs::write(&creds, "[ci]\naws_access_key_id = k\n").unwrap();
+        let files = [(config, true), (creds, false)];
+        for found in ["default", "dev", "ci"] {
+            assert!(profile_defined(&files, found), "{found}");
+        }
+        for missing in ["prod", "profile", "region"] {
+            assert!(!profile_defined(&files, missing), "{missing}");
+        }
     }
 
     #[test]

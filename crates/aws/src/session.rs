@@ -150,66 +150,74 @@ pub(crate) fn credential(
     })
 }
 
-/// Resolves AWS credentials through the default chain and asks STS who they
-/// belong to. Returns a line for `doctor`; never the secret key.
-pub(crate) fn identity(
-    profile: Option<&str>,
-    region: Option<&str>,
-    endpoint_url: Option<&str>,
-) -> Result<String, String> {
-    use aws_credential_types::provider::ProvideCredentials;
-    let target = AwsTarget {
-        profile: profile.map(str::to_string),
-        region: region.map(str::to_string),
-        endpoint_url: endpoint_url.map(str::to_string),
-        effective_profile: profile.unwrap_or("default").to_string(),
-        access_key_id: None,
+/// What `doctor` learns from the AWS SDK: the region it would sign for, and
+/// the credentials with their principal (from STS) or why they fail, with the
+/// underlying cause. Never the secret key.
+pub(crate) struct AwsCheck {
+    pub region: Option<String>,
+    pub identity: Result<String, String>,
+}
+
+/// Loads the AWS configuration for `target` as `get` would, then resolves
+/// the credentials and asks STS GetCallerIdentity who they belong to.
+pub(crate) fn check(target: &AwsTarget, api_timeout: Duration) -> AwsCheck {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            return AwsCheck {
+                region: None,
+                identity: Err(format!("cannot start the async runtime: {e}")),
+            };
+        }
     };
-    let rt = runtime().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async {
-        let config = load_config(&target, Duration::from_secs(10)).await;
-        let provider = config
-            .credentials_provider()
-            .ok_or_else(|| "no credentials provider is configured".to_string())?;
-        let creds = provider.provide_credentials().await.map_err(|e| {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
-            format!("{msg}; sign in again (for example `aws sso login`)")
-        })?;
-        let id = creds.access_key_id();
-        let shown = if id.len() > 8 {
-            format!("{}...{}", &id[..4], &id[id.len() - 4..])
-        } else {
-            "***".into()
-        };
-        if config.region().is_none() {
-            return Ok(format!(
-                "resolve (access key {shown}); no region, so the principal was not checked"
-            ));
-        }
-        let sts = aws_sdk_sts::Client::new(&config);
-        match sts.get_caller_identity().send().await {
-            Ok(who) => Ok(format!(
-                "resolve (access key {shown}) to {} in account {}",
-                who.arn().unwrap_or("an unknown principal"),
-                who.account().unwrap_or("?")
-            )),
-            Err(e) => {
-                use aws_sdk_sts::error::ProvideErrorMetadata;
-                let why = match (e.code(), e.message()) {
-                    (Some(code), Some(message)) => format!("{code}: {message}"),
-                    (Some(code), None) => code.to_string(),
-                    _ => e.to_string(),
-                };
-                Err(format!(
-                    "resolve (access key {shown}), but STS GetCallerIdentity failed: {why}"
-                ))
-            }
-        }
+        let config = load_config(target, api_timeout).await;
+        let region = config.region().map(ToString::to_string);
+        let identity = identity(&config).await;
+        AwsCheck { region, identity }
     })
+}
+
+async fn identity(config: &aws_config::SdkConfig) -> Result<String, String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let provider = config
+        .credentials_provider()
+        .ok_or_else(|| "no credentials provider is configured".to_string())?;
+    let creds = provider.provide_credentials().await.map_err(|e| {
+        format!(
+            "{}; sign in again (for example `aws sso login`)",
+            crate::failure::chain(&e)
+        )
+    })?;
+    let id = creds.access_key_id();
+    let shown = if id.len() > 8 {
+        format!("{}...{}", &id[..4], &id[id.len() - 4..])
+    } else {
+        "***".into()
+    };
+    if config.region().is_none() {
+        return Err(format!(
+            "resolve (access key {shown}), but with no region the principal cannot be checked"
+        ));
+    }
+    let sts = aws_sdk_sts::Client::new(config);
+    match sts.get_caller_identity().send().await {
+        Ok(who) => Ok(format!(
+            "resolve (access key {shown}) to {} in account {}",
+            who.arn().unwrap_or("an unknown principal"),
+            who.account().unwrap_or("?")
+        )),
+        Err(e) => {
+            use aws_sdk_sts::error::ProvideErrorMetadata;
+            let why = match (e.code(), e.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_string(),
+                // dispatch failure: io error: ... dns error: failed to lookup address
+                _ => crate::failure::chain(&e),
+            };
+            Err(format!(
+                "resolve (access key {shown}), but STS GetCallerIdentity failed: {why}"
+            ))
+        }
+    }
 }

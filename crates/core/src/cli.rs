@@ -4,11 +4,12 @@ use crate::choice::{Choice, Parsed, parse_flag};
 use crate::tls::SslMode;
 use clap::error::ContextValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
 
 /// Short-lived Amazon Redshift database credentials from IAM, cached in the OS
 /// keyring, for psql, dbt and every other client.
 #[derive(Debug, Parser)]
-#[command(name = "redshift-creds", version, about, max_term_width = 100)]
+#[command(name = "redshift-creds", version, max_term_width = 100)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -30,7 +31,7 @@ pub enum Command {
     Clear(ClearArgs),
     /// Serve the connection on a local port: any client logs in with no password (IAM upstream).
     Proxy(ProxyArgs),
-    /// Check this machine: the cache store `auto` picks, AWS credentials, the config file, the lock directory.
+    /// Check what `get` would do with these inputs: config, region, cache store, AWS credentials, endpoint.
     Doctor(DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -82,7 +83,7 @@ pub enum OutputFormat {
 #[derive(Debug, Args)]
 pub struct CredArgs {
     /// A named connection from the config file ([connections.NAME]).
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = ArgValueCandidates::new(crate::complete::connection_names))]
     pub name: Option<String>,
 
     /// The cluster that holds the database.
@@ -125,7 +126,8 @@ pub struct CredArgs {
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub duration_seconds: Option<i64>,
 
-    /// The cluster's custom domain name, instead of --cluster-identifier (also with --with-iam).
+    /// The custom domain name of the cluster (or, with --workgroup, of the workgroup), instead
+    /// of --cluster-identifier; also with --with-iam.
     #[arg(long, value_name = "NAME")]
     pub custom_domain_name: Option<String>,
 
@@ -133,7 +135,8 @@ pub struct CredArgs {
     #[arg(long, value_name = "AWS_PROFILE")]
     pub profile: Option<String>,
 
-    /// The AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, else the profile's region).
+    /// The AWS region (default: the region in a Redshift --host name, then $AWS_REGION,
+    /// $AWS_DEFAULT_REGION, the connection's region or host, else the profile's region).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
@@ -177,11 +180,11 @@ pub struct ConnArgs {
 
     /// TLS mode: require, verify-ca or verify-full [default: verify-full with the system CA
     /// bundle, else require]. Modes without TLS are refused.
-    #[arg(long, value_name = "MODE", value_parser = parse_flag::<SslMode>)]
+    #[arg(long, value_name = "MODE", value_parser = parse_flag::<SslMode>, add = ArgValueCandidates::new(crate::complete::ssl_modes))]
     pub sslmode: Option<Parsed<SslMode>>,
 
     /// The CA certificate file to verify the server with [default: the system CA bundle].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub sslrootcert: Option<std::path::PathBuf>,
 }
 
@@ -190,7 +193,7 @@ pub struct ConnArgs {
 #[command(group(clap::ArgGroup::new("what").required(true).args(["name", "all"])))]
 pub struct ClearArgs {
     /// The connection (or cluster, or workgroup) whose entries to remove.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = ArgValueCandidates::new(crate::complete::connection_names))]
     pub name: Option<String>,
 
     /// Remove every cached entry.
@@ -198,20 +201,14 @@ pub struct ClearArgs {
     pub all: bool,
 }
 
-/// `doctor`: what to check against.
+/// `doctor`: the inputs `get` would take, to check what it would do with them.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// The AWS profile to check (default: $AWS_PROFILE, else "default").
-    #[arg(long, value_name = "AWS_PROFILE")]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub cred: CredArgs,
 
-    /// The AWS region to use for the check.
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
-
-    /// Send the identity check to this URL instead of AWS.
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 /// `get`: credentials on stdout.
@@ -254,6 +251,10 @@ pub struct PgpassArgs {
     /// Keep running, rewriting the line before each password expires.
     #[arg(long)]
     pub watch: bool,
+
+    /// Say nothing on stderr about the line written (errors and warnings still show).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// `proxy`: a local PostgreSQL proxy that logs every upstream connection in with the IAM password.
@@ -384,18 +385,12 @@ fn conflict(e: &clap::Error, arg: &str) -> String {
 
 /// The completion script for `shell`.
 pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
-    use clap::CommandFactory;
-    let mut text = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "redshift-creds", &mut text);
-    text
+    crate::complete::script(shell)
 }
 
 /// The man page, as roff.
 pub fn man_page() -> std::io::Result<Vec<u8>> {
-    use clap::CommandFactory;
-    let mut text = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut text)?;
-    Ok(text)
+    Ok(crate::man::page())
 }
 
 #[cfg(test)]

@@ -128,10 +128,17 @@ pub fn clear(args: &ClearArgs, out: &mut dyn Write) -> Result<(), Error> {
         Some(n) => format!("for \"{n}\""),
         None => "in all".to_string(),
     };
-    let line = format!(
-        "removed {removed} cached {} {what}\n",
-        if removed == 1 { "entry" } else { "entries" }
-    );
+    let line = if removed == 0 {
+        match &args.name {
+            Some(n) => format!("no cached entries for \"{n}\"\n"),
+            None => "no cached entries\n".to_owned(),
+        }
+    } else {
+        format!(
+            "removed {removed} cached {} {what}\n",
+            if removed == 1 { "entry" } else { "entries" }
+        )
+    };
     out.write_all(line.as_bytes()).map_err(Error::Output)
 }
 

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod choice;
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod config;
 pub mod config_file;
 pub mod credential;
@@ -19,11 +20,13 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod housekeeping;
+pub mod man;
 pub mod output;
 pub mod pgpass;
 pub mod private_fs;
 pub mod report;
 pub mod rules;
+pub mod slips;
 pub mod source;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

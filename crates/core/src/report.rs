@@ -21,6 +21,16 @@ pub fn warn(message: &str) {
     }
 }
 
+/// Prints one line of news for the user on stderr (what a command did),
+/// held back like a warning while the run may still be handed over.
+pub fn note(message: &str) {
+    let text = format!("redshift-creds: {}", one_line(message));
+    match HELD.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        Some(held) => held.push(text),
+        None => eprintln!("{text}"),
+    }
+}
+
 /// Warnings kept back while `redshift-creds` may still hand the run over to
 /// `redshift-creds-aws` (which would say them again).
 static HELD: std::sync::Mutex<Option<Vec<String>>> = std::sync::Mutex::new(None);

@@ -283,3 +283,83 @@ fn psql_reads_the_pgpass_file_written_by_pgpass() {
     let o = psql_with(&rig.sb.path().join("absent"));
     assert!(!o.status.success(), "{}", rig.explain(&o));
 }
+
+/// The example profile of install/examples/dbt, for dbt-postgres (the venv
+/// has no dbt-redshift): only the adapter lines differ, every `env_var` is
+/// the example's own.
+fn example_dbt_project(dir: &Path) {
+    let profile = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/install/examples/dbt/profiles.yml"
+    ))
+    .unwrap();
+    assert!(
+        profile.contains("type: redshift"),
+        "the example changed: {profile}"
+    );
+    let profile: String = profile
+        .replace("type: redshift", "type: postgres")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("method:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("profiles.yml"), profile).unwrap();
+    std::fs::write(
+        dir.join("dbt_project.yml"),
+        "name: example\nversion: '1.0'\nconfig-version: 2\nprofile: redshift\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_example_dbt_profile_passes_debug_with_and_without_db_name() {
+    let Some(dbt) = require_tool("dbt", "DBT") else {
+        return;
+    };
+    let Some(rig) = Rig::start(true) else { return };
+    let project = rig.sb.path().join("example-dbt");
+    example_dbt_project(&project);
+    let project = project.to_str().unwrap();
+    let scratch = rig.sb.path().join("dbt-scratch");
+    let scratch = scratch.to_str().unwrap();
+    let env = [
+        ("HOME", rig.sb.path().to_str().unwrap()),
+        ("LANG", "C.UTF-8"),
+        ("LC_ALL", "C.UTF-8"),
+        ("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
+        ("DBT_VERSION_CHECK", "false"),
+        ("DBT_USE_COLORS", "false"),
+        ("DBT_LOG_PATH", scratch),
+        ("DBT_TARGET_PATH", scratch),
+    ];
+    let debug = ["debug", "--project-dir", project, "--profiles-dir", project];
+    let o = rig.exec(&dbt, &debug, &env);
+    assert!(
+        stdout(&o).contains("All checks passed"),
+        "with --db-name: {}",
+        rig.explain(&o)
+    );
+
+    // Without --db-name, PGDATABASE is unset and the profile's default, dev, applies.
+    rig.pg.superuser_sql("create database dev");
+    let mut args: Vec<&str> = rig.args("exec", &[]);
+    let i = args.iter().position(|a| *a == "--db-name").unwrap();
+    args.drain(i..i + 2);
+    let mut get = args.clone();
+    get[0] = "get";
+    let pw = password(&rig.sb.run(&get));
+    rig.pg.set_password(ROLE, &pw);
+    args.push("--");
+    args.push(dbt.to_str().unwrap());
+    args.extend_from_slice(&debug);
+    let mut c = rig.sb.cmd(&args);
+    c.env("PGCONNECT_TIMEOUT", "10").envs(env);
+    let o = c.output().unwrap();
+    assert!(
+        stdout(&o).contains("All checks passed"),
+        "without --db-name: {}",
+        rig.explain(&o)
+    );
+    assert!(stdout(&o).contains("database: dev"), "{}", rig.explain(&o));
+}

@@ -3,3 +3,4 @@
 mod environment;
 mod flags;
 mod hostile_config;
+mod slips;

@@ -17,8 +17,10 @@ use zeroize::Zeroizing;
 const MAX_PGPASS_LEN: u64 = 1024 * 1024;
 
 /// Writes this connection's pgpass line; with `watch`, keeps rewriting it
-/// before each password expires until the process is stopped.
-pub fn pgpass(r: &Resolved, watch: bool, source: &dyn Source) -> Result<(), Error> {
+/// before each password expires until the process is stopped. Unless
+/// `quiet`, says on stderr what it wrote and when the next refresh is due
+/// (one line per write; never the password).
+pub fn pgpass(r: &Resolved, watch: bool, quiet: bool, source: &dyn Source) -> Result<(), Error> {
     let tls = r.tls();
     let path = pgpass::default_path()
         .ok_or_else(|| Error::Usage("no home directory for ~/.pgpass: set PGPASSFILE".into()))?;
@@ -38,6 +40,10 @@ pub fn pgpass(r: &Resolved, watch: bool, source: &dyn Source) -> Result<(), Erro
         if written.as_ref().map(|w| w.as_str()) != Some(credential.expose_password()) {
             write_pgpass_line(r, &path, &endpoint, &credential)?;
             written = Some(Zeroizing::new(credential.expose_password().to_string()));
+            if !quiet {
+                let now = Clock::now(&SystemClock);
+                report::note(&written_note(r, &path, &endpoint, &credential, watch, now));
+            }
         }
         if !watch {
             if let Some(note) = &tls.note {
@@ -56,6 +62,39 @@ pub fn pgpass(r: &Resolved, watch: bool, source: &dyn Source) -> Result<(), Erro
         );
         std::thread::sleep(std::time::Duration::from_secs(wait));
     }
+}
+
+/// What `pgpass` tells the user after a write: the file, the line without its
+/// password, and when the password should be refreshed.
+fn written_note(
+    r: &Resolved,
+    path: &std::path::Path,
+    endpoint: &Endpoint,
+    credential: &Credential,
+    watch: bool,
+    now: i64,
+) -> String {
+    let database = r.request.db_name.as_deref().unwrap_or("*");
+    let due = credential.expiration - r.settings.refresh_margin;
+    let when = u64::try_from(due)
+        .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .unwrap_or_else(|_| due.to_string());
+    let left = humantime::format_duration(std::time::Duration::from_secs(
+        u64::try_from(due - now).unwrap_or(0),
+    ));
+    let how = if watch {
+        "refreshing"
+    } else {
+        "run pgpass again (or use --watch)"
+    };
+    format!(
+        "pgpass: wrote {}:{}:{database}:{} to {}; next refresh due {when} (in {left}), {how} then",
+        endpoint.host,
+        endpoint.port,
+        credential.db_user,
+        path.display()
+    )
 }
 
 /// Seconds until `pgpass --watch` refreshes again: until the refresh margin
