@@ -10,5 +10,6 @@ mod handover;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    redshift_creds_core::hardening::no_core_dumps();
     front::run(std::env::args_os())
 }

@@ -22,6 +22,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v git >/dev/null || missing+=(git) # `dbt debug` checks for it
+command -v tinyproxy >/dev/null || missing+=(tinyproxy) # a forward proxy for HTTPS_PROXY
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   apt-get update -qq

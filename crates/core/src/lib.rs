@@ -16,6 +16,7 @@ pub mod endpoint;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hardening;
 pub mod housekeeping;
 pub mod output;
 pub mod pgpass;
