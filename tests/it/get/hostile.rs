@@ -54,12 +54,13 @@ fn a_far_future_serverless_expiration_is_refused_without_a_panic() {
     let server = CountingServer::start();
     let url = server.url();
     let sb = Sandbox::new();
-    for expiration in [1_000_000_000_000, i64::from(i32::MAX) * 1000, now() + 3661] {
+    for expiration in [1_000_000_000_000, i64::from(i32::MAX) * 1000, now() + 3700] {
         server.set_answer(Answer {
             expiration: Some(expiration),
             ..Answer::default()
         });
         let out = sb.run(&serverless(&url));
+        assert_eq!(out.status.code(), Some(1), "{expiration}: {}", stderr(&out));
         refused(&sb, &out, "Expiration");
         assert!(
             stderr(&out).contains("between 60 s and 3660 s from now"),

@@ -22,7 +22,18 @@ fn switching_the_shared_credentials_file_is_a_miss() {
     .unwrap();
     let run = |file: &std::path::Path| {
         let out = sb
-            .cmd(&get_args(&url, &["--with-iam"]))
+            .cmd(&[
+                "get",
+                "--cluster-identifier",
+                "examplecluster",
+                "--with-iam",
+                "--region",
+                "us-east-1",
+                "--endpoint-url",
+                &url,
+                "--cache",
+                "file",
+            ])
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env("AWS_SHARED_CREDENTIALS_FILE", file)
