@@ -23,6 +23,11 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v git >/dev/null || missing+=(git) # `dbt debug` checks for it
 command -v tinyproxy >/dev/null || missing+=(tinyproxy) # a forward proxy for HTTPS_PROXY
+# Clients of `redshift-creds proxy` (tests/it/proxy): pgjdbc on a JDK, node-postgres on Node.
+[ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
+command -v java >/dev/null || missing+=(default-jdk-headless)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   apt-get update -qq
@@ -54,6 +59,27 @@ if [ "$(cat "$clients/.pins" 2>/dev/null)" != "${client_pins[*]}" ]; then
 fi
 export PGCLI="$clients/bin/pgcli"
 export DBT="$clients/bin/dbt"
+
+# Database drivers for the proxy's client tests: psycopg 3 and redshift_connector in a
+# venv, node-postgres in a directory of its own.
+drivers="${REDSHIFT_CREDS_DRIVERS_VENV:-$PWD/.venv-drivers}"
+driver_pins=('psycopg[binary]==3.2.10' 'redshift-connector==2.1.8')
+if [ "$(cat "$drivers/.pins" 2>/dev/null)" != "${driver_pins[*]}" ]; then
+  log "creating $drivers with ${driver_pins[*]}"
+  if [ -f "$drivers/pyvenv.cfg" ]; then rm -rf "$drivers"; fi
+  python3 -m venv "$drivers"
+  "$drivers/bin/pip" install -q --disable-pip-version-check "${driver_pins[@]}"
+  printf '%s\n' "${driver_pins[*]}" >"$drivers/.pins"
+fi
+export PYDRIVERS="$drivers/bin/python"
+node_clients="${REDSHIFT_CREDS_NODE_CLIENTS:-$PWD/.node-clients}"
+if [ ! -f "$node_clients/node_modules/pg/package.json" ]; then
+  log "installing node-postgres into $node_clients"
+  mkdir -p "$node_clients"
+  (cd "$node_clients" && npm install --silent --no-audit --no-fund pg@8.16.3)
+fi
+export NODE_CLIENTS="$node_clients"
+export PGJDBC=/usr/share/java/postgresql.jar
 export REDSHIFT_CREDS_TEST_STRICT=1
 
 log "cargo fmt --check"

@@ -10,5 +10,6 @@ mod housekeeping;
 mod inputs;
 mod layout;
 mod pgpass;
+mod proxy;
 mod stores;
 mod support;

@@ -50,6 +50,7 @@ fn dispatch(command: Command) -> Result<bool, Error> {
         Command::Pgpass(a) => {
             with_aws(&a.cred, &a.conn, |r, aws| commands::pgpass(r, a.watch, aws))
         }
+        Command::Proxy(a) => crate::proxy::proxy(&a),
         Command::List => housekeeping::list(&mut stdout).map(|()| true),
         Command::Clear(a) => {
             report::init_log(0);

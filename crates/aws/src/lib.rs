@@ -7,6 +7,7 @@
 mod dispatch;
 mod doctor;
 mod failure;
+mod proxy;
 mod redshift;
 mod serverless;
 mod session;

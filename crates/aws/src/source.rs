@@ -52,14 +52,23 @@ impl Aws {
     }
 }
 
-impl Source for Aws {
-    fn credential(&self, r: &Resolved) -> Result<Credential, Error> {
+impl Aws {
+    /// The request's credential if it stays valid for longer than `margin` seconds:
+    /// from the cache, else fetched under the refresh lock. A margin at least the
+    /// cached entry's remaining lifetime forces a fetch (after the lock, when
+    /// another process may have refreshed the entry already).
+    pub(crate) fn credential_within(&self, r: &Resolved, margin: i64) -> Result<Credential, Error> {
         let mut cache = source::credential_cache(r)?;
         let fetch = self.credential_fetch(r);
-        let (credential, outcome) =
-            refresh::obtain(&mut cache, &*fetch, &SystemClock, r.settings.refresh_margin)?;
+        let (credential, outcome) = refresh::obtain(&mut cache, &*fetch, &SystemClock, margin)?;
         tracing::debug!(?outcome, store = %cache.store().name(), "credential ready");
         Ok(credential)
+    }
+}
+
+impl Source for Aws {
+    fn credential(&self, r: &Resolved) -> Result<Credential, Error> {
+        self.credential_within(r, r.settings.refresh_margin)
     }
 
     fn endpoint(&self, r: &Resolved) -> Result<Endpoint, Error> {

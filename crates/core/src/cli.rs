@@ -25,6 +25,8 @@ pub enum Command {
     List,
     /// Remove cached entries from whichever store holds them.
     Clear(ClearArgs),
+    /// Serve the connection on a local port: any client logs in with no password (IAM upstream).
+    Proxy(ProxyArgs),
     /// Check this machine: the cache store `auto` picks, AWS credentials, the config file, the lock directory.
     Doctor(DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -233,6 +235,33 @@ pub struct PgpassArgs {
     /// Keep running, rewriting the line before each password expires.
     #[arg(long)]
     pub watch: bool,
+}
+
+/// `proxy`: a local PostgreSQL proxy that logs every upstream connection in with the IAM password.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    #[command(flatten)]
+    pub cred: CredArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// Where clients connect: 127.0.0.1:PORT, [::1]:PORT or unix:DIR (a libpq socket
+    /// DIR/.s.PGSQL.PORT); repeatable [default: the config file's `listen`, else 127.0.0.1:5439].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<String>,
+
+    /// Serve every connection in the config file that has `listen`, in one process.
+    #[arg(long, conflicts_with_all = ["name", "listen", "host", "port", "cluster_identifier", "workgroup"])]
+    pub all: bool,
+
+    /// Offer TLS to clients, with a local CA made once under the config directory.
+    #[arg(long)]
+    pub client_tls: bool,
+
+    /// On SIGINT or SIGTERM, wait this long for open sessions [default: 30].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub shutdown_timeout: Option<i64>,
 }
 
 /// Flattens a clap usage error into one line: the message, the valid values

@@ -37,6 +37,8 @@ pub struct FileConnection {
     pub cache: Option<String>,
     pub sslmode: Option<String>,
     pub sslrootcert: Option<PathBuf>,
+    /// Where `redshift-creds proxy` serves this connection (`--listen` values).
+    pub listen: Option<Vec<String>>,
 }
 
 /// The largest config file we read; anything bigger is a mistake.
@@ -98,9 +100,17 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
             None => message,
         }
     })?;
-    for name in file.connections.keys() {
+    for (name, c) in &file.connections {
         check_name(name)
             .map_err(|rule| format!("connection name \"{}\": {rule}", name.escape_debug()))?;
+        for spec in c.listen.iter().flatten() {
+            check_listen(spec).map_err(|rule| {
+                format!(
+                    "connection \"{name}\": listen {}: {rule}",
+                    crate::error::display_value(spec)
+                )
+            })?;
+        }
     }
     Ok(file)
 }
@@ -117,6 +127,28 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
     } else {
         Err("must be 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit")
     }
+}
+
+/// A `listen` value: `127.0.0.1:PORT`, `[::1]:PORT` (loopback only) or `unix:DIR`.
+pub fn check_listen(spec: &str) -> Result<(), &'static str> {
+    if let Some(dir) = spec.strip_prefix("unix:") {
+        return if dir.is_empty() {
+            Err("unix: needs a directory")
+        } else {
+            Ok(())
+        };
+    }
+    match spec.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.ip().is_loopback() => Ok(()),
+        Ok(_) => Err("only loopback addresses are allowed (anyone who can connect gets a session)"),
+        Err(_) => Err("expected 127.0.0.1:PORT, [::1]:PORT or unix:DIR"),
+    }
+}
+
+/// This program's own directory under the user's config directory
+/// (`$XDG_CONFIG_HOME/redshift-creds`), for files it makes, such as the proxy's local CA.
+pub fn config_dir() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("redshift-creds"))
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -218,6 +250,24 @@ mod tests {
         assert!(err.starts_with("line 2, column 11:"), "{err}");
         let err = parse("[connections.prod\n").unwrap_err();
         assert!(err.starts_with("line 1, column"), "{err}");
+    }
+
+    #[test]
+    fn listen_takes_loopback_and_unix_sockets_only() {
+        let f = parse(
+            "[connections.prod]\nlisten = [\"127.0.0.1:15439\", \"[::1]:5439\", \"unix:/run/rc\"]\n",
+        )
+        .unwrap();
+        assert_eq!(f.connections["prod"].listen.as_ref().unwrap().len(), 3);
+        let err = parse("[connections.prod]\nlisten = [\"10.0.0.1:5439\"]\n").unwrap_err();
+        assert_eq!(
+            err,
+            "connection \"prod\": listen \"10.0.0.1:5439\": only loopback addresses are allowed \
+             (anyone who can connect gets a session)"
+        );
+        assert!(parse("[connections.p]\nlisten = [\"unix:\"]\n").is_err());
+        assert!(parse("[connections.p]\nlisten = [\"localhost\"]\n").is_err());
+        assert!(parse("[connections.p]\nlisten = \"127.0.0.1:1\"\n").is_err());
     }
 
     #[test]

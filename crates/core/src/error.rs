@@ -83,6 +83,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// `proxy` could not start or serve (a taken port, a socket directory that is not private).
+    #[error("{0}")]
+    Proxy(String),
+
     /// `exec` could not start the command.
     #[error("cannot run {program}: {source}")]
     Exec {
@@ -116,7 +120,11 @@ impl Error {
             Error::InvalidInput { .. } | Error::Usage(_) => 2,
             Error::LockTimeout { .. } => 3,
             Error::CacheUnavailable { .. } => 4,
-            Error::Aws { .. } | Error::Output(_) | Error::File { .. } | Error::Helper { .. } => 1,
+            Error::Aws { .. }
+            | Error::Output(_)
+            | Error::File { .. }
+            | Error::Helper { .. }
+            | Error::Proxy(_) => 1,
             Error::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
             Error::Exec { .. } => 126,
         }

@@ -11,7 +11,7 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn serverless<'a>(url: &'a str) -> Vec<&'a str> {
+fn serverless(url: &str) -> Vec<&str> {
     vec![
         "get",
         "--workgroup",

@@ -1,7 +1,7 @@
 //! `get` keys its cache by who is calling and where: another credentials file, or another endpoint, is another entry.
 
 use crate::support::counting::CountingServer;
-use crate::support::{Sandbox, get_args, password};
+use crate::support::{Sandbox, password};
 
 #[test]
 fn switching_the_shared_credentials_file_is_a_miss() {

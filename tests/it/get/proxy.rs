@@ -31,7 +31,7 @@ impl Tinyproxy {
             ),
         )
         .unwrap();
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .args(["-d", "-c"])
             .arg(&conf)
             .stdout(Stdio::null())
@@ -49,6 +49,8 @@ impl Tinyproxy {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("tinyproxy did not listen on {port}");
     }
 

@@ -31,22 +31,9 @@ fn with(url: &str, flag: &str, value: Option<&str>) -> Vec<String> {
     args
 }
 
-#[test]
-fn every_bad_input_is_refused_cleanly() {
-    let server = CountingServer::start();
-    let url = server.url();
-    let sb = Sandbox::new();
-    // A cached entry for the valid request, which no bad input may disturb.
-    let base_owned = base(&url);
-    let base_args: Vec<&str> = base_owned.iter().map(|s| &**s).collect();
-    let cached = password(&sb.cmd(&base_args).output().unwrap());
-    let entries_before = sb.entries();
-    assert_eq!(server.calls(), 1);
-
-    let long = "a".repeat(65);
-    let very_long = "x".repeat(100_000);
-    // (flag, value or None to remove it, what the message must contain)
-    let cases: Vec<(&str, Option<&str>, &str)> = vec![
+/// Each bad flag: (flag, value or None to remove it, what the message must contain).
+fn bad_flags<'a>(long: &'a str, very_long: &'a str) -> Vec<(&'a str, Option<&'a str>, &'a str)> {
+    vec![
         ("--duration-seconds", Some("60"), "--duration-seconds"),
         ("--duration-seconds", Some("3601"), "from 900 to 3600"),
         ("--duration-seconds", Some("-1"), "from 900 to 3600"),
@@ -66,8 +53,8 @@ fn every_bad_input_is_refused_cleanly() {
         ),
         ("--db-user", Some("a/b"), "must not contain ':' or '/'"),
         ("--db-user", Some("1alice"), "must start with a letter"),
-        ("--db-user", Some(&long), "1 to 64 characters"),
-        ("--db-user", Some(&very_long), "1 to 64 characters"),
+        ("--db-user", Some(long), "1 to 64 characters"),
+        ("--db-user", Some(very_long), "1 to 64 characters"),
         ("--db-user", Some("al ice"), "only ASCII letters, digits"),
         ("--db-user", Some("a\nb"), "only ASCII letters, digits"),
         ("--db-user", Some("álïce"), "only ASCII letters, digits"),
@@ -89,7 +76,7 @@ fn every_bad_input_is_refused_cleanly() {
         ),
         ("--cluster-identifier", Some(""), "--cluster-identifier"),
         ("--cluster-identifier", Some("a--b"), "--cluster-identifier"),
-        ("--cluster-identifier", Some(&long), "--cluster-identifier"),
+        ("--cluster-identifier", Some(long), "--cluster-identifier"),
         (
             "--cluster-identifier",
             Some("clüster"),
@@ -115,7 +102,24 @@ fn every_bad_input_is_refused_cleanly() {
         ("--cache", Some("sometimes"), "--cache"),
         ("--output", Some("xml"), "--output"),
         ("--no-such-flag", None, "--no-such-flag"),
-    ];
+    ]
+}
+
+#[test]
+fn every_bad_input_is_refused_cleanly() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    // A cached entry for the valid request, which no bad input may disturb.
+    let base_owned = base(&url);
+    let base_args: Vec<&str> = base_owned.iter().map(|s| &**s).collect();
+    let cached = password(&sb.cmd(&base_args).output().unwrap());
+    let entries_before = sb.entries();
+    assert_eq!(server.calls(), 1);
+
+    let long = "a".repeat(65);
+    let very_long = "x".repeat(100_000);
+    let cases = bad_flags(&long, &very_long);
     let mut failures = Vec::new();
     for (flag, value, expect) in &cases {
         let args = with(&url, flag, *value);

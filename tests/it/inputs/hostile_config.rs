@@ -27,12 +27,8 @@ fn toml_str(s: &str) -> String {
     out
 }
 
-#[test]
-fn every_config_field_refuses_hostile_values() {
-    let server = CountingServer::start();
-    let url = server.url();
-    let sb = Sandbox::new();
-    let config = sb.path().join("config.toml");
+/// Every (key, TOML value) pair to try: hostile strings and numbers in each field.
+fn hostile_cases() -> Vec<(String, String)> {
     let long = "x".repeat(10_000);
     let strings = [
         "",
@@ -87,6 +83,16 @@ fn every_config_field_refuses_hostile_values() {
     for key in ["auto_create", "with_iam"] {
         cases.push((key.to_string(), "\"yes\"".to_string()));
     }
+    cases
+}
+
+#[test]
+fn every_config_field_refuses_hostile_values() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    let config = sb.path().join("config.toml");
+    let cases = hostile_cases();
     let mut failures = Vec::new();
     let mut accepted = Vec::new();
     for (key, value) in &cases {

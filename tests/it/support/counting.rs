@@ -22,6 +22,8 @@ pub enum Behaviour {
     ClusterNotFound,
     /// 403 ExpiredToken.
     ExpiredToken,
+    /// 403 AccessDenied.
+    AccessDenied,
     /// An AccessDenied error whose message carries ESC and BEL, from every
     /// credential API (Redshift's XML and Serverless's JSON alike).
     HostileError,
@@ -56,6 +58,9 @@ struct State {
     /// The next this-many calls answer with `failing` instead of `behaviour`.
     failures_left: usize,
     failing: Behaviour,
+    /// GetClusterCredentials answers with this DbUser and DbPassword instead of
+    /// `IAM:<user>` and `counting-pw-<n>` (to match a role in a real PostgreSQL).
+    login: Option<(String, String)>,
     /// Replaces fields of every credential answer.
     answer: Answer,
 }
@@ -82,6 +87,7 @@ impl CountingServer {
             expires_in: None,
             failures_left: 0,
             failing: Behaviour::Ok,
+            login: None,
             answer: Answer::default(),
         }));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -162,6 +168,11 @@ impl CountingServer {
         s.failing = b;
     }
 
+    /// Makes GetClusterCredentials answer with this DbUser and DbPassword.
+    pub fn set_login(&self, db_user: &str, password: &str) {
+        self.state.lock().unwrap().login = Some((db_user.to_string(), password.to_string()));
+    }
+
     pub fn set_delay(&self, d: Duration) {
         self.state.lock().unwrap().delay = d;
     }
@@ -215,13 +226,14 @@ async fn handle(
     if let Some(target) = target {
         return Ok(serverless(&target, &body, &calls, &state));
     }
-    let (behaviour, delay, expires_in, describe, answer) = {
+    let (behaviour, delay, expires_in, describe, login, answer) = {
         let s = state.lock().unwrap();
         (
             s.behaviour,
             s.delay,
             s.expires_in,
             s.describe_endpoint.clone(),
+            s.login.clone(),
             s.answer.clone(),
         )
     };
@@ -280,10 +292,30 @@ async fn handle(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let reply = match behaviour {
+    Ok(credentials_reply(
+        behaviour, &body, n, expires_in, login, answer,
+    ))
+}
+
+/// GetClusterCredentials' answer for call `n` under `behaviour`.
+fn credentials_reply(
+    behaviour: Behaviour,
+    body: &str,
+    n: usize,
+    expires_in: Option<i64>,
+    login: Option<(String, String)>,
+    answer: Answer,
+) -> Response<Full<Bytes>> {
+    match behaviour {
         Behaviour::Ok => {
-            let user = form_value(&body, "DbUser").unwrap_or_default();
-            let duration: i64 = form_value(&body, "DurationSeconds")
+            let (user, password) = match login {
+                Some((u, p)) => (u, p),
+                None => (
+                    format!("IAM:{}", form_value(body, "DbUser").unwrap_or_default()),
+                    format!("counting-pw-{n}"),
+                ),
+            };
+            let duration: i64 = form_value(body, "DurationSeconds")
                 .and_then(|d| d.parse().ok())
                 .unwrap_or(900);
             let expires =
@@ -292,14 +324,14 @@ async fn handle(
                 Some(e) => xml_time(e),
                 None => humantime::format_rfc3339_seconds(expires).to_string(),
             };
-            let user = xml_text(&answer.db_user.unwrap_or(format!("IAM:{user}")));
-            let pw = xml_text(&answer.db_password.unwrap_or(format!("counting-pw-{n}")));
+            let user = xml_text(&answer.db_user.unwrap_or(user));
+            let password = xml_text(&answer.db_password.unwrap_or(password));
             xml(
                 200,
                 format!(
                     "<GetClusterCredentialsResponse xmlns=\"http://redshift.amazonaws.com/doc/2012-12-01/\">\
                      <GetClusterCredentialsResult><DbUser>{user}</DbUser>\
-                     <DbPassword>{pw}</DbPassword><Expiration>{expiration}</Expiration>\
+                     <DbPassword>{password}</DbPassword><Expiration>{expiration}</Expiration>\
                      </GetClusterCredentialsResult><ResponseMetadata><RequestId>r{n}</RequestId>\
                      </ResponseMetadata></GetClusterCredentialsResponse>"
                 ),
@@ -309,6 +341,13 @@ async fn handle(
         Behaviour::ServerError => xml(500, error_xml("InternalFailure", "internal error")),
         Behaviour::Malformed => xml(200, "<html>not what you expected</html>".to_string()),
         Behaviour::ClusterNotFound => xml(400, error_xml("ClusterNotFound", "Cluster not found.")),
+        Behaviour::AccessDenied => xml(
+            403,
+            error_xml(
+                "AccessDenied",
+                "User is not authorized to perform: redshift:GetClusterCredentials",
+            ),
+        ),
         Behaviour::ExpiredToken => xml(
             403,
             error_xml(
@@ -317,8 +356,7 @@ async fn handle(
             ),
         ),
         Behaviour::HostileError => xml(403, error_xml("AccessDenied", &xml_text(HOSTILE_MESSAGE))),
-    };
-    Ok(reply)
+    }
 }
 
 /// Text for an XML element, with the five special characters escaped and

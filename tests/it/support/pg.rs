@@ -228,6 +228,46 @@ fn wait_ready(
     }
 }
 
+/// Writes pg_hba.conf (TCP clients: `hostssl` with `tls`, else `host`; both scram-sha-256)
+/// and the test settings into postgresql.conf; `tls` is the server's certificate and key.
+fn configure(data: &Path, sock: &Path, tls: Option<(&PathBuf, &PathBuf)>, max_connections: u32) {
+    let hba = if tls.is_some() {
+        "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
+    } else {
+        "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+    };
+    std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+    let mut conf = format!(
+        "\n# redshift-creds tests\n\
+         listen_addresses = '127.0.0.1'\n\
+         unix_socket_directories = {}\n\
+         fsync = off\n\
+         synchronous_commit = off\n\
+         full_page_writes = off\n\
+         shared_buffers = 16MB\n\
+         max_connections = {max_connections}\n\
+         password_encryption = 'scram-sha-256'\n\
+         logging_collector = off\n\
+         log_connections = on\n",
+        literal(sock.to_str().unwrap()),
+    );
+    if let Some((cert, key)) = tls {
+        conf += &format!(
+            "ssl = on\nssl_cert_file = {}\nssl_key_file = {}\n",
+            literal(cert.to_str().unwrap()),
+            literal(key.to_str().unwrap())
+        );
+    } else {
+        conf += "ssl = off\n";
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .unwrap()
+        .write_all(conf.as_bytes())
+        .unwrap();
+}
+
 impl PgServer {
     /// Starts a throwaway PostgreSQL on 127.0.0.1 at a free port. With `tls`,
     /// `ssl=on` with a certificate for localhost/127.0.0.1 signed by a test CA
@@ -236,6 +276,11 @@ impl PgServer {
     /// is trusted over the Unix socket only. Returns None (SKIPPED) when
     /// initdb/postgres, psql or openssl is missing and the run is not strict.
     pub fn start(tls: bool) -> Option<PgServer> {
+        Self::start_with(tls, 30)
+    }
+
+    /// [`PgServer::start`], allowing `max_connections` sessions at once.
+    pub fn start_with(tls: bool, max_connections: u32) -> Option<PgServer> {
         let Some(bin) = bindir() else {
             skip(
                 "PostgreSQL's initdb and postgres are not installed \
@@ -243,11 +288,9 @@ impl PgServer {
             );
             return None;
         };
-        let psql = if bin.join("psql").is_file() {
-            bin.join("psql")
-        } else {
-            crate::support::require_tool("psql", "PSQL")?
-        };
+        let psql = Some(bin.join("psql"))
+            .filter(|p| p.is_file())
+            .or_else(|| crate::support::require_tool("psql", "PSQL"))?;
         let openssl = crate::support::require_tool("openssl", "OPENSSL")?;
         let Ok(owner) = server_user() else {
             skip(
@@ -306,41 +349,7 @@ impl PgServer {
                 .args(["--auth-local=trust", "--auth-host=scram-sha-256"]),
             "initdb",
         );
-        let hba = if tls {
-            "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
-        } else {
-            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-        };
-        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
-        let mut conf = format!(
-            "\n# redshift-creds tests\n\
-             listen_addresses = '127.0.0.1'\n\
-             unix_socket_directories = {}\n\
-             fsync = off\n\
-             synchronous_commit = off\n\
-             full_page_writes = off\n\
-             shared_buffers = 16MB\n\
-             max_connections = 30\n\
-             password_encryption = 'scram-sha-256'\n\
-             logging_collector = off\n\
-             log_connections = on\n",
-            literal(sock.to_str().unwrap())
-        );
-        if tls {
-            conf += &format!(
-                "ssl = on\nssl_cert_file = {}\nssl_key_file = {}\n",
-                literal(cert.to_str().unwrap()),
-                literal(key.to_str().unwrap())
-            );
-        } else {
-            conf += "ssl = off\n";
-        }
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(data.join("postgresql.conf"))
-            .unwrap()
-            .write_all(conf.as_bytes())
-            .unwrap();
+        configure(&data, &sock, tls.then_some((&cert, &key)), max_connections);
 
         let log = top.join("postgres.log");
         let mut attempt = 0;

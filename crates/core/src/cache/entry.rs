@@ -322,10 +322,25 @@ mod tests {
 
     #[test]
     fn rejection_messages_never_carry_the_entry() {
-        let bytes = encode(&key(), &cred(1));
-        let shown = format!("{:?} {}", Rejected::Garbage, Rejected::OtherKey);
-        assert!(!shown.contains("pw-"));
-        assert!(String::from_utf8_lossy(&bytes).contains("pw-"));
+        // Real rejections of entries that hold the password, each way an
+        // entry can be refused: what is shown for them must not echo it.
+        let good = String::from_utf8(encode(&key(), &cred(1_800_000_000)).to_vec()).unwrap();
+        let other = CacheKey::of(&request_with(&["--db-user", "bob"], &[]));
+        let mut huge = good.clone();
+        huge.push_str(&" ".repeat(MAX_ENCODED_LEN));
+        let refused = [
+            String::from_utf8(encode(&other, &cred(1_800_000_000)).to_vec()).unwrap(),
+            good.replacen("\"format\":1", "\"format\":7", 1),
+            good.replacen("1800000000", "-5", 1),
+            good[..good.len() - 3].to_string(),
+            huge,
+        ];
+        for bytes in &refused {
+            assert!(bytes.contains("pw-"), "the case holds the password");
+            let why = decode(bytes.as_bytes(), &key()).unwrap_err();
+            let shown = format!("{why:?} {why}");
+            assert!(!shown.contains("pw-"), "{shown}");
+        }
     }
 
     #[test]
