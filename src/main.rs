@@ -10,6 +10,7 @@ mod handover;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    redshift_creds_core::hardening::no_core_dumps();
     // A TAB in the shell: answered here, from the clap definition, without
     // handing over to the full program.
     redshift_creds_core::complete::answer();

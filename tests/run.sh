@@ -27,6 +27,7 @@ command -v fish >/dev/null || missing+=(fish)
 command -v man >/dev/null || missing+=(man-db) # tests/it/man.rs renders the page
 command -v groff >/dev/null || missing+=(groff-base)
 command -v systemd-analyze >/dev/null || missing+=(systemd) # verifies the example unit
+command -v tinyproxy >/dev/null || missing+=(tinyproxy) # a forward proxy for HTTPS_PROXY
 # Clients of `redshift-creds proxy` (tests/it/proxy): pgjdbc on a JDK, node-postgres on Node.
 [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
 command -v java >/dev/null || missing+=(default-jdk-headless)

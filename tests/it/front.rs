@@ -130,17 +130,28 @@ fn a_held_lock_is_waited_for_once() {
     };
     let server = CountingServer::start();
     let url = server.url();
-    // Learn the entry's key (the lock file's name) from a first sandbox.
+    // Learn the entry's key (the lock file's name) from a first sandbox,
+    // seeing the second sandbox's AWS files: their paths are in the key.
+    let sb = Sandbox::new();
     let first = Sandbox::new();
-    password(&first.run(&args(&url)));
+    password(
+        &first
+            .cmd(&args(&url))
+            .env("AWS_CONFIG_FILE", sb.path().join("aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                sb.path().join("aws-credentials"),
+            )
+            .output()
+            .unwrap(),
+    );
     let lock_name = first
         .cache_files()
         .into_iter()
         .find(|n| n.ends_with(".lock"))
         .expect("a lock file");
 
-    // In a second sandbox, another process holds that lock throughout.
-    let sb = Sandbox::new();
+    // In the second sandbox, another process holds that lock throughout.
     std::fs::create_dir_all(sb.cache_dir()).unwrap();
     std::fs::set_permissions(
         sb.cache_dir(),

@@ -264,6 +264,7 @@ fn list_skips_a_fifo_record_without_waiting_on_it() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "no cached entries\n");
+}
 
 #[test]
 fn doctor_fails_without_a_region_like_get_does() {

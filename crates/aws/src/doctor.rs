@@ -68,6 +68,7 @@ pub fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
                 .clone()
                 .unwrap_or_else(|| "default".into()),
             access_key_id: None,
+            identity: Vec::new(),
         },
     };
     let timeout = resolved

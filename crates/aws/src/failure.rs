@@ -22,7 +22,7 @@ where
 {
     let (reason, hint) = match &err {
         SdkError::ServiceError(ctx) => match ctx.err().code() {
-            Some(code) => classify_code(code, ctx.err().message(), request),
+            Some(code) => classify_code(api, code, ctx.err().message(), request),
             None => (
                 format!(
                     "the API sent a response that could not be read (HTTP {})",
@@ -69,8 +69,22 @@ pub(crate) fn target(request: &Request) -> String {
     }
 }
 
-/// Wording for the error codes users actually meet.
+/// The IAM permission an API call needs, and on what, for the access-denied hint.
+pub(crate) fn permission(api: &str) -> &'static str {
+    match api {
+        "GetClusterCredentialsWithIAM" => {
+            "redshift:GetClusterCredentialsWithIAM on the dbname resource"
+        }
+        "GetCredentials" => "redshift-serverless:GetCredentials on the workgroup",
+        "GetWorkgroup" => "redshift-serverless:GetWorkgroup on the workgroup",
+        "DescribeClusters" => "redshift:DescribeClusters on the cluster",
+        _ => "redshift:GetClusterCredentials on the dbuser (and dbname, dbgroup) resources",
+    }
+}
+
+/// Wording for the error codes users actually meet, for a call of `api`.
 pub(crate) fn classify_code(
+    api: &str,
     code: &str,
     message: Option<&str>,
     request: &Request,
@@ -81,21 +95,30 @@ pub(crate) fn classify_code(
             format!("the cluster was not found{said}"),
             Some("check --cluster-identifier and --region".to_string()),
         ),
-        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException" => (
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException" => (
             format!("AWS is throttling requests{said}"),
             Some("retry in a moment; a longer --duration-seconds means fewer calls".to_string()),
         ),
-        "ExpiredToken" | "ExpiredTokenException" | "InvalidClientTokenId" | "UnrecognizedClientException"
-        | "InvalidSignatureException" | "SignatureDoesNotMatch" | "AuthFailure" | "InvalidAccessKeyId" => (
+        "ExpiredToken"
+        | "ExpiredTokenException"
+        | "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "AuthFailure"
+        | "InvalidAccessKeyId" => (
             format!("AWS rejected the credentials: {code}{said}"),
             Some(sign_in_hint(request)),
         ),
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "UnsupportedOperation" => (
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "UnsupportedOperation" => (
             format!("access denied{said}"),
-            Some(
-                "the IAM principal needs redshift:GetClusterCredentials on the dbuser (and dbname, dbgroup) resources"
-                    .to_string(),
-            ),
+            Some(format!("the IAM principal needs {}", permission(api))),
         ),
         "InvalidClusterState" | "InvalidClusterStateFault" => (
             format!("the cluster is not available{said}"),
@@ -207,7 +230,12 @@ mod tests {
     #[test]
     fn cluster_not_found_says_what_to_check() {
         let r = request_with(&["--region", "us-east-1"], &[]);
-        let (reason, hint) = classify_code("ClusterNotFound", Some("Cluster x not found."), &r);
+        let (reason, hint) = classify_code(
+            "GetClusterCredentials",
+            "ClusterNotFound",
+            Some("Cluster x not found."),
+            &r,
+        );
         assert_eq!(reason, "the cluster was not found (Cluster x not found.)");
         assert_eq!(hint.unwrap(), "check --cluster-identifier and --region");
         assert_eq!(
@@ -219,7 +247,7 @@ mod tests {
     #[test]
     fn expired_credentials_name_the_sign_in_command() {
         let r = request_with(&["--profile", "dev"], &[]);
-        let (reason, hint) = classify_code("ExpiredToken", None, &r);
+        let (reason, hint) = classify_code("GetClusterCredentials", "ExpiredToken", None, &r);
         assert_eq!(reason, "AWS rejected the credentials: ExpiredToken");
         assert_eq!(hint.unwrap(), "sign in again: aws sso login --profile dev");
     }
@@ -247,7 +275,31 @@ mod tests {
     #[test]
     fn throttling_is_named() {
         let r = request_with(&[], &[]);
-        let (reason, _) = classify_code("Throttling", Some("Rate exceeded"), &r);
+        let (reason, _) = classify_code(
+            "GetClusterCredentials",
+            "Throttling",
+            Some("Rate exceeded"),
+            &r,
+        );
         assert_eq!(reason, "AWS is throttling requests (Rate exceeded)");
+    }
+
+    #[test]
+    fn access_denied_names_the_permission_of_the_api_called() {
+        let r = request_with(&[], &[]);
+        let hint = |api| classify_code(api, "AccessDenied", None, &r).1.unwrap();
+        assert_eq!(
+            hint("GetClusterCredentials"),
+            "the IAM principal needs redshift:GetClusterCredentials on the dbuser (and dbname, dbgroup) resources"
+        );
+        assert_eq!(
+            hint("GetClusterCredentialsWithIAM"),
+            "the IAM principal needs redshift:GetClusterCredentialsWithIAM on the dbname resource"
+        );
+        assert_eq!(
+            hint("GetCredentials"),
+            "the IAM principal needs redshift-serverless:GetCredentials on the workgroup"
+        );
+        assert!(!hint("GetCredentials").contains("redshift:GetClusterCredentials"));
     }
 }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    redshift_creds_core::hardening::no_core_dumps();
     redshift_creds_core::complete::answer();
     redshift_creds_aws::run(std::env::args_os())
 }

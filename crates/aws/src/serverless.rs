@@ -6,7 +6,6 @@ use redshift_creds_core::cache::entry::{CachedEndpoint, ENDPOINT_LIFETIME};
 use redshift_creds_core::cache::refresh::{Clock, Fetch};
 use redshift_creds_core::config::Request;
 use redshift_creds_core::credential::Credential;
-use redshift_creds_core::endpoint::{DEFAULT_PORT, Endpoint};
 use redshift_creds_core::error::Error;
 use secrecy::SecretString;
 
@@ -90,12 +89,10 @@ impl Fetch<CachedEndpoint> for WorkgroupEndpointSource<'_> {
             let found = out
                 .workgroup()
                 .and_then(|w| w.endpoint())
-                .and_then(|e| e.address().map(|a| (a.to_string(), e.port())));
-            match found {
-                Some((host, port)) if redshift_creds_core::rules::host("host", &host).is_ok() => {
-                    let port = port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
-                    Ok(Endpoint { host, port: port.unwrap_or(DEFAULT_PORT) })
-                }
+                .map(|e| (e.address(), e.port()));
+            match found.map(|(a, p)| crate::session::endpoint(a, p)) {
+                Some(Ok(Some(endpoint))) => Ok(endpoint),
+                Some(Err(refused)) => Err(fail(refused, Some(failure::UNREADABLE_HINT.to_string()))),
                 _ => Err(fail(
                     "the workgroup has no endpoint yet".to_string(),
                     Some("wait until the workgroup is available, or pass --host".to_string()),

@@ -79,9 +79,22 @@ pub(crate) async fn load_config(
     target: &AwsTarget,
     api_timeout: Duration,
 ) -> aws_config::SdkConfig {
-    let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    // The connector of every AWS call: rustls on ring, through the proxy
+    // that HTTPS_PROXY/https_proxy, HTTP_PROXY/http_proxy or ALL_PROXY name,
+    // except for the hosts in NO_PROXY/no_proxy, as the AWS CLI does. An
+    // https:// endpoint goes through the proxy by CONNECT: TLS stays end to end.
+    let https =
+        aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+            let mut builder = aws_smithy_http_client::Connector::builder()
+                .proxy_config(aws_smithy_http_client::proxy::ProxyConfig::from_env());
+            builder.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                builder.set_sleep_impl(components.sleep_impl());
+            }
+            builder
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                .build()
+        });
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https)
         .timeout_config(
@@ -120,34 +133,72 @@ pub(crate) fn require_region(config: &aws_config::SdkConfig, r: &Request) -> Res
     )))
 }
 
-/// Builds a credential from a response's fields, or says which one is missing
-/// (the cache is left as it was).
+/// Builds a credential from a response's fields, or says which one is
+/// missing or out of range (the cache is left as it was). Nothing from the
+/// answer is cached, printed or handed on before it passes these checks.
 pub(crate) fn credential(
     r: &Request,
     db_user: Option<String>,
     password: Option<SecretString>,
     expiration: Option<i64>,
 ) -> Result<Credential, Error> {
+    use redshift_creds_core::cache::refresh::{Clock, SystemClock};
+    use redshift_creds_core::credential::{check_db_user, check_expiration, check_password};
     use secrecy::ExposeSecret;
-    let malformed = |field: &str| Error::Aws {
+    let malformed = |reason: String| Error::Aws {
         api: r.api.name(),
         target: crate::failure::target(r),
-        reason: format!("the response has no {field}"),
+        reason,
         hint: Some(crate::failure::UNREADABLE_HINT.to_string()),
     };
+    let missing = |field: &str| malformed(format!("the response has no {field}"));
+    let refused =
+        |field: &str, rule: &str| malformed(format!("the response's {field} was refused: {rule}"));
     let db_user = db_user
         .filter(|u| !u.is_empty())
-        .ok_or_else(|| malformed("DbUser"))?;
+        .ok_or_else(|| missing("DbUser"))?;
+    check_db_user(&db_user).map_err(|rule| refused("DbUser", rule))?;
     let password = password
         .filter(|p| !p.expose_secret().is_empty())
-        .ok_or_else(|| malformed("DbPassword"))?;
-    let expiration = expiration.ok_or_else(|| malformed("Expiration"))?;
+        .ok_or_else(|| missing("DbPassword"))?;
+    check_password(password.expose_secret()).map_err(|rule| refused("DbPassword", rule))?;
+    let expiration = expiration.ok_or_else(|| missing("Expiration"))?;
+    check_expiration(expiration, SystemClock.now()).map_err(|rule| refused("Expiration", rule))?;
     tracing::debug!(%db_user, expiration, "received credentials");
     Ok(Credential {
         db_user,
         password,
         expiration,
     })
+}
+
+/// Checks an endpoint an API reported: `Ok(None)` when it has none yet, an
+/// error naming the rule when its address is not a host name or its port
+/// is outside 1 to 65535 (a missing port is the Redshift default).
+pub(crate) fn endpoint(
+    address: Option<&str>,
+    port: Option<i32>,
+) -> Result<Option<redshift_creds_core::endpoint::Endpoint>, String> {
+    use redshift_creds_core::endpoint::{DEFAULT_PORT, Endpoint};
+    let Some(host) = address else {
+        return Ok(None);
+    };
+    if host.len() > 253 || redshift_creds_core::rules::host("address", host).is_err() {
+        return Err(
+            "the reported endpoint address was refused: it must be a DNS name or an IP address"
+                .into(),
+        );
+    }
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(p) => u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+            format!("the reported endpoint port {p} was refused: it must be from 1 to 65535")
+        })?,
+    };
+    Ok(Some(Endpoint {
+        host: host.to_string(),
+        port,
+    }))
 }
 
 /// What `doctor` learns from the AWS SDK: the region it would sign for, and

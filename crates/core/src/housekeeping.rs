@@ -34,6 +34,19 @@ pub fn left(seconds: i64) -> String {
     }
 }
 
+/// The longest a cell of `list` may be, in characters.
+const MAX_CELL: usize = 200;
+
+/// A value read from the cache directory, made safe to show: control
+/// characters escaped, cut at [`MAX_CELL`] characters.
+fn cell(value: &str) -> String {
+    let mut shown: String = value.chars().take(MAX_CELL).collect();
+    if shown.len() < value.len() {
+        shown.push_str("...");
+    }
+    crate::report::escape(&shown)
+}
+
 /// Prints the cached entries as a table on stdout.
 pub fn list(out: &mut dyn Write) -> Result<(), Error> {
     let dir = open_cache_dir()?;
@@ -47,12 +60,12 @@ pub fn list(out: &mut dyn Write) -> Result<(), Error> {
             .iter()
             .map(|m| {
                 [
-                    m.label.clone(),
-                    m.kind.clone(),
-                    m.shown_as.clone(),
+                    cell(&m.label),
+                    cell(&m.kind),
+                    cell(&m.shown_as),
                     crate::credential::rfc3339(m.expiration),
-                    left(m.expiration - now),
-                    m.store.clone(),
+                    left(m.expiration.saturating_sub(now)),
+                    cell(&m.store),
                 ]
             })
             .collect();
@@ -183,6 +196,15 @@ pub fn describe_dir(dir: &std::path::Path, ok: &mut bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_cells_are_escaped_and_bounded() {
+        assert_eq!(cell("IAM:a\u{1b}[2J"), "IAM:a\\u{1b}[2J");
+        let long = cell(&"u".repeat(5_000_000));
+        assert_eq!(long.len(), MAX_CELL + 3);
+        assert_eq!(left(i64::MIN), "expired");
+        assert!(left(i64::MAX).ends_with('m'));
+    }
 
     #[test]
     fn time_left_reads_naturally() {

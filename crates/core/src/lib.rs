@@ -19,6 +19,7 @@ pub mod env;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hardening;
 pub mod housekeeping;
 pub mod man;
 pub mod output;

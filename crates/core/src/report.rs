@@ -63,9 +63,27 @@ pub fn error(message: &str) {
     eprintln!("redshift-creds: error: {}", one_line(message));
 }
 
-/// Folds a message that may hold newlines (SDK errors do) into one line.
+/// Folds a message that may hold newlines (SDK errors do) into one line,
+/// with any other control character escaped.
 fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+    escape(&message.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Escapes the control characters (ESC, BEL, CR, C1 controls...) of a string
+/// that came from outside, so it cannot drive the terminal it is printed on:
+/// each becomes `\u{..}`, and a backslash stays as it is. Every string from
+/// AWS, a cache entry or a file that is shown to a person goes through here.
+pub fn escape(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Starts the log on stderr when `-v` is given or `RUST_LOG` is set, and does
@@ -125,4 +143,17 @@ fn never_secret(meta: &Metadata<'_>) -> bool {
     ];
     let guarded = GUARDED.iter().any(|p| meta.target().starts_with(p));
     !guarded || *meta.level() <= Level::INFO
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("plain: é ü"), "plain: é ü");
+        assert_eq!(escape("a\u{1b}[31mred\u{7}"), "a\\u{1b}[31mred\\u{7}");
+        assert_eq!(escape("\u{9b}2J\r\0"), "\\u{9b}2J\\u{d}\\u{0}");
+        assert_eq!(one_line("x\n  y\u{1b}"), "x y\\u{1b}");
+    }
 }

@@ -132,7 +132,7 @@ fn a_malformed_response_is_an_error_and_leaves_the_cache_alone() {
     let server = CountingServer::start();
     let url = server.url();
     let sb = Sandbox::new();
-    server.set_expires_in(Some(10));
+    server.set_expires_in(Some(70));
     // An entry that is nearly expired: a refresh is due, and it still works.
     sb.run(&args(&url, &[]));
     let before = sb.entries();

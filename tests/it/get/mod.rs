@@ -2,4 +2,8 @@
 
 mod apis;
 mod counting;
+mod hardening;
+mod hostile;
+mod identity;
 mod moto;
+mod proxy;

@@ -24,6 +24,25 @@ pub enum Behaviour {
     ExpiredToken,
     /// 403 AccessDenied.
     AccessDenied,
+    /// An AccessDenied error whose message carries ESC and BEL, from every
+    /// credential API (Redshift's XML and Serverless's JSON alike).
+    HostileError,
+}
+
+/// The message [`Behaviour::HostileError`] sends: it would retitle the terminal
+/// and ring its bell if printed raw.
+pub const HOSTILE_MESSAGE: &str = "not authorized \u{1b}]0;pwned\u{7} \u{1b}[2J";
+
+/// Fields of a credential answer that replace the honest ones, to play a
+/// hostile or broken AWS.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    /// The DbUser, verbatim.
+    pub db_user: Option<String>,
+    /// The DbPassword, verbatim.
+    pub db_password: Option<String>,
+    /// The expiry in seconds since the epoch (RFC 3339 in XML, a number in JSON).
+    pub expiration: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -42,6 +61,8 @@ struct State {
     /// GetClusterCredentials answers with this DbUser and DbPassword instead of
     /// `IAM:<user>` and `counting-pw-<n>` (to match a role in a real PostgreSQL).
     login: Option<(String, String)>,
+    /// Replaces fields of every credential answer.
+    answer: Answer,
 }
 
 /// A server on a loopback port, in its own thread with its own runtime.
@@ -67,6 +88,7 @@ impl CountingServer {
             failures_left: 0,
             failing: Behaviour::Ok,
             login: None,
+            answer: Answer::default(),
         }));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
@@ -155,6 +177,11 @@ impl CountingServer {
         self.state.lock().unwrap().delay = d;
     }
 
+    /// Makes every credential answer carry these fields instead of honest ones.
+    pub fn set_answer(&self, answer: Answer) {
+        self.state.lock().unwrap().answer = answer;
+    }
+
     pub fn set_expires_in(&self, seconds: Option<i64>) {
         self.state.lock().unwrap().expires_in = seconds;
     }
@@ -199,7 +226,7 @@ async fn handle(
     if let Some(target) = target {
         return Ok(serverless(&target, &body, &calls, &state));
     }
-    let (behaviour, delay, expires_in, describe, login) = {
+    let (behaviour, delay, expires_in, describe, login, answer) = {
         let s = state.lock().unwrap();
         (
             s.behaviour,
@@ -207,6 +234,7 @@ async fn handle(
             s.expires_in,
             s.describe_endpoint.clone(),
             s.login.clone(),
+            s.answer.clone(),
         )
     };
     if form_value(&body, "Action").as_deref() == Some("DescribeClusters") {
@@ -264,7 +292,9 @@ async fn handle(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    Ok(credentials_reply(behaviour, &body, n, expires_in, login))
+    Ok(credentials_reply(
+        behaviour, &body, n, expires_in, login, answer,
+    ))
 }
 
 /// GetClusterCredentials' answer for call `n` under `behaviour`.
@@ -274,6 +304,7 @@ fn credentials_reply(
     n: usize,
     expires_in: Option<i64>,
     login: Option<(String, String)>,
+    answer: Answer,
 ) -> Response<Full<Bytes>> {
     match behaviour {
         Behaviour::Ok => {
@@ -289,7 +320,12 @@ fn credentials_reply(
                 .unwrap_or(900);
             let expires =
                 SystemTime::now() + Duration::from_secs(expires_in.unwrap_or(duration) as u64);
-            let expiration = humantime::format_rfc3339_seconds(expires);
+            let expiration = match answer.expiration {
+                Some(e) => xml_time(e),
+                None => humantime::format_rfc3339_seconds(expires).to_string(),
+            };
+            let user = xml_text(&answer.db_user.unwrap_or(user));
+            let password = xml_text(&answer.db_password.unwrap_or(password));
             xml(
                 200,
                 format!(
@@ -319,6 +355,34 @@ fn credentials_reply(
                 "The security token included in the request is expired",
             ),
         ),
+        Behaviour::HostileError => xml(403, error_xml("AccessDenied", &xml_text(HOSTILE_MESSAGE))),
+    }
+}
+
+/// Text for an XML element, with the five special characters escaped and
+/// control characters as character references.
+fn xml_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '&' => "&amp;".to_string(),
+            c if c.is_control() => format!("&#{};", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// An epoch second as RFC 3339; past year 9999 it is written out by hand,
+/// as a hostile server would.
+fn xml_time(epoch: i64) -> String {
+    if (0..253_402_300_800).contains(&epoch) {
+        humantime::format_rfc3339_seconds(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(epoch as u64),
+        )
+        .to_string()
+    } else {
+        "99999-01-01T00:00:00Z".to_string()
     }
 }
 
@@ -356,18 +420,29 @@ fn serverless(
     match target {
         "RedshiftServerless.GetCredentials" => {
             let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let (behaviour, answer) = {
+                let s = state.lock().unwrap();
+                (s.behaviour, s.answer.clone())
+            };
+            if behaviour == Behaviour::HostileError {
+                return json(
+                    400,
+                    serde_json::json!({"__type": "AccessDeniedException", "message": HOSTILE_MESSAGE}),
+                );
+            }
             let duration = request["durationSeconds"].as_i64().unwrap_or(900);
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap()
                 .as_secs() as i64;
+            let expiration = answer.expiration.unwrap_or(now + duration);
             json(
                 200,
                 serde_json::json!({
-                    "dbUser": "IAMR:tester@role",
-                    "dbPassword": format!("serverless-pw-{n}"),
-                    "expiration": now + duration,
-                    "nextRefreshTime": now + duration,
+                    "dbUser": answer.db_user.unwrap_or("IAMR:tester@role".into()),
+                    "dbPassword": answer.db_password.unwrap_or(format!("serverless-pw-{n}")),
+                    "expiration": expiration,
+                    "nextRefreshTime": expiration,
                 }),
             )
         }

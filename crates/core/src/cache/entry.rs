@@ -190,10 +190,12 @@ pub fn decode(bytes: &[u8], key: &CacheKey) -> Result<Credential, Rejected> {
     if incoming.key != key.as_str() {
         return Err(Rejected::OtherKey);
     }
-    if incoming.db_user.is_empty() || incoming.db_user.len() > 256 {
+    // The same rules as an API answer, so a planted entry cannot carry
+    // what AWS may not send.
+    if crate::credential::check_db_user(&incoming.db_user).is_err() {
         return Err(Rejected::BadField("db_user"));
     }
-    if incoming.password.is_empty() || incoming.password.len() > 4096 {
+    if crate::credential::check_password(&incoming.password).is_err() {
         return Err(Rejected::BadField("password"));
     }
     if incoming.expiration <= 0 {
@@ -241,7 +243,7 @@ mod tests {
     fn cred(expiration: i64) -> Credential {
         Credential {
             db_user: "IAM:alice".into(),
-            password: SecretString::from("pw-\"quoted\"\n\\"),
+            password: SecretString::from("pw-\"quoted\"\\"),
             expiration,
         }
     }
@@ -251,7 +253,7 @@ mod tests {
         let bytes = encode(&key(), &cred(1_800_000_000));
         let back = decode(&bytes, &key()).unwrap();
         assert_eq!(back.db_user, "IAM:alice");
-        assert_eq!(back.expose_password(), "pw-\"quoted\"\n\\");
+        assert_eq!(back.expose_password(), "pw-\"quoted\"\\");
         assert_eq!(back.expiration, 1_800_000_000);
     }
 
@@ -286,6 +288,35 @@ mod tests {
         assert_eq!(
             decode(negative.as_bytes(), &key()).unwrap_err(),
             Rejected::BadField("expiration")
+        );
+    }
+
+    #[test]
+    fn a_planted_entry_cannot_carry_what_aws_may_not_send() {
+        let planted = |user: &str, pw: &str| {
+            let c = Credential {
+                db_user: user.into(),
+                password: SecretString::from(pw),
+                expiration: 1_800_000_000,
+            };
+            decode(&encode(&key(), &c), &key())
+        };
+        assert!(planted("IAM:a", "p").is_ok());
+        assert_eq!(
+            planted("IAM:\u{1b}]0;x\u{7}", "p").unwrap_err(),
+            Rejected::BadField("db_user")
+        );
+        assert_eq!(
+            planted(&"u".repeat(129), "p").unwrap_err(),
+            Rejected::BadField("db_user")
+        );
+        assert_eq!(
+            planted("IAM:a", "p\nq").unwrap_err(),
+            Rejected::BadField("password")
+        );
+        assert_eq!(
+            planted("IAM:a", "p q").unwrap_err(),
+            Rejected::BadField("password")
         );
     }
 

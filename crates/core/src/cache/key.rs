@@ -1,6 +1,6 @@
 //! The cache key: a hash of everything that changes the answer, and nothing secret.
 
-use crate::config::Request;
+use crate::config::{Env, Request};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -28,6 +28,99 @@ struct KeyMaterial<'a> {
     endpoint_url: Option<&'a str>,
     profile: &'a str,
     access_key_id: Option<&'a str>,
+    identity: &'a [(String, String)],
+}
+
+/// The variables, besides the profile, region and `AWS_ACCESS_KEY_ID`, with
+/// which the AWS SDK chooses whose identity to sign with or which endpoint to
+/// call. Each that is set enters the key as it is.
+pub const IDENTITY_VARIABLES: [&str; 17] = [
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_REDSHIFT",
+    "AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_SSO",
+    "AWS_ENDPOINT_URL_SSO_OIDC",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "AWS_STS_REGIONAL_ENDPOINTS",
+];
+
+/// Variables that are secrets: they enter the key as a SHA-256, never as they are.
+const SECRET_IDENTITY_VARIABLES: [&str; 1] = ["AWS_CONTAINER_AUTHORIZATION_TOKEN"];
+
+/// Everything outside the request with which the SDK picks the identity or
+/// the endpoint, as (name, value) pairs for the cache key: the
+/// [`IDENTITY_VARIABLES`] that are set, the secret ones hashed, and the
+/// AWS config and credentials files: their paths (`AWS_CONFIG_FILE`,
+/// `AWS_SHARED_CREDENTIALS_FILE`, or `~/.aws/config` and
+/// `~/.aws/credentials`) and the device, inode, size and modification time
+/// of each, from one `stat` each. Reads no file's contents, so a cache hit
+/// still loads no AWS configuration.
+pub fn identity(env: &dyn Env) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for name in IDENTITY_VARIABLES {
+        if let Some(v) = env.var(name).filter(|v| !v.is_empty()) {
+            out.push((name.to_string(), v));
+        }
+    }
+    for name in SECRET_IDENTITY_VARIABLES {
+        if let Some(v) = env.var(name).filter(|v| !v.is_empty()) {
+            out.push((name.to_string(), hex(&Sha256::digest(v.as_bytes()))));
+        }
+    }
+    let home = env.var("HOME").unwrap_or_default();
+    for (name, default) in [
+        ("AWS_CONFIG_FILE", ".aws/config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+    ] {
+        let path = env
+            .var(name)
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| format!("{home}/{default}"));
+        let stamp = file_stamp(std::path::Path::new(&path));
+        out.push((name.to_string(), path));
+        out.push((format!("{name} stat"), stamp));
+    }
+    out
+}
+
+/// A cheap identity of a file's contents: device, inode, size and
+/// modification time, or `missing`.
+fn file_stamp(path: &std::path::Path) -> String {
+    let Ok(m) = std::fs::metadata(path) else {
+        return "missing".to_string();
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        format!(
+            "{}:{}:{}:{}.{}",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec()
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let modified = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{}:{modified}", m.len())
+    }
 }
 
 impl CacheKey {
@@ -51,6 +144,7 @@ impl CacheKey {
             endpoint_url: request.aws.endpoint_url.as_deref(),
             profile: &request.aws.effective_profile,
             access_key_id: request.aws.access_key_id.as_deref(),
+            identity: &request.aws.identity,
         };
         hash(&material)
     }
@@ -68,6 +162,7 @@ impl CacheKey {
             endpoint_url: Option<&'a str>,
             profile: &'a str,
             access_key_id: Option<&'a str>,
+            identity: &'a [(String, String)],
         }
         hash(&EndpointMaterial {
             scheme: 1,
@@ -82,6 +177,7 @@ impl CacheKey {
             endpoint_url: request.aws.endpoint_url.as_deref(),
             profile: &request.aws.effective_profile,
             access_key_id: request.aws.access_key_id.as_deref(),
+            identity: &request.aws.identity,
         })
     }
 
@@ -103,7 +199,11 @@ impl CacheKey {
 fn hash(material: &impl Serialize) -> CacheKey {
     let json = serde_json::to_vec(material).expect("key material always serializes");
     let digest = Sha256::digest(&json);
-    CacheKey(digest[..20].iter().map(|b| format!("{b:02x}")).collect())
+    CacheKey(hex(&digest[..20]))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl fmt::Display for CacheKey {
@@ -163,11 +263,53 @@ mod tests {
             (vec![], vec![("AWS_REGION", "eu-west-1")]),
             (vec![], vec![("AWS_ENDPOINT_URL", "http://127.0.0.1:1")]),
             (vec![], vec![("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")]),
+            (vec![], vec![("AWS_CONFIG_FILE", "/elsewhere/config")]),
+            (
+                vec![],
+                vec![("AWS_SHARED_CREDENTIALS_FILE", "/elsewhere/creds")],
+            ),
+            (vec![], vec![("HOME", "/another/home")]),
+            (vec![], vec![("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok")]),
         ];
         for (flags, env) in variants {
             let k = CacheKey::of(&request_with(&flags, &env));
             assert_ne!(k, base, "{flags:?} {env:?} did not change the key");
         }
+    }
+
+    #[test]
+    fn every_identity_variable_changes_both_keys() {
+        let base = request_with(&[], &[]);
+        for name in IDENTITY_VARIABLES {
+            let r = request_with(&[], &[(name, "http://127.0.0.1:9")]);
+            assert_ne!(CacheKey::of(&r), CacheKey::of(&base), "{name}");
+            assert_ne!(
+                CacheKey::endpoint_of(&r),
+                CacheKey::endpoint_of(&base),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_enters_hashed_and_file_contents_by_stat() {
+        let r = request_with(
+            &[],
+            &[("AWS_CONTAINER_AUTHORIZATION_TOKEN", "s3cr3t-token")],
+        );
+        let shown = format!("{:?}", r.aws.identity);
+        assert!(!shown.contains("s3cr3t-token"), "{shown}");
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("credentials");
+        let path = creds.to_str().unwrap();
+        let key = || CacheKey::of(&request_with(&[], &[("AWS_SHARED_CREDENTIALS_FILE", path)]));
+        let missing = key();
+        std::fs::write(&creds, "[default]\n").unwrap();
+        let one = key();
+        assert_ne!(one, missing);
+        assert_eq!(key(), one, "stable while the file is unchanged");
+        std::fs::write(&creds, "[default]\naws_access_key_id = B\n").unwrap();
+        assert_ne!(key(), one, "a rewritten file is another identity");
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub(super) fn resolve(
         profile: profile.map(|p| p.value),
         region: region.map(|r| r.value),
         endpoint_url: endpoint_url.map(|u| u.value),
-        access_key_id,
+        access_key_id: access_key_id.filter(|v| !v.is_empty()),
+        identity: crate::cache::key::identity(e),
     })
 }

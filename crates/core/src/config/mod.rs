@@ -61,6 +61,10 @@ pub struct AwsTarget {
     pub effective_profile: String,
     /// `AWS_ACCESS_KEY_ID`, when set: environment credentials win over profiles.
     pub access_key_id: Option<String>,
+    /// The rest of what makes the SDK choose an identity or an endpoint
+    /// (files, roles, container and endpoint variables), for the cache key:
+    /// see [`crate::cache::key::identity`]. Secrets enter hashed.
+    pub identity: Vec<(String, String)>,
 }
 
 /// One credential request, checked: everything that changes the answer.
