@@ -75,9 +75,20 @@ fn finish(result: Result<(), Error>, args: &[OsString]) -> ExitCode {
 struct HandOver<'a>(&'a [OsString]);
 
 impl Source for HandOver<'_> {
+    /// Inside the refresh margin (refresh-ahead on, password still valid),
+    /// the cached password is the answer too, and this process starts the
+    /// key's one background refresh if none is running; if it cannot, it
+    /// hands over and the caller waits, as with refresh-ahead off.
     fn credential(&self, r: &Resolved) -> Result<Credential, Error> {
-        match source::cached_credential(r)? {
-            Some(hit) => Ok(hit),
+        match source::cached_credential_ahead(r)? {
+            Some(source::Hit {
+                credential,
+                ahead: Some(marker),
+            }) => match handover::refresh_ahead(self.0, marker) {
+                Ok(()) => Ok(credential),
+                Err(_) => Err(handover::hand_over(self.0)),
+            },
+            Some(hit) => Ok(hit.credential),
             None => Err(handover::hand_over(self.0)),
         }
     }

@@ -1,6 +1,7 @@
 //! The hand-over from `redshift-creds` to `redshift-creds-aws`: the same arguments, the same environment, the same process.
 
 use redshift_creds_core::error::Error;
+use redshift_creds_core::source::REFRESH_AHEAD_ENV;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,4 +62,54 @@ pub fn run_full(args: &[OsString]) -> ExitCode {
     let e = hand_over(args);
     redshift_creds_core::report::error(&e.to_string());
     ExitCode::from(e.exit_code())
+}
+
+/// Starts the background refresh of the entry this run answered from inside
+/// the refresh margin: the full program on the same arguments, told by
+/// [`REFRESH_AHEAD_ENV`] to refresh only and print nothing, holding the
+/// key's `marker` (inherited across exec) until it exits, so that at most
+/// one runs per key. It is detached and never waited for: its own session,
+/// no terminal, stdin, stdout and stderr on /dev/null, and forked twice so
+/// that init (or the subreaper) is its parent and reaps it, even when this
+/// process goes on to exec the user's command.
+#[cfg(unix)]
+pub fn refresh_ahead(args: &[OsString], marker: std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let fd = marker.as_raw_fd();
+    let mut cmd = std::process::Command::new(full_path()?);
+    cmd.args(args.iter().skip(1))
+        .env(REFRESH_AHEAD_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec the closure makes only async-signal-safe
+    // calls (fcntl, fork, _exit, setsid) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            match libc::fork() {
+                -1 => Err(std::io::Error::last_os_error()),
+                0 if libc::setsid() < 0 => Err(std::io::Error::last_os_error()),
+                0 => Ok(()),
+                // The middle process: its exit orphans the refresh at once.
+                _ => libc::_exit(0),
+            }
+        });
+    }
+    // Returns once the refresh has exec'd (or failed to); the middle
+    // process has exited by then, and is reaped here.
+    cmd.spawn()?.wait()?;
+    drop(marker);
+    Ok(())
+}
+
+/// No background refresh off Unix: the caller hands over instead.
+#[cfg(not(unix))]
+pub fn refresh_ahead(_args: &[OsString], _marker: std::fs::File) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }

@@ -14,5 +14,6 @@ mod layout;
 mod man;
 mod pgpass;
 mod proxy;
+mod refresh_ahead;
 mod stores;
 mod support;

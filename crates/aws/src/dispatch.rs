@@ -5,6 +5,7 @@ use clap::Parser;
 use redshift_creds_core::cli::{self, Cli, Command, ConnArgs, CredArgs};
 use redshift_creds_core::commands;
 use redshift_creds_core::config::Resolved;
+use redshift_creds_core::source::{self, Source};
 use redshift_creds_core::{Error, housekeeping, print_document, report, slips};
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ fn usage_error(slip: slips::Slip) -> ExitCode {
 /// Runs one command; `Ok(false)` is a run that failed without an error to
 /// print (a `doctor` that found problems).
 fn dispatch(command: Command) -> Result<bool, Error> {
+    if std::env::var_os(source::REFRESH_AHEAD_ENV).is_some_and(|v| v == "1") {
+        return refresh_ahead(command);
+    }
     let mut stdout = std::io::stdout().lock();
     match command {
         Command::Get(a) => with_aws(&a.cred, &a.conn, |r, aws| commands::get(r, a.output, aws)),
@@ -75,6 +79,19 @@ fn dispatch(command: Command) -> Result<bool, Error> {
         Command::Doctor(a) => crate::doctor::doctor(&a, &mut stdout),
         Command::Completions { shell } => print_document(&cli::completions(shell)).map(|()| true),
         Command::Man => print_document(&cli::man_page().map_err(Error::Output)?).map(|()| true),
+    }
+}
+
+/// The background refresh the front starts inside the refresh margin: the
+/// request's credential, refreshed under the refresh lock (or found already
+/// refreshed by another process), and nothing printed or run.
+fn refresh_ahead(command: Command) -> Result<bool, Error> {
+    let refresh = |r: &Resolved, aws: &Aws| aws.credential(r).map(drop);
+    match command {
+        Command::Get(a) => with_aws(&a.cred, &a.conn, refresh),
+        Command::Exec(a) => with_aws(&a.cred, &a.conn, refresh),
+        Command::Pgpass(a) => with_aws(&a.cred, &a.conn, refresh),
+        _ => Ok(true),
     }
 }
 

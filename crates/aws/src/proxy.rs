@@ -158,6 +158,7 @@ fn named(c: &CredArgs, name: &str) -> CredArgs {
         endpoint_url: c.endpoint_url.clone(),
         cache: c.cache,
         refresh_margin: c.refresh_margin,
+        no_refresh_ahead: c.no_refresh_ahead,
         lock_timeout: c.lock_timeout,
         api_timeout: c.api_timeout,
         verbose: c.verbose,

@@ -153,6 +153,11 @@ pub struct CredArgs {
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub refresh_margin: Option<i64>,
 
+    /// Inside the refresh margin, wait for the new password instead of printing the cached
+    /// one at once and refreshing it in the background.
+    #[arg(long)]
+    pub no_refresh_ahead: bool,
+
     /// Wait at most this long for another process that is refreshing [default: 30].
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub lock_timeout: Option<i64>,

@@ -39,6 +39,7 @@ pub struct FileConnection {
     pub aws_profile: Option<String>,
     pub endpoint_url: Option<String>,
     pub refresh_margin: Option<i64>,
+    pub refresh_ahead: Option<bool>,
     pub cache: Option<Parsed<CacheMode>>,
     pub sslmode: Option<Parsed<SslMode>>,
     pub sslrootcert: Option<PathBuf>,

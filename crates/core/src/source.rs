@@ -54,6 +54,53 @@ pub fn cached_credential(r: &Resolved) -> Result<Option<Credential>, Error> {
     refresh::fresh(&mut cache, &refresh::SystemClock, r.settings.refresh_margin)
 }
 
+/// Set (to `1`) by the front on the background refresh it starts: tells
+/// `redshift-creds-aws` to refresh the request's credential under the
+/// refresh lock and print nothing. Internal; not for users.
+pub const REFRESH_AHEAD_ENV: &str = "REDSHIFT_CREDS_REFRESH_AHEAD";
+
+/// A lock-free credential hit for the front, with what to do next.
+#[derive(Debug)]
+pub struct Hit {
+    /// The cached credential: it has not expired.
+    pub credential: Credential,
+    /// Inside the refresh margin with refresh-ahead on: the key's marker,
+    /// taken by this process, for the background refresh to hold while it
+    /// runs. `None` when the entry outlives the margin or a background
+    /// refresh is running already.
+    pub ahead: Option<std::fs::File>,
+}
+
+/// The cached credential for the front: a hit when it outlives the refresh
+/// margin, and also, with refresh-ahead on, when it is inside the margin but
+/// still valid (then the caller starts one background refresh if it got the
+/// marker). `None` (a miss, to hand over) otherwise, or when the marker
+/// cannot be made.
+pub fn cached_credential_ahead(r: &Resolved) -> Result<Option<Hit>, Error> {
+    let mut cache = credential_cache(r)?;
+    let margin = r.settings.refresh_margin;
+    let Some((credential, outlives)) = refresh::usable(&mut cache, &refresh::SystemClock, margin)?
+    else {
+        return Ok(None);
+    };
+    if outlives {
+        return Ok(Some(Hit {
+            credential,
+            ahead: None,
+        }));
+    }
+    if !r.settings.refresh_ahead {
+        return Ok(None);
+    }
+    match cache.ahead_marker() {
+        Ok(ahead) => Ok(Some(Hit { credential, ahead })),
+        Err(why) => {
+            tracing::debug!(%why, "no refresh ahead");
+            Ok(None)
+        }
+    }
+}
+
 /// The cached endpoint if it has not expired, read the same way.
 pub fn cached_endpoint(r: &Resolved) -> Result<Option<Endpoint>, Error> {
     let mut cache = endpoint_cache(r)?;

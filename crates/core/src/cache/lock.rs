@@ -67,6 +67,19 @@ impl RefreshLock {
     }
 }
 
+/// Tries, without waiting, the refresh-ahead marker `<dir>/<key>.ahead`: an
+/// exclusive lock held by the one background refresh of this key while it
+/// runs (the file holds nothing). `None` when another process holds it or it
+/// cannot be made. `Ok(None)` when another process holds it.
+pub fn try_ahead_marker(dir: &SafeDir, key: &CacheKey) -> std::io::Result<Option<File>> {
+    let file = dir.open_lock_file(&format!("{key}.ahead"))?;
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => Ok(Some(file)),
+        Err(fs4::TryLockError::WouldBlock) => Ok(None),
+        Err(fs4::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 impl Drop for RefreshLock {
     fn drop(&mut self) {
         if let Err(e) = fs4::FileExt::unlock(&self.file) {
@@ -95,6 +108,18 @@ mod tests {
         assert!(third.is_ok());
         let content = std::fs::read(dir.path().join(format!("{key}.lock"))).unwrap();
         assert!(content.is_empty(), "the lock file holds nothing");
+    }
+
+    #[test]
+    fn one_ahead_marker_per_key_until_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SafeDir::ensure_private(&tmp.path().join("locks")).unwrap();
+        let key = CacheKey::of(&request_with(&[], &[]));
+        let first = try_ahead_marker(&dir, &key).unwrap();
+        assert!(first.is_some(), "the first takes it");
+        assert!(try_ahead_marker(&dir, &key).unwrap().is_none(), "one at a time");
+        drop(first);
+        assert!(try_ahead_marker(&dir, &key).unwrap().is_some(), "free again");
     }
 
     #[test]

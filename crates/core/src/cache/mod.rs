@@ -195,6 +195,17 @@ impl Cache {
         Ok(h)
     }
 
+    /// The refresh-ahead marker of this key, if this process is the one to
+    /// start its background refresh: `Ok(None)` when one is running already.
+    /// An error when there is no cache or the marker cannot be made.
+    pub fn ahead_marker(&mut self) -> Result<Option<std::fs::File>, String> {
+        if matches!(self.store, Store::None) {
+            return Err("no cache".into());
+        }
+        let dir = self.dir_handle()?;
+        lock::try_ahead_marker(&dir, &self.key).map_err(|e| e.to_string())
+    }
+
     fn open_file(&mut self) -> Result<FileStore, String> {
         self.dir_handle().map(FileStore::new)
     }

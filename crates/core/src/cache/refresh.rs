@@ -62,6 +62,24 @@ pub fn fresh<T: Stored>(
     Ok(found.filter(|c| outlives_margin(c, clock, margin)))
 }
 
+/// The cached entry if it has not expired, with whether it outlives `margin`
+/// (`false`: it is inside the refresh margin, still valid but due for a
+/// refresh). Read once, with no lock.
+pub fn usable<T: Stored>(
+    cache: &mut dyn EntryCache<T>,
+    clock: &dyn Clock,
+    margin: i64,
+) -> Result<Option<(T, bool)>, Error> {
+    let now = clock.now();
+    Ok(cache
+        .load()?
+        .and_then(|c| match freshness(&c, now, margin) {
+            Freshness::Fresh => Some((c, true)),
+            Freshness::NearExpiry => Some((c, false)),
+            Freshness::Unusable => None,
+        }))
+}
+
 /// Whether `entry` stays valid for longer than `margin` seconds from now.
 fn outlives_margin<T: Stored>(entry: &T, clock: &dyn Clock, margin: i64) -> bool {
     freshness(entry, clock.now(), margin) == Freshness::Fresh
@@ -287,6 +305,25 @@ mod tests {
         };
         let (c, o) = obtain(&mut cache, &api, &clock, 300).unwrap();
         assert_eq!((o, c.expose_password()), (Outcome::Hit, "theirs"));
+    }
+
+    #[test]
+    fn usable_tells_fresh_from_inside_the_margin_from_expired() {
+        let clock = FakeClock(Cell::new(1_000_000));
+        let api = api(&clock);
+        let mut cache = MemoryCache::default();
+        obtain(&mut cache, &api, &clock, 300).unwrap();
+        let at = |cache: &mut MemoryCache, step: i64| {
+            clock.0.set(1_000_000 + step);
+            usable(cache, &clock, 300)
+                .unwrap()
+                .map(|(c, fresh)| (c.expose_password().to_string(), fresh))
+        };
+        assert_eq!(at(&mut cache, 599), Some(("pw1".into(), true)));
+        assert_eq!(at(&mut cache, 600), Some(("pw1".into(), false)));
+        assert_eq!(at(&mut cache, 899), Some(("pw1".into(), false)));
+        assert_eq!(at(&mut cache, 900), None, "expired");
+        assert_eq!(cache.locks, 1, "no lock taken");
     }
 
     #[test]

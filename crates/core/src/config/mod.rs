@@ -136,6 +136,9 @@ pub struct Settings {
     pub cache_dir: Option<PathBuf>,
     /// Refresh when a cached password has this many seconds left, or fewer.
     pub refresh_margin: i64,
+    /// Inside the margin, answer with the cached password (while it is
+    /// valid) and refresh it in the background, instead of waiting.
+    pub refresh_ahead: bool,
     /// How long to wait for another process's refresh.
     pub lock_timeout: Duration,
     /// How long the whole API call may take, retries included.
@@ -281,6 +284,7 @@ pub fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result<Resolv
         cache,
         cache_dir,
         refresh_margin: timing.refresh_margin,
+        refresh_ahead: timing.refresh_ahead,
         lock_timeout: timing.lock_timeout,
         api_timeout: timing.api_timeout,
     };

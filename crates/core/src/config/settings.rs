@@ -14,6 +14,7 @@ use std::time::Duration;
 pub(super) struct Timing {
     pub duration_seconds: i64,
     pub refresh_margin: i64,
+    pub refresh_ahead: bool,
     pub lock_timeout: Duration,
     pub api_timeout: Duration,
 }
@@ -36,6 +37,7 @@ pub(super) fn timing(m: &mut Layer, origins: &mut Origins) -> Result<Timing, Err
         margin,
         defaults::REFRESH_MARGIN.min(duration_seconds - 1),
     );
+    let refresh_ahead = origins.or_default("refresh_ahead", m.refresh_ahead.take(), true);
     let lock_timeout = m.lock_timeout.take();
     let lock_timeout = origins.or_default("lock_timeout", lock_timeout, defaults::LOCK_TIMEOUT);
     rules::timeout("--lock-timeout", lock_timeout)?;
@@ -52,6 +54,7 @@ pub(super) fn timing(m: &mut Layer, origins: &mut Origins) -> Result<Timing, Err
     Ok(Timing {
         duration_seconds,
         refresh_margin,
+        refresh_ahead,
         lock_timeout: Duration::from_secs(lock_timeout as u64),
         api_timeout: Duration::from_secs(api_timeout as u64),
     })

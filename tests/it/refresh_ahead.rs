@@ -1,0 +1,238 @@
+//! Refresh ahead: inside the refresh margin the front prints the cached password at once and one detached background process refreshes it.
+
+use crate::support::counting::CountingServer;
+use crate::support::{Sandbox, get_args, password, stderr};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// 900 s passwords with a 898 s margin: an entry is inside the margin about
+/// two seconds after it was fetched.
+const MARGIN: &[&str] = &["--refresh-margin", "898"];
+/// How long the fake API takes to answer once the entry is inside the margin.
+const DELAY: Duration = Duration::from_secs(2);
+
+/// A sandbox whose entry (`counting-pw-1`) is inside the refresh margin, and
+/// a server that now answers after [`DELAY`].
+fn inside_the_margin(extra: &[&str]) -> (CountingServer, Sandbox) {
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let url = server.url();
+    let first = sb.run(&get_args(&url, &[MARGIN, extra].concat()));
+    assert_eq!(password(&first), "counting-pw-1");
+    std::thread::sleep(Duration::from_millis(2100));
+    server.set_delay(DELAY);
+    (server, sb)
+}
+
+/// Runs `get` with the margin and `extra`, timed.
+fn timed_get(server: &CountingServer, sb: &Sandbox, extra: &[&str]) -> (Output, Duration) {
+    let url = server.url();
+    let start = Instant::now();
+    let out = sb.run(&get_args(&url, &[MARGIN, extra].concat()));
+    (out, start.elapsed())
+}
+
+/// The `redshift-creds-aws` processes (live or zombie) started for this
+/// sandbox, by pid: their environment names its cache directory.
+fn refreshers(sb: &Sandbox) -> Vec<u32> {
+    let needle = sb.cache_dir().into_os_string().into_encoded_bytes();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if comm.starts_with("redshift-creds")
+            && env.windows(needle.len()).any(|w| w == needle.as_slice())
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A process's state letter and session id, from /proc/PID/stat.
+fn state_and_session(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    Some((fields[0].chars().next()?, fields[3].parse().ok()?))
+}
+
+/// Waits up to `limit` for `done`.
+fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
+}
+
+/// Waits until the API was called `calls` times and the process `pid` is
+/// gone: exited and reaped, neither left running nor a zombie.
+fn settle(server: &CountingServer, calls: usize, pid: u32) {
+    assert!(
+        wait_for(Duration::from_secs(10), || server.calls() >= calls),
+        "the background refresh calls the API ({} calls)",
+        server.calls()
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || state_and_session(pid).is_none()),
+        "the background refresh {pid} exits and is reaped: {:?}",
+        state_and_session(pid)
+    );
+}
+
+#[test]
+fn inside_the_margin_the_cached_password_comes_at_once_and_the_next_call_gets_the_new_one() {
+    let (server, sb) = inside_the_margin(&[]);
+    let (out, elapsed) = timed_get(&server, &sb, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(password(&out), "counting-pw-1", "the cached password");
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "answered at hit speed, without waiting for the {DELAY:?} API call: {elapsed:?}"
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+
+    // One detached refresh runs: in a session of its own, not our child.
+    let running = refreshers(&sb);
+    assert_eq!(running.len(), 1, "one background refresh: {running:?}");
+    let pid = running[0];
+    let (_, session) = state_and_session(pid).expect("running");
+    assert_eq!(session, pid, "the refresh leads its own session");
+
+    settle(&server, 2, pid);
+    assert!(refreshers(&sb).is_empty(), "nothing left behind");
+    let (out, _) = timed_get(&server, &sb, &[]);
+    assert_eq!(password(&out), "counting-pw-2", "the refreshed password");
+    assert_eq!(server.calls(), 2, "a hit makes no call");
+}
+
+#[test]
+fn a_burst_of_50_inside_the_margin_makes_one_api_call() {
+    let (server, sb) = inside_the_margin(&[]);
+    let url = server.url();
+    let a = get_args(&url, MARGIN);
+    let children: Vec<_> = (0..50)
+        .map(|_| {
+            sb.cmd(&a)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for o in &outputs {
+        assert!(o.status.success(), "{}", stderr(o));
+        // A call that comes after the refresh finished gets the new one.
+        assert!(
+            ["counting-pw-1", "counting-pw-2"].contains(&password(o).as_str()),
+            "{}",
+            password(o)
+        );
+    }
+    assert!(
+        outputs
+            .iter()
+            .filter(|o| password(o) == "counting-pw-1")
+            .count()
+            > 0,
+        "the cached password was answered"
+    );
+    let running = refreshers(&sb);
+    assert!(running.len() <= 1, "at most one refresh: {running:?}");
+    if let Some(&pid) = running.first() {
+        settle(&server, 2, pid);
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || server.calls() >= 2),
+        "the refresh happened"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.calls(), 2, "one API call for the whole burst");
+}
+
+#[test]
+fn no_refresh_ahead_waits_for_the_new_password() {
+    let (server, sb) = inside_the_margin(&[]);
+    let (out, elapsed) = timed_get(&server, &sb, &["--no-refresh-ahead"]);
+    assert_eq!(password(&out), "counting-pw-2");
+    assert!(elapsed >= DELAY, "waited for the API: {elapsed:?}");
+    assert_eq!(server.calls(), 2);
+    assert!(refreshers(&sb).is_empty(), "no background refresh");
+}
+
+/// Writes a config file with connection `c` saying `refresh_ahead = false`.
+fn config_without_refresh_ahead(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, "[connections.c]\nrefresh_ahead = false\n").unwrap();
+    path
+}
+
+#[test]
+fn refresh_ahead_false_in_the_config_file_waits_for_the_new_password() {
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let config = config_without_refresh_ahead(sb.path());
+    let url = server.url();
+    let mut a = get_args(&url, MARGIN);
+    a.insert(1, "c");
+    let run = || {
+        let start = Instant::now();
+        let out = sb
+            .cmd(&a)
+            .env("REDSHIFT_CREDS_CONFIG", &config)
+            .output()
+            .unwrap();
+        (out, start.elapsed())
+    };
+    assert_eq!(password(&run().0), "counting-pw-1");
+    std::thread::sleep(Duration::from_millis(2100));
+    server.set_delay(DELAY);
+    let (out, elapsed) = run();
+    assert_eq!(password(&out), "counting-pw-2");
+    assert!(elapsed >= DELAY, "waited for the API: {elapsed:?}");
+    assert!(refreshers(&sb).is_empty(), "no background refresh");
+}
+
+#[test]
+fn an_expired_password_is_never_printed_ahead() {
+    let (server, sb) = inside_the_margin(&[]);
+    // The entry, as if its password had expired a second ago.
+    let (name, bytes) = sb.entries().remove(0);
+    let mut entry: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    entry["expiration"] = (now - 1).into();
+    std::fs::write(sb.cache_dir().join(name), entry.to_string()).unwrap();
+    let (out, elapsed) = timed_get(&server, &sb, &[]);
+    assert_eq!(password(&out), "counting-pw-2", "not the expired one");
+    assert!(elapsed >= DELAY, "waited for the API: {elapsed:?}");
+    assert!(refreshers(&sb).is_empty(), "no background refresh");
+}
+
+#[test]
+fn with_no_cache_there_is_nothing_to_refresh_ahead() {
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let url = server.url();
+    let mut a = get_args(&url, MARGIN);
+    let at = a.iter().position(|x| *x == "file").unwrap();
+    a[at] = "none";
+    assert_eq!(password(&sb.run(&a)), "counting-pw-1");
+    assert_eq!(password(&sb.run(&a)), "counting-pw-2");
+    assert!(refreshers(&sb).is_empty(), "no background refresh");
+    assert_eq!(server.calls(), 2);
+}
