@@ -134,8 +134,8 @@ fn near_expiry_the_entry_is_refreshed() {
     let sb = Sandbox::new();
     let before = moto.requests();
     // moto issues 900 s passwords; a margin of 899 s makes the entry near
-    // expiry a second after it is issued.
-    let args = get_args(&url, &["--refresh-margin", "899"]);
+    // expiry a second after it is issued; the refresh in the foreground.
+    let args = get_args(&url, &["--refresh-margin", "899", "--no-refresh-ahead"]);
     let first = password(&sb.run(&args));
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let second = password(&sb.run(&args));

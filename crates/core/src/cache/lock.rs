@@ -117,9 +117,15 @@ mod tests {
         let key = CacheKey::of(&request_with(&[], &[]));
         let first = try_ahead_marker(&dir, &key).unwrap();
         assert!(first.is_some(), "the first takes it");
-        assert!(try_ahead_marker(&dir, &key).unwrap().is_none(), "one at a time");
+        assert!(
+            try_ahead_marker(&dir, &key).unwrap().is_none(),
+            "one at a time"
+        );
         drop(first);
-        assert!(try_ahead_marker(&dir, &key).unwrap().is_some(), "free again");
+        assert!(
+            try_ahead_marker(&dir, &key).unwrap().is_some(),
+            "free again"
+        );
     }
 
     #[test]
