@@ -55,10 +55,20 @@ fn refreshers(sb: &Sandbox) -> Vec<u32> {
 
 /// A process's state letter and session id, from /proc/PID/stat.
 fn state_and_session(pid: u32) -> Option<(char, u32)> {
+    let fields = stat_fields(pid)?;
+    Some((fields[0].chars().next()?, fields[3].parse().ok()?))
+}
+
+/// A process's parent.
+fn parent(pid: u32) -> Option<u32> {
+    stat_fields(pid)?[1].parse().ok()
+}
+
+/// The fields of /proc/PID/stat after the command name.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    Some((fields[0].chars().next()?, fields[3].parse().ok()?))
+    Some(rest.split(' ').map(str::to_string).collect())
 }
 
 /// Waits up to `limit` for `done`.
@@ -112,6 +122,46 @@ fn inside_the_margin_the_cached_password_comes_at_once_and_the_next_call_gets_th
     let (out, _) = timed_get(&server, &sb, &[]);
     assert_eq!(password(&out), "counting-pw-2", "the refreshed password");
     assert_eq!(server.calls(), 2, "a hit makes no call");
+}
+
+#[test]
+fn exec_inside_the_margin_runs_the_command_at_once_and_leaves_it_no_child() {
+    use std::io::BufRead;
+    let (server, sb) = inside_the_margin(&[]);
+    let url = server.url();
+    let mut a = vec!["exec"];
+    a.extend(crate::support::cred_args(&url, MARGIN));
+    // The command replaces the front, and never reaps a child.
+    let script = "echo \"$PGPASSWORD\"; exec sleep 5";
+    a.extend(["--host", "127.0.0.1", "--", "sh", "-c", script]);
+    let start = Instant::now();
+    let mut child = sb
+        .cmd(&a)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(line.trim_end(), "counting-pw-1", "the cached password");
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "at once: {elapsed:?}"
+    );
+    let running = refreshers(&sb);
+    assert_eq!(running.len(), 1, "one background refresh: {running:?}");
+    let pid = running[0];
+    assert_ne!(
+        parent(pid),
+        Some(child.id()),
+        "the refresh is not the command's child"
+    );
+    settle(&server, 2, pid);
+    let _ = child.kill();
+    child.wait().unwrap();
 }
 
 #[test]

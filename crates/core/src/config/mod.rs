@@ -390,6 +390,35 @@ mod tests {
     "#;
 
     #[test]
+    fn refresh_ahead_is_on_unless_a_flag_or_the_file_turns_it_off() {
+        let of = |r: &Resolved| {
+            let found = r
+                .origins()
+                .into_iter()
+                .find(|(n, _, _)| *n == "refresh_ahead");
+            let (_, value, origin) = found.expect("refresh_ahead is recorded");
+            assert_eq!(value, r.settings.refresh_ahead.to_string());
+            (r.settings.refresh_ahead, origin)
+        };
+        let on = with_file(PROD, &[], &[]).unwrap();
+        assert_eq!(of(&on), (true, Origin::Default));
+        let off = with_file(PROD, &["--no-refresh-ahead"], &[]).unwrap();
+        assert_eq!(of(&off), (false, Origin::Flag("--no-refresh-ahead")));
+        let file = format!("{PROD}refresh_ahead = false\n");
+        let (value, origin) = of(&with_file(&file, &[], &[]).unwrap());
+        assert!(!value);
+        assert!(
+            origin
+                .to_string()
+                .starts_with("refresh_ahead of connection \"prod\""),
+            "{origin}"
+        );
+        let bad = with_file(&format!("{PROD}refresh_ahead = \"no\"\n"), &[], &[]);
+        let bad = bad.unwrap_err().to_string();
+        assert!(bad.contains("expected a boolean"), "{bad}");
+    }
+
+    #[test]
     fn the_file_fills_in_what_flags_and_environment_leave_out() {
         let r = with_file(PROD, &[], &[]).unwrap();
         let q = &r.request;
