@@ -33,7 +33,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         return handover::run_full(&args);
     }
     // A logged run is told whole by the full program.
-    let logging = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    let logging =
+        redshift_creds_core::env::Env::var_os(&redshift_creds_core::env::ProcessEnv, "RUST_LOG")
+            .is_some_and(|v| !v.is_empty());
     let quiet = |c: &CredArgs| c.verbose == 0 && !logging;
     let source = HandOver(&args);
     report::hold();

@@ -1,4 +1,4 @@
-//! The examples in install/examples work when copied: the config (its schema line, through `get`), the missing-profile hint, and the systemd unit.
+//! The examples and docs work when copied: the config (its schema line, through `get`), the missing-profile hint, the systemd unit, the demo, and the README (quick start first, links that resolve).
 
 use crate::support::counting::CountingServer;
 use crate::support::{Sandbox, contract, require_tool, stderr};
@@ -172,4 +172,68 @@ fn the_demo_echoes_each_command_and_shows_exec_without_the_password() {
             "set"
         ]
     );
+}
+
+/// The README's text, and the path of the repository.
+fn readme() -> (String, std::path::PathBuf) {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    (
+        std::fs::read_to_string(root.join("README.md")).unwrap(),
+        root,
+    )
+}
+
+#[test]
+fn the_readme_opens_with_a_quick_start_and_names_the_test_command() {
+    let (text, _) = readme();
+    let sections: Vec<&str> = text.split("\n## ").collect();
+    // The title and one paragraph, then the quick start.
+    let intro = sections[0].trim().split("\n\n").count();
+    assert_eq!(intro, 2, "a title and one paragraph: {:?}", sections[0]);
+    assert!(sections[1].starts_with("Quick start\n"), "{}", sections[1]);
+    let lines = sections[1].trim_end().lines().count();
+    assert!(lines <= 20, "the quick start has {lines} lines");
+    for step in [
+        "install/install.sh",
+        ".cargo/bin",
+        "install/demo.sh",
+        "doctor",
+        "-- psql",
+    ] {
+        assert!(sections[1].contains(step), "the quick start lacks {step}");
+    }
+    let test = sections
+        .iter()
+        .find(|s| s.starts_with("Test\n"))
+        .expect("a Test section");
+    assert!(test.contains("tests/run.sh"), "{test}");
+}
+
+#[test]
+fn every_relative_link_in_the_readme_and_docs_resolves() {
+    let (_, root) = readme();
+    let mut broken = Vec::new();
+    for doc in [
+        "README.md",
+        "docs/guide.md",
+        "docs/reference.md",
+        "ARCHITECTURE.md",
+    ] {
+        let path = root.join(doc);
+        let text = std::fs::read_to_string(&path).unwrap();
+        for link in text
+            .split("](")
+            .skip(1)
+            .filter_map(|rest| rest.split(')').next())
+        {
+            let target = link.split('#').next().unwrap();
+            if target.is_empty() || target.starts_with("http") {
+                continue;
+            }
+            if !path.parent().unwrap().join(target).exists() {
+                broken.push(format!("{doc}: {link}"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{broken:#?}");
 }

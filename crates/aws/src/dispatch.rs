@@ -77,8 +77,10 @@ fn dispatch(command: Command) -> Result<bool, Error> {
             housekeeping::clear(&a, &mut stdout).map(|()| true)
         }
         Command::Doctor(a) => crate::doctor::doctor(&a, &mut stdout),
-        Command::Completions { shell } => print_document(&cli::completions(shell)).map(|()| true),
-        Command::Man => print_document(&cli::man_page().map_err(Error::Output)?).map(|()| true),
+        Command::Completions { shell } => {
+            print_document(&redshift_creds_core::complete::script(shell)).map(|()| true)
+        }
+        Command::Man => print_document(&redshift_creds_core::man::page()).map(|()| true),
     }
 }
 

@@ -114,7 +114,9 @@ pub fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
         );
     }
     use std::io::IsTerminal;
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour = std::io::stdout().is_terminal()
+        && redshift_creds_core::env::Env::var_os(&redshift_creds_core::env::ProcessEnv, "NO_COLOR")
+            .is_none();
     out.write_all(report.render(colour).as_bytes())
         .map_err(Error::Output)?;
     Ok(report.passed())

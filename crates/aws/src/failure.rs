@@ -159,7 +159,7 @@ fn missing_profile_hint(request: &Request) -> Option<String> {
 fn aws_files() -> Vec<(std::path::PathBuf, bool)> {
     let home = dirs::home_dir();
     let pick = |var: &str, default: &str| {
-        std::env::var_os(var)
+        redshift_creds_core::env::Env::var_os(&redshift_creds_core::env::ProcessEnv, var)
             .filter(|v| !v.is_empty())
             .map(std::path::PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))

@@ -187,6 +187,11 @@ fn target(r: Resolved, mut listen: Vec<Listen>) -> Result<Target, Error> {
         report::warn(note);
     }
     let mode: SslMode = tls.mode.as_str().parse().map_err(from_proxy)?;
+    // The name in `listening on ADDR for NAME`: the connection, cluster or
+    // workgroup, else the upstream it serves.
+    let name = Some(r.request.label())
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| format!("{}:{}", endpoint.host, endpoint.port));
     let upstream = Upstream {
         host: endpoint.host,
         port: endpoint.port,
@@ -195,7 +200,7 @@ fn target(r: Resolved, mut listen: Vec<Listen>) -> Result<Target, Error> {
         db_name: r.request.db_name.clone(),
     };
     Ok(Target {
-        name: r.request.label(),
+        name,
         listen,
         upstream,
         source: Arc::new(AwsPasswords(Arc::new(Inner {

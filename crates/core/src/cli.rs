@@ -83,7 +83,7 @@ pub enum OutputFormat {
 #[derive(Debug, Args)]
 pub struct CredArgs {
     /// A named connection from the config file ([connections.NAME]).
-    #[arg(value_name = "NAME", add = ArgValueCandidates::new(crate::complete::connection_names))]
+    #[arg(value_name = "NAME", add = ArgValueCandidates::new(crate::candidates::connection_names))]
     pub name: Option<String>,
 
     /// The cluster that holds the database.
@@ -185,7 +185,7 @@ pub struct ConnArgs {
 
     /// TLS mode: require, verify-ca or verify-full [default: verify-full with the system CA
     /// bundle, else require]. Modes without TLS are refused.
-    #[arg(long, value_name = "MODE", value_parser = parse_flag::<SslMode>, add = ArgValueCandidates::new(crate::complete::ssl_modes))]
+    #[arg(long, value_name = "MODE", value_parser = parse_flag::<SslMode>, add = ArgValueCandidates::new(crate::candidates::ssl_modes))]
     pub sslmode: Option<Parsed<SslMode>>,
 
     /// The CA certificate file to verify the server with [default: the system CA bundle].
@@ -198,7 +198,7 @@ pub struct ConnArgs {
 #[command(group(clap::ArgGroup::new("what").required(true).args(["name", "all"])))]
 pub struct ClearArgs {
     /// The connection (or cluster, or workgroup) whose entries to remove.
-    #[arg(value_name = "NAME", add = ArgValueCandidates::new(crate::complete::connection_names))]
+    #[arg(value_name = "NAME", add = ArgValueCandidates::new(crate::candidates::connection_names))]
     pub name: Option<String>,
 
     /// Remove every cached entry.
@@ -386,16 +386,6 @@ fn conflict(e: &clap::Error, arg: &str) -> String {
         }
         _ => format!("the argument '{arg}' cannot be used with one or more of the other arguments"),
     }
-}
-
-/// The completion script for `shell`.
-pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
-    crate::complete::script(shell)
-}
-
-/// The man page, as roff.
-pub fn man_page() -> std::io::Result<Vec<u8>> {
-    Ok(crate::man::page())
 }
 
 #[cfg(test)]

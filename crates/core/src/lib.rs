@@ -7,6 +7,7 @@
 //! ARCHITECTURE.md for the glossary and the path of a hit and of a miss.
 
 pub mod cache;
+pub mod candidates;
 pub mod choice;
 pub mod cli;
 pub mod commands;

@@ -463,9 +463,9 @@ pub fn every_backend() -> Vec<Backend> {
 /// so a headless machine never tries to autolaunch a bus.
 #[cfg(target_os = "linux")]
 fn session_bus_present() -> bool {
-    match std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
+    match crate::env::Env::var_os(&crate::env::ProcessEnv, "DBUS_SESSION_BUS_ADDRESS") {
         Some(a) => !a.is_empty(),
-        None => std::env::var_os("XDG_RUNTIME_DIR")
+        None => crate::env::Env::var_os(&crate::env::ProcessEnv, "XDG_RUNTIME_DIR")
             .map(|d| std::path::Path::new(&d).join("bus").exists())
             .unwrap_or(false),
     }

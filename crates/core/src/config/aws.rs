@@ -45,6 +45,6 @@ pub(super) fn resolve(
         region: region.map(|r| r.value),
         endpoint_url: endpoint_url.map(|u| u.value),
         access_key_id: access_key_id.filter(|v| !v.is_empty()),
-        identity: crate::cache::key::identity(e),
+        identity: super::identity::identity(e),
     })
 }

@@ -8,6 +8,7 @@
 
 mod aws;
 mod connection;
+pub mod identity;
 mod layers;
 mod settings;
 mod target;
@@ -63,7 +64,7 @@ pub struct AwsTarget {
     pub access_key_id: Option<String>,
     /// The rest of what makes the SDK choose an identity or an endpoint
     /// (files, roles, container and endpoint variables), for the cache key:
-    /// see [`crate::cache::key::identity`]. Secrets enter hashed.
+    /// see [`identity::identity`]. Secrets enter hashed.
     pub identity: Vec<(String, String)>,
 }
 
