@@ -21,6 +21,11 @@ const BIN: &str = "redshift-creds";
 /// returns at once. It reads nothing but the config file (for connection
 /// names): no cache, no lock, no AWS.
 pub fn answer() {
+    // clap_complete builds the whole command before it looks at the
+    // variable; a plain run (every cache hit) must not pay for that.
+    if crate::env::Env::var_os(&crate::env::ProcessEnv, VAR).is_none_or(|v| v.is_empty()) {
+        return;
+    }
     clap_complete::CompleteEnv::with_factory(Cli::command)
         .var(VAR)
         .bin(BIN)
