@@ -300,3 +300,61 @@ fn exec_keeps_the_commands_exit_code_and_signals() {
         "{err}"
     );
 }
+
+#[test]
+fn a_cold_env_output_loads_the_aws_configuration_once() {
+    // Endpoint lookup and credential in one run share one AWS session, so a
+    // credential_process (which may prompt, or call an SSO broker) runs once.
+    let Some(moto) = Moto::start() else { return };
+    moto.create_cluster("examplecluster");
+    let url = moto.url();
+    let sb = Sandbox::new();
+    let count = sb.path().join("credential-process-runs");
+    let script = sb.path().join("creds.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho run >> '{}'\necho '{{\"Version\":1,\"AccessKeyId\":\"AKIDPROCESS\",\"SecretAccessKey\":\"s\"}}'\n",
+            count.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(
+        sb.path().join("aws-config"),
+        format!(
+            "[profile proc]\ncredential_process = {}\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let a = cmd(
+        "get",
+        &args(
+            &url,
+            &[
+                "--db-name",
+                "dev",
+                "--output",
+                "env",
+                "--profile",
+                "proc",
+                "-vv",
+            ],
+        ),
+    );
+    let out = sb
+        .cmd(&a)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    for call in ["calling DescribeClusters", "calling GetClusterCredentials"] {
+        assert!(log.contains(call), "{call}: {log}");
+    }
+    let runs = std::fs::read_to_string(&count).unwrap();
+    assert_eq!(runs.lines().count(), 1, "credential_process ran {runs:?}");
+}
