@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Runs each fuzz target for a bounded time (FUZZ_SECONDS, default 60) on its
+# Runs each fuzz target for a bounded time (FUZZ_SECONDS, default 30) on its
 # corpus under fuzz/corpus. A crash fails the run and leaves the input in
 # fuzz/artifacts/. cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the
 # one stable toolchain here accept them, and `-s none` skips the sanitizer
 # runtime that only nightly ships.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
-seconds="${FUZZ_SECONDS:-60}"
+seconds="${FUZZ_SECONDS:-30}"
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -s none -O

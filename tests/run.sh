@@ -101,5 +101,5 @@ if grep -q '^SKIPPED' "${TMPDIR:-/tmp}/redshift-creds-test.log"; then
 fi
 log "install/install.sh into a scratch prefix"
 bash tests/install_test.sh
-log "fuzz targets, ${FUZZ_SECONDS:-60}s each"
+log "fuzz targets, ${FUZZ_SECONDS:-30}s each"
 bash tests/fuzz.sh
