@@ -1,18 +1,7 @@
 //! `list`, `clear` and `doctor`: what is cached, removing it, and what this machine offers.
 
 use crate::support::counting::CountingServer;
-use crate::support::{Sandbox, contract, stderr, stdout};
-
-fn base(url: &str) -> Vec<&str> {
-    vec![
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        url,
-        "--cache",
-        "file",
-    ]
-}
+use crate::support::{Sandbox, base_args as base, contract, stderr, stdout};
 
 #[test]
 fn list_shows_entries_without_secrets_and_clear_removes_them() {

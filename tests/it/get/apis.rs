@@ -1,18 +1,7 @@
-//! Each credential API against a counting server that speaks its protocol, plus list, clear and doctor.
+//! Each credential API against a counting server that speaks its protocol.
 
 use crate::support::counting::CountingServer;
-use crate::support::{Sandbox, contract, stderr, stdout};
-
-fn base(url: &str) -> Vec<&str> {
-    vec![
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        url,
-        "--cache",
-        "file",
-    ]
-}
+use crate::support::{Sandbox, base_args as base, contract, stderr, stdout};
 
 #[test]
 fn get_cluster_credentials_with_iam_uses_the_iam_identity() {

@@ -189,6 +189,18 @@ pub fn cred_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
+/// The flags every API needs besides its target: us-east-1 at `url`, cached in files.
+pub fn base_args(url: &str) -> Vec<&str> {
+    vec![
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        url,
+        "--cache",
+        "file",
+    ]
+}
+
 /// `get` with [`cred_args`].
 pub fn get_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["get"];
