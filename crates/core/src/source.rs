@@ -47,13 +47,6 @@ pub fn endpoint_cache(r: &Resolved) -> Result<Cache, Error> {
     Ok(cache)
 }
 
-/// The cached credential if it outlives the refresh margin: the hit path,
-/// with no lock, no runtime and no AWS configuration.
-pub fn cached_credential(r: &Resolved) -> Result<Option<Credential>, Error> {
-    let mut cache = credential_cache(r)?;
-    refresh::fresh(&mut cache, &refresh::SystemClock, r.settings.refresh_margin)
-}
-
 /// Set (to `1`) by the front on the background refresh it starts: tells
 /// `redshift-creds-aws` to refresh the request's credential under the
 /// refresh lock and print nothing. Internal; not for users.

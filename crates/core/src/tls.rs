@@ -63,24 +63,6 @@ impl crate::choice::Choice for SslMode {
     }
 }
 
-/// Checks `--sslmode` and `--sslrootcert` and fills in the defaults:
-/// verify-full with the system CA bundle, or require (with a note) when no
-/// bundle is found. Each value comes with the name of its source (`--sslmode`, or a config key).
-pub fn resolve(mode: Option<(&str, &str)>, root_cert: Option<(&Path, &str)>) -> Result<Tls, Error> {
-    use crate::choice::Choice;
-    let mode = match mode {
-        None => None,
-        Some((text, input)) => {
-            Some(SslMode::parse(text).map_err(|rule| Error::invalid(input, text, rule))?)
-        }
-    };
-    let root_cert = match root_cert {
-        Some((path, input)) => Some(check_root_cert(path, input)?),
-        None => None,
-    };
-    Ok(with_defaults(mode, root_cert))
-}
-
 /// Checks a given root certificate: a readable file. Returns its absolute
 /// path, which clients started elsewhere can use. `input` names its source.
 pub fn check_root_cert(path: &Path, input: &str) -> Result<PathBuf, Error> {
@@ -144,6 +126,23 @@ fn system_bundle(env: &dyn crate::env::Env) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The checks and defaults the config applies to `--sslmode` and
+    /// `--sslrootcert` (see `config/connection.rs`), composed for these tests.
+    fn resolve(mode: Option<(&str, &str)>, root_cert: Option<(&Path, &str)>) -> Result<Tls, Error> {
+        use crate::choice::Choice;
+        let mode = match mode {
+            None => None,
+            Some((text, input)) => {
+                Some(SslMode::parse(text).map_err(|rule| Error::invalid(input, text, rule))?)
+            }
+        };
+        let root_cert = match root_cert {
+            Some((path, input)) => Some(check_root_cert(path, input)?),
+            None => None,
+        };
+        Ok(with_defaults(mode, root_cert))
+    }
 
     #[test]
     fn modes_without_tls_are_refused() {
