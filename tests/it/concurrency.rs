@@ -9,22 +9,6 @@ fn args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     crate::support::get_args(url, extra)
 }
 
-fn spawn_many(sb: &Sandbox, a: &[&str], n: usize) -> Vec<std::process::Output> {
-    let children: Vec<_> = (0..n)
-        .map(|_| {
-            sb.cmd(a)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect()
-}
-
 /// The one cached entry's file, decoded enough to check it.
 fn entry(sb: &Sandbox) -> serde_json::Value {
     let entries = sb.entries();
@@ -54,7 +38,7 @@ fn load_200_concurrent_in_5_rounds_make_one_call_per_refresh_window() {
     // waits for its refresh (refresh ahead has its own tests).
     let a = args(&url, &["--refresh-margin", "898", "--no-refresh-ahead"]);
     for round in 1..=5 {
-        let outputs = spawn_many(&sb, &a, 200);
+        let outputs = sb.run_many(&a, 200);
         let failed: Vec<String> = outputs
             .iter()
             .filter(|o| !o.status.success())

@@ -169,19 +169,7 @@ fn a_burst_of_50_inside_the_margin_makes_one_api_call() {
     let (server, sb) = inside_the_margin(&[]);
     let url = server.url();
     let a = get_args(&url, MARGIN);
-    let children: Vec<_> = (0..50)
-        .map(|_| {
-            sb.cmd(&a)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs: Vec<Output> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outputs = sb.run_many(&a, 50);
     for o in &outputs {
         assert!(o.status.success(), "{}", stderr(o));
         // A call that comes after the refresh finished gets the new one.

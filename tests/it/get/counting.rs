@@ -15,19 +15,7 @@ fn thirty_two_concurrent_processes_on_a_cold_cache_make_one_call() {
     server.set_delay(Duration::from_millis(300));
     let url = server.url();
     let sb = Sandbox::new();
-    let children: Vec<_> = (0..32)
-        .map(|_| {
-            sb.cmd(&args(&url, &[]))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outputs = sb.run_many(&args(&url, &[]), 32);
     let passwords: Vec<String> = outputs.iter().map(password).collect();
     assert_eq!(server.calls(), 1, "exactly one API call");
     assert!(

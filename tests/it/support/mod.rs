@@ -113,6 +113,24 @@ impl Sandbox {
         self.cmd(args).output().unwrap()
     }
 
+    /// Starts `n` runs of `redshift-creds ARGS` at once, then collects every
+    /// output: a burst of concurrent callers.
+    pub fn run_many(&self, args: &[&str], n: usize) -> Vec<Output> {
+        let children: Vec<_> = (0..n)
+            .map(|_| {
+                self.cmd(args)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect()
+    }
+
     /// The cache files (entries and locks), by name.
     pub fn cache_files(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.cache_dir())
