@@ -20,8 +20,12 @@ const SWITCHES: &[&str] = &[
     "--auto-create",
     "--no-auto-create",
     "--with-iam",
+    "--no-with-iam",
+    "--no-refresh-ahead",
     "--watch",
+    "--quiet",
     "--all",
+    "--client-tls",
 ];
 
 /// Words that are a value someone meant to give a switch.
@@ -81,6 +85,29 @@ mod tests {
 
     fn args(line: &str) -> Vec<OsString> {
         line.split(' ').map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_switch_list_is_every_switch_the_cli_defines() {
+        // SWITCHES is written out so that the front's check costs no clap
+        // command; this keeps it equal to the definitions.
+        fn walk(cmd: &clap::Command, out: &mut std::collections::BTreeSet<String>) {
+            for arg in cmd.get_arguments() {
+                if matches!(arg.get_action(), clap::ArgAction::SetTrue)
+                    && let Some(long) = arg.get_long()
+                {
+                    out.insert(format!("--{long}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, out);
+            }
+        }
+        let mut defined = std::collections::BTreeSet::new();
+        walk(&Cli::command(), &mut defined);
+        let listed: std::collections::BTreeSet<String> =
+            SWITCHES.iter().map(|s| s.to_string()).collect();
+        assert_eq!(listed, defined);
     }
 
     #[test]
