@@ -290,7 +290,16 @@ fn warn_if_unwarned(dir: Option<&Path>) {
     let Some(m) = dir.map(|d| d.join(UNANSWERED_MARKER)) else {
         return;
     };
-    let unwarned = std::fs::read(&m).is_ok_and(|b| b == b"0");
+    // Read as every record in the cache directory is: a small regular file
+    // of ours, never through a symlink or from a FIFO.
+    let unwarned = dir
+        .and_then(|d| {
+            crate::private_fs::SafeDir::open_private_existing(d)
+                .ok()
+                .flatten()
+        })
+        .and_then(|d| d.read_record(UNANSWERED_MARKER, 16))
+        .is_some_and(|b| b.as_slice() == b"0");
     if unwarned && !crate::report::held() {
         write_marker(Some(&m), super::secret_service::NO_REPLY);
     }
