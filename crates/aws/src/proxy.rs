@@ -58,6 +58,7 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
         shutdown_timeout: Duration::from_secs(shutdown_timeout as u64),
         ..Options::default()
     };
+    options.allowed_uids.extend(&a.allow_uid);
     if a.client_tls {
         let dir = config_file::config_dir()
             .ok_or_else(|| Error::Usage("--client-tls: no config directory is known".into()))?

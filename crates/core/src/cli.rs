@@ -287,6 +287,11 @@ pub struct ProxyArgs {
     /// On SIGINT or SIGTERM, wait this long for open sessions [default: 30].
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub shutdown_timeout: Option<i64>,
+
+    /// Let this uid connect too, besides the proxy's own; repeatable. Root is let in only
+    /// when the proxy runs as root or with --allow-uid 0.
+    #[arg(long, value_name = "UID")]
+    pub allow_uid: Vec<u32>,
 }
 
 /// Says a clap usage error in one line from its kind and context (never by

@@ -17,7 +17,7 @@ use crate::wire::{self, Frame, cstr, i32_at};
 /// How a login attempt failed.
 #[derive(Debug)]
 pub(crate) enum LoginError {
-    /// The server refused the password (28P01 or 28000): worth one retry with a fresh one.
+    /// The server refused the password (see [`server_error`]): worth one retry with a fresh one.
     Rejected(SessionError),
     /// Anything else.
     Failed(SessionError),
@@ -71,15 +71,21 @@ where
     }
 }
 
-/// The ErrorResponse the server ended the login with, as the client will see it.
+/// The ErrorResponse the server ended the login with, as the client will see it: the
+/// server's own SQLSTATE and message. Only a refused password is worth a retry with a fresh
+/// one: 28P01, or 28000 with PostgreSQL's wording for it, which is what Redshift (and any
+/// server older than 9.0) sends. Other 28000s (a pg_hba.conf rule, a refused replication
+/// connection) are no fault of the password, and a fresh one would change nothing.
 fn server_error(body: &[u8]) -> LoginError {
     let (code, msg) = wire::error_fields(body);
-    let rejected = code == "28P01" || code == "28000";
-    let sqlstate: &'static str = if rejected { "28P01" } else { "08001" };
-    let e = SessionError::new(
-        sqlstate,
-        format!("the server refused the login: {msg} (SQLSTATE {code})"),
-    );
+    let rejected =
+        code == "28P01" || (code == "28000" && msg.starts_with("password authentication failed"));
+    let code = if code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        code
+    } else {
+        "08001".to_owned()
+    };
+    let e = SessionError::new(code, format!("the server refused the login: {msg}"));
     if rejected {
         LoginError::Rejected(e)
     } else {

@@ -32,14 +32,18 @@ pub enum ProxyError {
 /// A session-ending error, sent to the client as a FATAL ErrorResponse.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionError {
-    pub sqlstate: &'static str,
+    /// Ours, or the server's when it ended the login.
+    pub sqlstate: std::borrow::Cow<'static, str>,
     pub message: String,
 }
 
 impl SessionError {
-    pub(crate) fn new(sqlstate: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        sqlstate: impl Into<std::borrow::Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
-            sqlstate,
+            sqlstate: sqlstate.into(),
             message: message.into(),
         }
     }

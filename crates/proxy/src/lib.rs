@@ -8,6 +8,7 @@ mod auth;
 mod cancel;
 mod client_tls;
 mod error;
+mod gate;
 mod listen;
 mod peer;
 mod proxy;

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 
 use crate::cancel::CancelTable;
 use crate::error::ProxyError;
+use crate::gate::{self, Gate};
 use crate::listen::{self, Bound, DEFAULT_PORT, Listen};
 use crate::session::{self, Conn, Shared, TargetCtx};
 use crate::source::PasswordSource;
@@ -34,18 +35,18 @@ pub struct Options {
     pub client_tls: Option<Arc<rustls::ServerConfig>>,
     /// How long a shutdown waits for open sessions before closing them.
     pub shutdown_timeout: Duration,
-    /// The uids that may connect. [`Options::default`] sets the proxy's own uid and root;
-    /// tests narrow it to prove the check.
+    /// The uids that may connect. [`Options::default`] sets only the proxy's own uid: root
+    /// too only when the proxy runs as root, or when the caller adds it (`--allow-uid 0`).
     pub allowed_uids: Vec<u32>,
 }
 
 impl Default for Options {
-    /// No client TLS, 30 s shutdown grace, the proxy's own user and root.
+    /// No client TLS, 30 s shutdown grace, the proxy's own user only.
     fn default() -> Self {
         Options {
             client_tls: None,
             shutdown_timeout: Duration::from_secs(30),
-            allowed_uids: vec![crate::peer::own_uid(), 0],
+            allowed_uids: vec![crate::peer::own_uid()],
         }
     }
 }
@@ -127,8 +128,9 @@ impl Proxy {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (kill_tx, kill_rx) = watch::channel(false);
         let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
+        let fd_limit = gate::raise_fd_limit();
         let shared = Arc::new(Shared {
-            allowed_uids: self.options.allowed_uids.clone(),
+            gate: Arc::new(Gate::new(self.options.allowed_uids.clone(), fd_limit)),
             client_tls: self
                 .options
                 .client_tls
@@ -192,7 +194,8 @@ impl Accept {
     }
 }
 
-/// Accepts connections until `stop`, each served by its own task.
+/// Accepts connections until `stop`. Each is checked at once, before anything is read from
+/// it: a refused one is told why and closed here; an admitted one is served by its own task.
 async fn accept_loop(
     listener: Accept,
     target: Arc<TargetCtx>,
@@ -206,17 +209,27 @@ async fn accept_loop(
             c = listener.accept() => c,
         };
         match conn {
-            Ok(c) => {
-                tokio::spawn(session::run(
-                    c,
-                    target.clone(),
-                    shared.clone(),
-                    open.clone(),
-                ));
-            }
+            Ok(c) => match shared.gate.admit(&c) {
+                Ok(admitted) => {
+                    tokio::spawn(session::run(
+                        c,
+                        admitted,
+                        target.clone(),
+                        shared.clone(),
+                        open.clone(),
+                    ));
+                }
+                Err(refused) => {
+                    shared.gate.log_refusal(&target.name, &refused);
+                    refused.tell(&c);
+                    tokio::spawn(shared.gate.clone().close_refused(c));
+                }
+            },
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(target = %target.name, error = %e, "accept failed");
+                if let Some(suppressed) = shared.gate.accept_errors.allow() {
+                    tracing::warn!(target = %target.name, error = %e, suppressed, "accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

@@ -1,6 +1,6 @@
-//! One client connection, from accept to close: the peer check, the client's startup
-//! (TLS or not, cancel or login), the upstream login with a fresh password, the relay, and
-//! the closing log line.
+//! One admitted client connection, from its startup to close: the client's startup (TLS
+//! or not, cancel or login), the upstream login with a fresh password, the relay, and the
+//! closing log line. Who is admitted is decided at accept, in [`crate::gate`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,17 +16,19 @@ use tokio_rustls::TlsAcceptor;
 use crate::auth::{LoginError, authenticate};
 use crate::cancel::{CancelTable, Registration};
 use crate::error::SessionError;
-use crate::peer;
+use crate::gate::{Admitted, Gate};
 use crate::source::{Login, PasswordSource};
 use crate::upstream::{Upstream, connect_tls};
 use crate::wire::{self, Startup};
 
-/// How long a client may take to send its startup packet, and the proxy to log in upstream.
+/// How long a client may take to negotiate encryption and send its startup packet.
+pub(crate) const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the proxy may take to log in upstream.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every session of the proxy shares.
 pub(crate) struct Shared {
-    pub allowed_uids: Vec<u32>,
+    pub gate: Arc<Gate>,
     pub client_tls: Option<TlsAcceptor>,
     pub cancels: Arc<CancelTable>,
     /// Set to true when the shutdown grace period is over: open sessions end.
@@ -55,74 +57,58 @@ type Client = Box<dyn ClientIo>;
 /// the shutdown knows every session is over.
 pub(crate) async fn run(
     conn: Conn,
+    admitted: Admitted,
     target: Arc<TargetCtx>,
     shared: Arc<Shared>,
     _open: mpsc::Sender<()>,
 ) {
     let mut kill = shared.kill.clone();
     tokio::select! {
-        () = serve(conn, &target, &shared) => {}
+        () = serve(conn, admitted, &target, &shared) => {}
         _ = kill.wait_for(|k| *k) => {
             tracing::info!(target = %target.name, "session ended by shutdown");
         }
     }
 }
 
-async fn serve(conn: Conn, target: &TargetCtx, shared: &Shared) {
-    let (peer, uid) = identify(&conn).await;
-    let allowed = uid.is_some_and(|u| peer::is_allowed(u, &shared.allowed_uids));
-    // A refused peer gets no TLS: nothing of ours is worth a handshake with it.
-    let tls = if allowed {
-        shared.client_tls.as_ref()
-    } else {
-        None
-    };
+async fn serve(conn: Conn, mut admitted: Admitted, target: &TargetCtx, shared: &Shared) {
+    let peer = admitted.peer.clone();
     let stream: Client = match conn {
         Conn::Tcp(s) => Box::new(s),
         Conn::Unix(s) => Box::new(s),
     };
+    let tls = shared.client_tls.as_ref();
     let (mut client, startup) =
-        match tokio::time::timeout(LOGIN_TIMEOUT, negotiate(stream, tls)).await {
+        match tokio::time::timeout(STARTUP_TIMEOUT, negotiate(stream, tls)).await {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "client startup failed"),
             Err(_) => return tracing::debug!(%peer, "client sent no startup packet in time"),
         };
-    if !allowed {
-        let shown = uid.map_or_else(|| "unknown".to_owned(), |u| u.to_string());
-        tracing::warn!(target = %target.name, %peer, uid = %shown, "connection refused: not the proxy's user");
-        let msg = format!(
-            "connection refused: uid {shown} may not use this proxy (only its own user and root may)"
-        );
-        let _ = client.write_all(&wire::error_response("28000", &msg)).await;
-        return;
-    }
+    admitted.started();
     match startup {
         Startup::Cancel { pid, key } => shared.cancels.forward(pid, key).await,
         Startup::Params { version, params } => {
-            relay_session(client, version, params, &peer, target, shared).await;
+            let Some(_slot) = shared.gate.session() else {
+                let open = shared.gate.sessions();
+                tracing::warn!(target = %target.name, %peer, open, "session refused: too many connections");
+                let msg = format!("too many connections for redshift-creds proxy ({open} open)");
+                let _ = client.write_all(&wire::error_response("53300", &msg)).await;
+                return;
+            };
+            let who = Who {
+                peer: &peer,
+                uid: admitted.uid,
+            };
+            relay_session(client, version, params, &who, target, shared).await;
         }
         Startup::Ssl | Startup::GssEnc => unreachable!("negotiate returns only a real startup"),
     }
 }
 
-/// The peer's description for logs and its uid (None: unknown, which is refused).
-async fn identify(conn: &Conn) -> (String, Option<u32>) {
-    match conn {
-        Conn::Unix(s) => match s.peer_cred() {
-            Ok(c) => (format!("unix:pid={}", c.pid().unwrap_or(0)), Some(c.uid())),
-            Err(_) => ("unix".to_owned(), None),
-        },
-        Conn::Tcp(s) => {
-            let (Ok(p), Ok(l)) = (s.peer_addr(), s.local_addr()) else {
-                return ("tcp".to_owned(), None);
-            };
-            let uid = tokio::task::spawn_blocking(move || peer::tcp_peer_uid(p, l))
-                .await
-                .ok()
-                .flatten();
-            (p.to_string(), uid)
-        }
-    }
+/// A client- or server-supplied string as it may appear in a log line: control characters,
+/// quotes and backslashes escaped, so it can forge no line and move no cursor.
+fn logged(s: &str) -> std::str::EscapeDebug<'_> {
+    s.escape_debug()
 }
 
 /// Answers SSLRequest (`S` and a handshake when `tls` is set, else `N`) and GSSENCRequest
@@ -245,7 +231,8 @@ async fn login(target: &TargetCtx, req: &Request) -> Result<(UpstreamConn, Login
         Ok(x) => Ok(x),
         Err(LoginError::Failed(e)) => Err(e),
         Err(LoginError::Rejected(e)) => {
-            tracing::info!(target = %target.name, error = %e, "cached password rejected; retrying with a fresh one");
+            let error = e.to_string();
+            tracing::info!(target = %target.name, error = %logged(&error), "cached password rejected; retrying with a fresh one");
             match open_upstream(target, req, true).await {
                 Ok(x) => Ok(x),
                 Err(LoginError::Failed(e) | LoginError::Rejected(e)) => Err(e),
@@ -301,12 +288,18 @@ async fn hand_over(
     Ok(ready)
 }
 
+/// The client, for log lines.
+struct Who<'a> {
+    peer: &'a str,
+    uid: u32,
+}
+
 /// Logs in, hands the session over, relays bytes until either side closes, and logs it.
 async fn relay_session(
     mut client: Client,
     version: i32,
     params: Vec<(String, String)>,
-    peer: &str,
+    who: &Who<'_>,
     target: &TargetCtx,
     shared: &Shared,
 ) {
@@ -322,9 +315,10 @@ async fn relay_session(
     let (mut up, user, database, ready) = match setup.await {
         Ok(x) => x,
         Err(e) => {
-            tracing::warn!(target = %target.name, %peer, error = %e, "session refused");
+            let error = e.to_string();
+            tracing::warn!(target = %target.name, peer = %who.peer, uid = who.uid, error = %logged(&error), "session refused");
             let _ = client
-                .write_all(&wire::error_response(e.sqlstate, &e.message))
+                .write_all(&wire::error_response(&e.sqlstate, &e.message))
                 .await;
             return;
         }
@@ -336,7 +330,7 @@ async fn relay_session(
     };
     let end = tokio::io::copy_bidirectional(&mut counted, &mut up).await;
     tracing::info!(
-        target = %target.name, %peer, %user, %database,
+        target = %target.name, peer = %who.peer, uid = who.uid, user = %logged(&user), database = %logged(&database),
         backend_pid = ready.backend_pid.unwrap_or(0),
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         bytes_from_client = counted.read, bytes_to_client = counted.written,

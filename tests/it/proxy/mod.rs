@@ -3,6 +3,7 @@
 //! behaves (one API call for many clients, AWS failures, shutdown, bad listen values).
 #![cfg(unix)]
 
+mod attack;
 mod behaviour;
 mod clients;
 

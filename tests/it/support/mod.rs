@@ -234,3 +234,28 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A directory with copies of both binaries that any user can reach and run: the
+/// checkout's target/ may sit under a private directory (a `mktemp -d` clone, a 0700
+/// home), where a test that runs a binary as another uid would get EACCES. Made once per
+/// test process.
+#[cfg(unix)]
+pub fn bin_for_other_users() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("redshift-creds-bin.")
+            .tempdir()
+            .unwrap()
+            .keep();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for program in ["redshift-creds", "redshift-creds-aws"] {
+            let to = dir.join(program);
+            std::fs::copy(bin().with_file_name(program), &to).unwrap();
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    })
+    .clone()
+}
