@@ -5,6 +5,7 @@
 
 mod behaviour;
 mod clients;
+mod upstream_tls;
 
 use crate::support::counting::CountingServer;
 use crate::support::pg::PgServer;
