@@ -25,8 +25,8 @@ fn setup(shell: &str) -> (Sandbox, std::path::PathBuf) {
     (sb, file)
 }
 
-/// `program` in the sandbox's environment, with the binary's directory first
-/// on PATH and the config file set.
+/// `program` in the sandbox's environment and directory, with the binary's
+/// directory first on PATH and the config file set.
 fn shell(sb: &Sandbox, program: &Path, args: &[&str]) -> Command {
     let bin_dir = bin().parent().unwrap().to_path_buf();
     let path = std::env::join_paths(
@@ -35,12 +35,13 @@ fn shell(sb: &Sandbox, program: &Path, args: &[&str]) -> Command {
     .unwrap();
     let mut c = sb.command(program, args);
     c.env("PATH", path)
-        .env("REDSHIFT_CREDS_CONFIG", sb.path().join("config.toml"));
+        .env("REDSHIFT_CREDS_CONFIG", sb.path().join("config.toml"))
+        .current_dir(sb.path());
     c
 }
 
 /// What bash's completion function puts in COMPREPLY for `line` (the last
-/// word is the one being completed).
+/// word is the one being completed); none is an empty list.
 fn bash(sb: &Sandbox, script: &Path, line: &str) -> Vec<String> {
     let code = r#"source "$1"; shift
 COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
@@ -55,6 +56,7 @@ printf '%s\n' "${COMPREPLY[@]}""#;
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
+        .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect()
 }
@@ -88,6 +90,36 @@ fn bash_completes_flags_values_and_connection_names_after_the_subcommand() {
 }
 
 #[test]
+fn after_exec_name_and_double_dash_bash_completes_a_command_then_paths() {
+    let (sb, script) = setup("bash");
+    // The command: names from PATH, as `env` and `sudo` complete them (the
+    // binary's directory is first on PATH here).
+    let got = bash(&sb, &script, "redshift-creds exec prod -- redshift-cre");
+    assert!(
+        got.contains(&"redshift-creds".to_owned())
+            && got.contains(&"redshift-creds-aws".to_owned()),
+        "{got:?}"
+    );
+    assert!(got.iter().all(|c| c.starts_with("redshift-cre")), "{got:?}");
+    let got = bash(
+        &sb,
+        &script,
+        "redshift-creds exec --cache none prod -- redshift-creds-a",
+    );
+    assert_eq!(got, ["redshift-creds-aws"]);
+    // Its arguments: paths, never command names or connection names.
+    std::fs::write(sb.path().join("query.sql"), "select 1").unwrap();
+    let got = bash(&sb, &script, "redshift-creds exec prod -- psql -f que");
+    assert_eq!(got, ["query.sql"], "{got:?}");
+    let got = bash(
+        &sb,
+        &script,
+        "redshift-creds exec prod -- psql redshift-cre",
+    );
+    assert!(got.is_empty(), "{got:?}");
+}
+
+#[test]
 fn fish_completes_flags_values_and_connection_names() {
     let Some(fish) = require_tool("fish", "FISH") else {
         return;
@@ -118,6 +150,10 @@ fn fish_completes_flags_values_and_connection_names() {
         ["require", "verify-ca", "verify-full"]
     );
     assert_eq!(run("redshift-creds clear ")[..2], ["dev-box", "prod"]);
+    assert_eq!(
+        run("redshift-creds exec prod -- redshift-creds-a"),
+        ["redshift-creds-aws"]
+    );
 }
 
 #[test]
@@ -154,6 +190,10 @@ fn zsh_completes_flags_values_and_connection_names_under_zpty() {
     assert_eq!(
         run("redshift-creds pgpass --sslmode "),
         ["require", "verify-ca", "verify-full"]
+    );
+    assert_eq!(
+        run("redshift-creds exec prod -- redshift-creds-a"),
+        ["redshift-creds-aws"]
     );
     let names = run("redshift-creds exec ");
     assert!(

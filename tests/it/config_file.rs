@@ -153,7 +153,18 @@ fn config_errors_name_the_file_line_column_and_key() {
             "[connections.prod]\ncluster_identifier = \"c\"\ndb_usr = \"alice\"\n",
             "line 3, column 1: unknown field `db_usr`",
         ),
-        ("[connections.prod]\nport = \"5439\"\n", "line 2, column 8:"),
+        (
+            "[connections.prod]\nport = \"25439\"\n",
+            "line 2, column 8: port must be a number, not a string: write 25439 without quotes",
+        ),
+        (
+            "[connections.prod]\nauto_create = \"yes\"\n",
+            "line 2, column 15: auto_create must be true or false, not a string",
+        ),
+        (
+            "[connections.prod]\ndb_groups = \"readers\"\n",
+            "db_groups must be a list, not a string: write [\"readers\"]",
+        ),
         ("[connections.prod\n", "line 1, column"),
         (
             "[connections.prod]\ncluster_identifier = \"c\"\ndb_user = \"PUBLIC\"\n",
@@ -173,6 +184,7 @@ fn config_errors_name_the_file_line_column_and_key() {
         assert!(out.stdout.is_empty());
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(expect), "{text}: {err}");
+        assert!(!err.contains("invalid type"), "serde's words: {err}");
         assert!(
             err.contains(config.to_str().unwrap()),
             "names the file: {err}"

@@ -373,3 +373,104 @@ fn doctor_probes_the_store_with_a_fresh_key_and_leaves_nothing() {
     }
     assert!(sb.entries().is_empty(), "the probe is cleaned up");
 }
+
+#[test]
+fn doctor_with_a_broken_config_file_says_so_and_checks_nothing_that_depends_on_it() {
+    let sb = Sandbox::new();
+    let config = sb.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[connections.prod]\ncluster_identifier = \"c\"\nregion = \"us-east-1\"\n\
+         endpoint_url = \"http://127.0.0.1:9\"\nport = \"25439\"\n",
+    )
+    .unwrap();
+    let out = sb
+        .cmd(&["doctor", "prod"])
+        .env("REDSHIFT_CREDS_CONFIG", &config)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL config file: ")
+            && text.contains("port must be a number, not a string: write 25439 without quotes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL inputs: connection \"prod\" is not read: the config file is broken"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warn region, AWS credentials, endpoint and TLS: not checked"),
+        "{text}"
+    );
+    // No check made without the connection's endpoint_url and region.
+    assert!(!text.contains("AWS credentials: resolve"), "{text}");
+    assert!(!text.contains("FAIL region"), "{text}");
+    assert!(text.contains("cache and lock directory: "), "{text}");
+}
+
+/// `doctor` for a connection to `pg` with verify-full and `root` as the sslrootcert.
+fn doctor_tls(sb: &Sandbox, port: u16, root: &std::path::Path) -> String {
+    let out = sb.run(&[
+        "doctor",
+        "--cluster-identifier",
+        "c",
+        "--db-user",
+        "u",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+        "--api-timeout",
+        "2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--sslmode",
+        "verify-full",
+        "--sslrootcert",
+        root.to_str().unwrap(),
+    ]);
+    stdout(&out)
+}
+
+#[cfg(unix)]
+#[test]
+fn doctor_tries_the_tls_handshake_with_the_database() {
+    let Some(pg) = crate::support::pg::PgServer::start_self_signed() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let root = pg.ca_cert.display().to_string();
+    // The server's own self-signed CA certificate as the root: accepted.
+    let text = doctor_tls(&sb, pg.port, &pg.ca_cert);
+    assert!(
+        text.contains(&format!(
+            "ok   TLS: 127.0.0.1:{} answers with TLS 1.3, certificate accepted \
+             (sslmode verify-full, sslrootcert {root})",
+            pg.port
+        )),
+        "{text}"
+    );
+    // Another root: refused, in words.
+    let other = crate::support::pg::other_ca(sb.path());
+    let text = doctor_tls(&sb, pg.port, &other);
+    assert!(
+        text.contains(&format!(
+            "FAIL TLS: TLS with 127.0.0.1:{} failed: it presents a CA certificate (CA:TRUE) as its own",
+            pg.port
+        )),
+        "{text}"
+    );
+    // Nothing listening: not reachable from here, which is no failure of TLS.
+    let closed = crate::support::free_port();
+    let text = doctor_tls(&sb, closed, &pg.ca_cert);
+    assert!(
+        text.contains(&format!(
+            "warn TLS: not checked: cannot connect to 127.0.0.1:{closed}"
+        )),
+        "{text}"
+    );
+}

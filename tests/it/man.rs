@@ -48,6 +48,16 @@ fn the_rendered_man_page_has_commands_environment_files_exit_status_and_examples
             "the rendered page lacks {want:?}:\n{text}"
         );
     }
+    // A switch takes no value (the command line refuses `--auto-create
+    // true`), so the page lists values only where --help does.
+    assert!(
+        !text.contains("possible values: true, false"),
+        "a switch is shown with values:\n{text}"
+    );
+    assert!(
+        text.contains("possible values: json, password, env"),
+        "{text}"
+    );
     // No pointers to per-command pages that are not installed.
     assert!(!text.contains("redshift-creds-get(1)"));
     assert!(

@@ -3,6 +3,7 @@
 use redshift_creds_core::cache;
 use redshift_creds_core::cli::DoctorArgs;
 use redshift_creds_core::config::{AwsTarget, ProcessEnv, Resolved};
+use redshift_creds_core::endpoint::Endpoint;
 use redshift_creds_core::error::Error;
 use redshift_creds_core::housekeeping::describe_dir;
 use std::io::Write;
@@ -53,7 +54,25 @@ impl Report {
 /// checks the machine only (and says so).
 pub fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
     let mut report = Report { lines: Vec::new() };
-    config_file(&mut report);
+    let config_ok = config_file(&mut report);
+    if !config_ok && let Some(name) = &args.cred.name {
+        // What the connection says (its region, endpoint_url, profile) is
+        // unknown: checking AWS without it would report false failures.
+        report.add(
+            Mark::Fail,
+            format!(
+                "inputs: connection \"{}\" is not read: the config file is broken (see above)",
+                redshift_creds_core::report::escape(name)
+            ),
+        );
+        cache_checks(&mut report);
+        report.add(
+            Mark::Warn,
+            "region, AWS credentials, endpoint and TLS: not checked (they depend on the \
+             connection in the config file: fix the file, then run doctor again)",
+        );
+        return write(&report, out);
+    }
     let resolved = inputs(&mut report, args);
     cache_checks(&mut report);
     let target = match &resolved {
@@ -97,7 +116,11 @@ pub fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
         Err(why) => report.add(Mark::Fail, format!("AWS credentials: {why}")),
     }
     match &resolved {
-        Some(r) if aws.region.is_some() && aws.identity.is_ok() => endpoint(&mut report, r),
+        Some(r) if host_given(r) || (aws.region.is_some() && aws.identity.is_ok()) => {
+            if let Some(e) = endpoint(&mut report, r) {
+                tls(&mut report, r, &e);
+            }
+        }
         Some(_) => report.add(
             Mark::Warn,
             "endpoint: not checked (needs a region and working AWS credentials)",
@@ -113,6 +136,11 @@ pub fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
             ),
         );
     }
+    write(&report, out)
+}
+
+/// Prints the report; whether every check passed.
+fn write(report: &Report, out: &mut dyn Write) -> Result<bool, Error> {
     use std::io::IsTerminal;
     let colour = std::io::stdout().is_terminal()
         && redshift_creds_core::env::Env::var_os(&redshift_creds_core::env::ProcessEnv, "NO_COLOR")
@@ -162,7 +190,8 @@ fn inputs(report: &mut Report, args: &DoctorArgs) -> Option<Resolved> {
 }
 
 /// The config file: found, its connections, or why it cannot be read.
-fn config_file(report: &mut Report) {
+/// Whether it can be read (a missing file can).
+fn config_file(report: &mut Report) -> bool {
     match redshift_creds_core::config_file::path(&ProcessEnv) {
         None => report.add(
             Mark::Warn,
@@ -186,9 +215,13 @@ fn config_file(report: &mut Report) {
                     ),
                 );
             }
-            Err(e) => report.add(Mark::Fail, format!("config file: {e}")),
+            Err(e) => {
+                report.add(Mark::Fail, format!("config file: {e}"));
+                return false;
+            }
         },
     }
+    true
 }
 
 /// The cache and lock directory, and the store `auto` picks, probed with a
@@ -218,11 +251,85 @@ fn cache_checks(report: &mut Report) {
     report.add(mark, format!("cache store for --cache auto: {store}"));
 }
 
+/// Whether the endpoint is given (a host or custom domain name), so finding
+/// it needs no AWS call.
+fn host_given(r: &Resolved) -> bool {
+    r.connection.host.is_some() || r.request.custom_domain_name.is_some()
+}
+
 /// The endpoint: the given host, or DescribeClusters / GetWorkgroup.
-fn endpoint(report: &mut Report, r: &Resolved) {
+fn endpoint(report: &mut Report, r: &Resolved) -> Option<Endpoint> {
     let aws = crate::source::Aws::new(r);
     match redshift_creds_core::commands::endpoint(r, &aws) {
-        Ok(e) => report.add(Mark::Ok, format!("endpoint: {}:{}", e.host, e.port)),
-        Err(e) => report.add(Mark::Fail, format!("endpoint: {e}")),
+        Ok(e) => {
+            report.add(Mark::Ok, format!("endpoint: {}:{}", e.host, e.port));
+            Some(e)
+        }
+        Err(e) => {
+            report.add(Mark::Fail, format!("endpoint: {e}"));
+            None
+        }
     }
+}
+
+/// How long the TLS check waits for the database host.
+const TLS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The TLS handshake with the database, as the proxy makes it (sslmode and
+/// sslrootcert as exec would pass them to a client).
+fn tls(report: &mut Report, r: &Resolved, e: &Endpoint) {
+    use redshift_creds_proxy::{SslMode, TlsCheckError, Upstream};
+    let tls = r.tls();
+    let at = format!("{}:{}", e.host, e.port);
+    let settings = format!(
+        "sslmode {}{}",
+        tls.mode.as_str(),
+        tls.root_cert
+            .as_ref()
+            .map(|p| format!(", sslrootcert {}", p.display()))
+            .unwrap_or_default()
+    );
+    let config = tls
+        .mode
+        .as_str()
+        .parse::<SslMode>()
+        .and_then(|mode| redshift_creds_proxy::upstream_tls(mode, tls.root_cert.as_deref()));
+    let config = match config {
+        Ok(c) => c,
+        Err(err) => return report.add(Mark::Fail, format!("TLS: {err} ({settings})")),
+    };
+    let up = Upstream {
+        host: e.host.clone(),
+        port: e.port,
+        tls: config,
+        db_name: None,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => return report.add(Mark::Warn, format!("TLS: not checked: {err}")),
+    };
+    let outcome = runtime.block_on(async {
+        tokio::time::timeout(TLS_TIMEOUT, redshift_creds_proxy::check_tls(&up)).await
+    });
+    let (mark, text) = match outcome {
+        Ok(Ok(version)) => (
+            Mark::Ok,
+            format!("{at} answers with {version}, certificate accepted"),
+        ),
+        // A cluster in a VPC is often out of reach from where doctor runs.
+        Ok(Err(TlsCheckError::Unreachable(why))) => (Mark::Warn, format!("not checked: {why}")),
+        Ok(Err(TlsCheckError::Failed(why))) => (Mark::Fail, why),
+        Err(_) => (
+            Mark::Warn,
+            format!(
+                "not checked: {at} gave no answer within {} s",
+                TLS_TIMEOUT.as_secs()
+            ),
+        ),
+    };
+    let text = redshift_creds_core::report::escape(&text);
+    report.add(mark, format!("TLS: {text} ({settings})"));
 }

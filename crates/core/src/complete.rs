@@ -26,11 +26,24 @@ pub fn answer() {
     if crate::env::Env::var_os(&crate::env::ProcessEnv, VAR).is_none_or(|v| v.is_empty()) {
         return;
     }
-    clap_complete::CompleteEnv::with_factory(Cli::command)
+    clap_complete::CompleteEnv::with_factory(command)
         .var(VAR)
         .bin(BIN)
         .completer(BIN)
         .complete();
+}
+
+/// The CLI as completion sees it: the command after `exec NAME --` completes
+/// as a command (the CLI's own definition, which every plain run builds, stays
+/// free of it).
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("exec", |exec| {
+        exec.mut_arg("command", |arg| {
+            arg.add(clap_complete::engine::ArgValueCompleter::new(
+                crate::candidates::exec_command,
+            ))
+        })
+    })
 }
 
 /// The completion script for `shell`, to be sourced (bash), put on `fpath`

@@ -100,6 +100,7 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
         match e.span() {
             Some(span) => {
                 let (line, column) = line_column(text, span.start);
+                let message = type_mismatch(text, span, &message).unwrap_or(message);
                 format!("line {line}, column {column}: {message}")
             }
             None => message,
@@ -154,6 +155,120 @@ pub fn check_listen(spec: &str) -> Result<(), &'static str> {
 /// (`$XDG_CONFIG_HOME/redshift-creds`), for files it makes, such as the proxy's local CA.
 pub fn config_dir() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("redshift-creds"))
+}
+
+/// The kinds of TOML value a key can want or be given, in the words of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Number,
+    Decimal,
+    Boolean,
+    Text,
+    List,
+    Table,
+}
+
+impl Kind {
+    /// The kind serde names in "expected ...".
+    fn expected(what: &str) -> Option<Kind> {
+        Some(match what {
+            "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" => Kind::Number,
+            "f32" | "f64" => Kind::Decimal,
+            "a boolean" => Kind::Boolean,
+            "a string" | "path string" | "a character" => Kind::Text,
+            "a sequence" => Kind::List,
+            w if w == "a map" || w.starts_with("struct ") => Kind::Table,
+            _ => return None,
+        })
+    }
+
+    /// The kind serde names in "invalid type: ...".
+    fn found(what: &str) -> Option<Kind> {
+        let word = what.split([' ', '`']).next()?;
+        Some(match word {
+            "integer" => Kind::Number,
+            "floating" => Kind::Decimal,
+            "boolean" => Kind::Boolean,
+            "string" => Kind::Text,
+            "sequence" => Kind::List,
+            "map" => Kind::Table,
+            _ => return None,
+        })
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Number => "a number",
+            Kind::Decimal => "a decimal number",
+            Kind::Boolean => "true or false",
+            Kind::Text => "a string",
+            Kind::List => "a list",
+            Kind::Table => "a table",
+        }
+    }
+}
+
+/// serde's "invalid type: string \"25439\", expected i64", said for the key
+/// and with the fix: "port must be a number, not a string: write 25439
+/// without quotes". `None` for any other error (it is kept as serde says it).
+fn type_mismatch(text: &str, span: std::ops::Range<usize>, message: &str) -> Option<String> {
+    let (found, expected) = message
+        .strip_prefix("invalid type: ")?
+        .rsplit_once(", expected ")?;
+    let (want, got) = (Kind::expected(expected)?, Kind::found(found)?);
+    let key = key_at(text, span.start)?;
+    let written = text.get(span)?.trim();
+    let unquoted = written.trim_matches(['"', '\'']);
+    // The hints that echo the value echo only a short, one-line one.
+    let plain = written.len() <= 64 && !written.chars().any(char::is_control);
+    let hint = match (want, got) {
+        (Kind::Number, Kind::Text) if unquoted.parse::<i64>().is_ok() => {
+            format!(": write {unquoted} without quotes")
+        }
+        (Kind::Boolean, Kind::Text)
+            if unquoted.eq_ignore_ascii_case("true") || unquoted.eq_ignore_ascii_case("false") =>
+        {
+            format!(": write {} without quotes", unquoted.to_ascii_lowercase())
+        }
+        (Kind::Number, Kind::Decimal) => ": write a whole number".to_owned(),
+        (Kind::Text, Kind::Number | Kind::Decimal | Kind::Boolean) if plain => {
+            format!(": write \"{written}\" in quotes")
+        }
+        (Kind::List, Kind::Text) if plain => format!(": write [{written}]"),
+        _ => String::new(),
+    };
+    Some(format!(
+        "{key} must be {}, not {}{hint}",
+        want.noun(),
+        got.noun()
+    ))
+}
+
+/// The key whose value holds byte `offset`: `port` for a key of a
+/// connection, else its dotted path (`connections.prod`).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    fn walk(table: &toml::de::DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+        for (key, value) in table {
+            path.push(key.get_ref().to_string());
+            let holds = value.span().contains(&offset);
+            match value.get_ref() {
+                toml::de::DeValue::Table(inner) if walk(inner, offset, path) => return true,
+                _ if holds => return true,
+                _ => {}
+            }
+            path.pop();
+        }
+        false
+    }
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut path = Vec::new();
+    if !walk(doc.get_ref(), offset, &mut path) {
+        return None;
+    }
+    Some(match path.as_slice() {
+        [top, _, key] if top == "connections" => key.clone(),
+        _ => path.join("."),
+    })
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -249,12 +364,79 @@ mod tests {
     #[test]
     fn syntax_and_type_errors_give_line_and_column() {
         let err = parse("[connections.prod]\nport = \"5439\"\n").unwrap_err();
-        assert!(err.starts_with("line 2, column 8:"), "{err}");
-        assert!(err.contains("expected i64"), "{err}");
+        assert_eq!(
+            err,
+            "line 2, column 8: port must be a number, not a string: write 5439 without quotes"
+        );
         let err = parse("[connections.prod]\ndb_user = alice\n").unwrap_err();
         assert!(err.starts_with("line 2, column 11:"), "{err}");
         let err = parse("[connections.prod\n").unwrap_err();
         assert!(err.starts_with("line 1, column"), "{err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_said_in_words_with_the_fix() {
+        for (toml, said) in [
+            (
+                "auto_create = \"true\"",
+                "auto_create must be true or false, not a string: write true without quotes",
+            ),
+            (
+                "auto_create = 1",
+                "auto_create must be true or false, not a number",
+            ),
+            (
+                "db_user = 42",
+                "db_user must be a string, not a number: write \"42\" in quotes",
+            ),
+            (
+                "sslrootcert = true",
+                "sslrootcert must be a string, not true or false: write \"true\" in quotes",
+            ),
+            (
+                "sslmode = 1",
+                "sslmode must be a string, not a number: write \"1\" in quotes",
+            ),
+            (
+                "db_groups = \"analysts\"",
+                "db_groups must be a list, not a string: write [\"analysts\"]",
+            ),
+            (
+                "db_groups = [\"a\", 7]",
+                "db_groups must be a string, not a number: write \"7\" in quotes",
+            ),
+            (
+                "duration_seconds = 900.5",
+                "duration_seconds must be a number, not a decimal number: write a whole number",
+            ),
+            ("port = \"fifty\"", "port must be a number, not a string"),
+            (
+                "refresh_margin = '300'",
+                "refresh_margin must be a number, not a string: write 300 without quotes",
+            ),
+        ] {
+            let err = parse(&format!("[connections.prod]\n{toml}\n")).unwrap_err();
+            let message = err.split_once(": ").map(|(_, m)| m).unwrap_or(&err);
+            assert_eq!(message, said, "{toml}");
+            assert!(err.starts_with("line 2, column "), "{err}");
+        }
+        // Inline tables and dotted keys find the key too.
+        let err = parse("connections = { prod = { port = \"1\" } }\n").unwrap_err();
+        assert!(
+            err.ends_with("port must be a number, not a string: write 1 without quotes"),
+            "{err}"
+        );
+        let err = parse("connections.prod.with_iam = \"yes\"\n").unwrap_err();
+        assert!(
+            err.ends_with("with_iam must be true or false, not a string"),
+            "{err}"
+        );
+        // A connection that is not a table.
+        let err = parse("[connections]\nprod = 5\n").unwrap_err();
+        assert!(
+            err.ends_with("connections.prod must be a table, not a number"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -238,9 +238,14 @@ fn arg_head(arg: &clap::Arg) -> Vec<roff::Inline> {
     head
 }
 
-/// An argument's help, with its possible values.
+/// An argument's help, with its possible values as `--help` lists them: only
+/// for an argument that takes a value (clap gives a switch `true` and
+/// `false`, which the command line refuses).
 fn arg_help(arg: &clap::Arg) -> String {
     let mut text = help(arg.get_long_help().or(arg.get_help()));
+    if !arg.get_action().takes_values() || arg.is_hide_possible_values_set() {
+        return text;
+    }
     let values: Vec<String> = arg
         .get_possible_values()
         .iter()
@@ -273,6 +278,16 @@ fn first_line(text: Option<&clap::builder::StyledStr>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn possible_values_are_listed_for_options_only() {
+        let page = String::from_utf8(super::page()).unwrap();
+        assert!(!page.contains("possible values: true, false"), "{page}");
+        assert!(
+            page.contains("[possible values: json, password, env]"),
+            "{page}"
+        );
+    }
+
     #[test]
     fn the_page_names_every_flag_of_every_command() {
         use clap::CommandFactory;

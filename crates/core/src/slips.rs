@@ -17,6 +17,7 @@ pub enum Slip {
 /// The switches that take no value (clap would take a `true` after them as
 /// the connection name, or as a stray argument).
 const SWITCHES: &[&str] = &[
+    "--verbose",
     "--auto-create",
     "--no-auto-create",
     "--with-iam",
@@ -27,6 +28,9 @@ const SWITCHES: &[&str] = &[
     "--all",
     "--client-tls",
 ];
+
+/// The one-letter switches (`-q`, `-v`), alone or bundled as in `-vv` or `-qv`.
+const SHORT_SWITCHES: &[char] = &['q', 'v'];
 
 /// Words that are a value someone meant to give a switch.
 const BOOLEANS: &[&str] = &["true", "false", "yes", "no", "on", "off", "1", "0"];
@@ -43,13 +47,26 @@ pub fn accepted(args: &[OsString]) -> Option<Slip> {
         .collect();
     words.windows(2).find_map(|w| {
         let value = w[1].to_ascii_lowercase();
-        (SWITCHES.contains(&w[0]) && BOOLEANS.contains(&value.as_str())).then(|| {
+        (is_switch(w[0]) && BOOLEANS.contains(&value.as_str())).then(|| {
             Slip::Line(format!(
                 "{} is a switch and takes no value: remove \"{}\" (see --help)",
                 w[0], w[1]
             ))
         })
     })
+}
+
+/// `--quiet`, `-q`, `-vv`: a word that is only switches.
+fn is_switch(word: &str) -> bool {
+    if SWITCHES.contains(&word) {
+        return true;
+    }
+    match word.strip_prefix('-') {
+        Some(shorts) if !shorts.is_empty() && !shorts.starts_with('-') => {
+            shorts.chars().all(|c| SHORT_SWITCHES.contains(&c))
+        }
+        _ => false,
+    }
 }
 
 /// A better word for a command line clap refused, or `None` to print clap's
@@ -91,23 +108,30 @@ mod tests {
     fn the_switch_list_is_every_switch_the_cli_defines() {
         // SWITCHES is written out so that the front's check costs no clap
         // command; this keeps it equal to the definitions.
-        fn walk(cmd: &clap::Command, out: &mut std::collections::BTreeSet<String>) {
+        use std::collections::BTreeSet;
+        fn walk(cmd: &clap::Command, longs: &mut BTreeSet<String>, shorts: &mut BTreeSet<char>) {
             for arg in cmd.get_arguments() {
-                if matches!(arg.get_action(), clap::ArgAction::SetTrue)
-                    && let Some(long) = arg.get_long()
-                {
-                    out.insert(format!("--{long}"));
+                if !matches!(
+                    arg.get_action(),
+                    clap::ArgAction::SetTrue | clap::ArgAction::Count
+                ) {
+                    continue;
                 }
+                if let Some(long) = arg.get_long() {
+                    longs.insert(format!("--{long}"));
+                }
+                shorts.extend(arg.get_short());
             }
             for sub in cmd.get_subcommands() {
-                walk(sub, out);
+                walk(sub, longs, shorts);
             }
         }
-        let mut defined = std::collections::BTreeSet::new();
-        walk(&Cli::command(), &mut defined);
-        let listed: std::collections::BTreeSet<String> =
-            SWITCHES.iter().map(|s| s.to_string()).collect();
-        assert_eq!(listed, defined);
+        let (mut longs, mut shorts) = (BTreeSet::new(), BTreeSet::new());
+        walk(&Cli::command(), &mut longs, &mut shorts);
+        let listed: BTreeSet<String> = SWITCHES.iter().map(|s| s.to_string()).collect();
+        assert_eq!(listed, longs);
+        let listed: BTreeSet<char> = SHORT_SWITCHES.iter().copied().collect();
+        assert_eq!(listed, shorts);
     }
 
     #[test]
@@ -128,5 +152,27 @@ mod tests {
             accepted(&args("redshift-creds exec --with-iam -- true")),
             None
         );
+    }
+
+    #[test]
+    fn a_short_switch_followed_by_a_boolean_is_a_slip() {
+        for (line, switch) in [
+            ("redshift-creds pgpass prod -q true", "-q"),
+            ("redshift-creds get prod -vv yes", "-vv"),
+            ("redshift-creds pgpass prod -qv false", "-qv"),
+            ("redshift-creds get prod --verbose true", "--verbose"),
+        ] {
+            let Some(Slip::Line(l)) = accepted(&args(line)) else {
+                panic!("{line}")
+            };
+            assert!(
+                l.starts_with(&format!("{switch} is a switch and takes no value")),
+                "{l}"
+            );
+        }
+        // A value of an option, or a word that is not only switches, is no slip.
+        assert_eq!(accepted(&args("redshift-creds get -x true")), None);
+        assert_eq!(accepted(&args("redshift-creds get - true")), None);
+        assert_eq!(accepted(&args("redshift-creds get -q prod")), None);
     }
 }

@@ -4,6 +4,7 @@
 //! The crate knows no AWS: passwords come from a [`PasswordSource`] that the caller implements.
 //! [`serve`] is the whole program; [`Proxy::bind`] + [`Proxy::run`] split it for tests.
 
+mod anchor;
 mod auth;
 mod cancel;
 mod client_tls;
@@ -23,4 +24,4 @@ pub use error::ProxyError;
 pub use listen::{Bound, Listen};
 pub use proxy::{Options, Proxy, Target, serve};
 pub use source::{Login, PasswordSource, SourceError};
-pub use upstream::{SslMode, Upstream, upstream_tls};
+pub use upstream::{SslMode, TlsCheckError, Upstream, check_tls, upstream_tls};

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::anchor::AnchorAware;
 use crate::error::{ProxyError, SessionError};
 
 /// The cluster a target forwards to.
@@ -88,15 +89,21 @@ pub fn upstream_tls(
                     "sslmode {mode:?} needs a root certificate file"
                 )));
             };
-            let webpki =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots(path)?), provider())
-                    .build()
-                    .map_err(|e| ProxyError::Tls(e.to_string()))?;
-            if mode == SslMode::VerifyFull {
+            let (store, certs) = roots(path)?;
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider())
+                .build()
+                .map_err(|e| ProxyError::Tls(e.to_string()))?;
+            let chain: Arc<dyn ServerCertVerifier> = if mode == SslMode::VerifyFull {
                 webpki
             } else {
                 Arc::new(ChainOnly(webpki))
-            }
+            };
+            // A server whose certificate is one of these roots, as libpq accepts it.
+            Arc::new(AnchorAware {
+                chain,
+                roots: certs,
+                check_name: mode == SslMode::VerifyFull,
+            })
         }
     };
     let config = builder
@@ -106,19 +113,22 @@ pub fn upstream_tls(
     Ok(Arc::new(config))
 }
 
-/// The certificates of a PEM file as a root store.
-fn roots(path: &Path) -> Result<RootCertStore, ProxyError> {
+/// The certificates of a PEM file, as a root store and as they are.
+fn roots(path: &Path) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), ProxyError> {
     let err = |e: &dyn std::fmt::Display| {
         ProxyError::Tls(format!("root certificates {}: {e}", path.display()))
     };
     let mut store = RootCertStore::empty();
+    let mut certs = Vec::new();
     for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(&e))? {
-        store.add(cert.map_err(|e| err(&e))?).map_err(|e| err(&e))?;
+        let cert = cert.map_err(|e| err(&e))?;
+        store.add(cert.clone()).map_err(|e| err(&e))?;
+        certs.push(cert);
     }
     if store.is_empty() {
         return Err(err(&"no certificates in the file"));
     }
-    Ok(store)
+    Ok((store, certs))
 }
 
 /// verify-ca: the chain must verify; a name mismatch is accepted.
@@ -204,11 +214,27 @@ impl ServerCertVerifier for NoVerify {
 /// Opens a TLS connection to the upstream: TCP, SSLRequest, and the handshake when the
 /// server answers `S`. A server that answers anything else gets nothing more from us.
 pub(crate) async fn connect_tls(up: &Upstream) -> Result<TlsStream<TcpStream>, SessionError> {
-    let at = format!("{}:{}", up.host, up.port);
-    let mut tcp = TcpStream::connect((up.host.as_str(), up.port))
+    let tcp = reach(up).await?;
+    negotiate(up, tcp).await
+}
+
+/// The TCP connection to the upstream.
+async fn reach(up: &Upstream) -> Result<TcpStream, SessionError> {
+    let tcp = TcpStream::connect((up.host.as_str(), up.port))
         .await
-        .map_err(|e| SessionError::connect(format!("cannot connect to {at}: {e}")))?;
+        .map_err(|e| {
+            SessionError::connect(format!("cannot connect to {}:{}: {e}", up.host, up.port))
+        })?;
     let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
+/// SSLRequest and the handshake, on a connection [`reach`] opened.
+async fn negotiate(
+    up: &Upstream,
+    mut tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, SessionError> {
+    let at = format!("{}:{}", up.host, up.port);
     let mut req = bytes::BytesMut::new();
     postgres_protocol::message::frontend::ssl_request(&mut req);
     tcp.write_all(&req)
@@ -229,5 +255,69 @@ pub(crate) async fn connect_tls(up: &Upstream) -> Result<TlsStream<TcpStream>, S
     tokio_rustls::TlsConnector::from(up.tls.clone())
         .connect(name, tcp)
         .await
-        .map_err(|e| SessionError::connect(format!("TLS with {at}: {e}")))
+        .map_err(|e| SessionError::connect(handshake_failed(&at, &up.host, &e)))
+}
+
+/// Why [`check_tls`] got no TLS connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsCheckError {
+    /// No TCP connection: the host is not reachable from here (often a cluster in a VPC).
+    Unreachable(String),
+    /// Connected, but the server refused TLS or the handshake failed.
+    Failed(String),
+}
+
+/// Opens a TLS connection to the upstream as a session would, and closes it: for
+/// `doctor`. Says the TLS version on success.
+pub async fn check_tls(up: &Upstream) -> Result<String, TlsCheckError> {
+    let tcp = reach(up)
+        .await
+        .map_err(|e| TlsCheckError::Unreachable(e.message))?;
+    let tls = negotiate(up, tcp)
+        .await
+        .map_err(|e| TlsCheckError::Failed(e.message))?;
+    let (_, state) = tls.get_ref();
+    let version = state
+        .protocol_version()
+        .and_then(|v| v.as_str())
+        .unwrap_or("TLS")
+        .replace('_', ".")
+        .replace("TLSv", "TLS ");
+    Ok(version)
+}
+
+/// Why a handshake with `at` failed, in words, with what to do. The TLS library's own
+/// text only for the failures it already says plainly.
+fn handshake_failed(at: &str, host: &str, e: &std::io::Error) -> String {
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return format!("TLS with {at}: {e}");
+    };
+    let rustls::Error::InvalidCertificate(cert) = tls else {
+        return format!("TLS with {at}: {e}");
+    };
+    let why = match cert {
+        CertificateError::UnknownIssuer => "its certificate was not issued by any certificate \
+            in the sslrootcert file: point sslrootcert at the CA that issued it"
+            .to_owned(),
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            format!(
+                "its certificate is not issued for the name {host:?}: connect by a name the \
+                 certificate carries, or use sslmode verify-ca to check only who issued it"
+            )
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "its certificate has expired: the server needs a new one".to_owned()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "its certificate is not valid yet: check this machine's clock".to_owned()
+        }
+        CertificateError::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            "it presents a CA certificate (CA:TRUE) as its own, and that certificate is not \
+             in the sslrootcert file: put the server's certificate itself in sslrootcert \
+             (as psql accepts), or give the server a certificate with CA:FALSE issued by the CA"
+                .to_owned()
+        }
+        other => format!("its certificate was refused ({other:?})"),
+    };
+    format!("TLS with {at} failed: {why}")
 }

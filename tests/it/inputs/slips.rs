@@ -38,6 +38,27 @@ fn a_value_after_a_switch_is_named_as_such() {
 }
 
 #[test]
+fn a_value_after_a_short_switch_is_named_as_such() {
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let url = server.url();
+    for (command, switch) in [("pgpass", "-q"), ("get", "-v"), ("pgpass", "-qv")] {
+        let mut args = vec![command];
+        args.extend(crate::support::cred_args(&url, &[switch, "true"]));
+        let out = sb.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "redshift-creds: error: {switch} is a switch and takes no value: remove \"true\" (see --help)\n"
+            )
+        );
+    }
+    assert_eq!(server.calls(), 0);
+}
+
+#[test]
 fn exec_without_a_double_dash_says_to_put_one_before_the_command() {
     let server = CountingServer::start();
     let sb = Sandbox::new();

@@ -6,6 +6,7 @@
 mod attack;
 mod behaviour;
 mod clients;
+mod upstream_tls;
 
 use crate::support::counting::CountingServer;
 use crate::support::pg::PgServer;

@@ -133,7 +133,13 @@ pub fn make_certs(openssl: &Path, ca_dir: &Path, server_dir: &Path) -> (PathBuf,
             .arg(&ca_cert)
             .args(["-subj", "/CN=redshift-creds test CA"])
             .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]),
+            .args([
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+            ])
+            // Names, so that the CA can also serve as the server's own
+            // certificate (PgServer::start_self_signed).
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]),
         "openssl: CA",
     );
     run(
@@ -182,6 +188,49 @@ pub fn make_certs(openssl: &Path, ca_dir: &Path, server_dir: &Path) -> (PathBuf,
     chmod(&key, 0o600);
     chmod(&cert, 0o644);
     (ca_cert, cert, key)
+}
+
+/// [`make_certs`]; with `self_signed`, the server presents the CA's own
+/// certificate and key (copied into `pg`) instead. Returns (ca_cert, server_cert, server_key).
+fn server_certs(
+    openssl: &Path,
+    top: &Path,
+    pg: &Path,
+    self_signed: bool,
+) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca_cert, cert, key) = make_certs(openssl, top, pg);
+    if !self_signed {
+        return (ca_cert, cert, key);
+    }
+    let (cert, key) = (pg.join("server-ca.crt"), pg.join("server-ca.key"));
+    std::fs::copy(&ca_cert, &cert).unwrap();
+    std::fs::copy(top.join("ca.key"), &key).unwrap();
+    chmod(&key, 0o600);
+    (ca_cert, cert, key)
+}
+
+/// Another self-signed CA certificate (CA:TRUE) for localhost, in `dir`.
+pub fn other_ca(dir: &Path) -> PathBuf {
+    let openssl = crate::support::require_tool("openssl", "OPENSSL").expect("openssl");
+    let (key, cert) = (dir.join("other-ca.key"), dir.join("other-ca.crt"));
+    let out = Command::new(openssl)
+        .args(["req", "-x509", "-nodes", "-days", "2"])
+        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", "/CN=another test CA"])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cert
 }
 
 /// A PostgreSQL string literal.
@@ -281,6 +330,18 @@ impl PgServer {
 
     /// [`PgServer::start`], allowing `max_connections` sessions at once.
     pub fn start_with(tls: bool, max_connections: u32) -> Option<PgServer> {
+        Self::start_full(tls, max_connections, false)
+    }
+
+    /// A TLS server whose certificate is the self-signed CA itself
+    /// (`basicConstraints=CA:TRUE`, for localhost and 127.0.0.1): `ca_cert` is
+    /// both the server's certificate and the root that verifies it, a set-up
+    /// psql accepts.
+    pub fn start_self_signed() -> Option<PgServer> {
+        Self::start_full(true, 30, true)
+    }
+
+    fn start_full(tls: bool, max_connections: u32, self_signed: bool) -> Option<PgServer> {
         let Some(bin) = bindir() else {
             skip(
                 "PostgreSQL's initdb and postgres are not installed \
@@ -313,7 +374,7 @@ impl PgServer {
         std::fs::create_dir(&sock).unwrap();
         chmod(&pg, 0o700);
         chmod(&sock, 0o755);
-        let (ca_cert, cert, key) = make_certs(&openssl, &top, &pg);
+        let (ca_cert, cert, key) = server_certs(&openssl, &top, &pg, self_signed);
         let data = pg.join("data");
         if let Some((uid, gid)) = owner {
             for p in [
