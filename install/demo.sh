@@ -2,22 +2,39 @@
 # Watch redshift-creds work without an AWS account: moto_server plays the
 # Redshift API on 127.0.0.1, and its access log shows which calls reach it.
 #
-#   install/demo.sh
+#   install/demo.sh          the demo; everything stops and is removed at the end
+#   install/demo.sh --keep   the demo, then leaves moto and a local PostgreSQL
+#                            with TLS running, with a [connections.local] to try
+#                            doctor, exec and proxy on; it prints how to stop them
+#
+# The binaries: $REDSHIFT_CREDS when set (redshift-creds-aws must be beside
+# it); else the installed ones when redshift-creds is on PATH with
+# redshift-creds-aws beside it (install/install.sh); else this checkout's,
+# built with `cargo build --locked --workspace` (both binaries).
 #
 # MOTO_VENV       a Python venv with moto[server]; default .venv in the repo,
 #                 the one tests/run.sh uses. Created when it has no moto_server.
-# REDSHIFT_CREDS  the binary to run; default target/debug/redshift-creds,
-#                 built with `cargo build` when missing.
+# PG_BINDIR       --keep only: where initdb, postgres and pg_ctl are; default
+#                 `pg_config --bindir`, initdb on PATH, or /usr/lib/postgresql/*/bin.
 #
 # Apart from that venv and build, everything happens in a temporary directory
-# that is removed on exit: the cache is a private file store there, the AWS
-# credentials are fake, and ~/.aws is not read.
+# that is removed on exit (with --keep, by its stop script): the cache is a
+# private file store there, the AWS credentials are fake, and ~/.aws is not read.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 absolute() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
+die() { echo "demo.sh: $*" >&2; exit 1; }
 venv=$(absolute "${MOTO_VENV:-$root/.venv}")
-bin=$(absolute "${REDSHIFT_CREDS:-$root/target/debug/redshift-creds}")
+
+keep=
+case "${1:-}" in
+    '') ;;
+    --keep) keep=1 ;;
+    -h | --help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "demo.sh: unknown argument \"$1\"; the only option is --keep" >&2; exit 2 ;;
+esac
+(($# <= 1)) || { echo "demo.sh: one argument at most (--keep)" >&2; exit 2; }
 
 if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
 heading() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
@@ -26,23 +43,41 @@ heading() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
 if [[ ! -x $venv/bin/moto_server ]]; then
     heading "Installing moto[server] into $venv"
+    echo "\$ python3 -m venv $venv && $venv/bin/pip install 'moto[server]==5.2.5'"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5' # as tests/run.sh
 fi
-if [[ ! -x $bin ]]; then
-    heading "Building redshift-creds"
-    (cd "$root" && cargo build)
-    bin=$root/target/debug/redshift-creds
+
+# The front hands every cache miss to redshift-creds-aws in its own directory,
+# so a binary counts only with that one beside it.
+has_aws_beside() { [[ -x $1 && -x $(dirname "$1")/redshift-creds-aws ]]; }
+installed=$(command -v redshift-creds || true)
+if [[ -n ${REDSHIFT_CREDS:-} ]]; then
+    bin=$(absolute "$REDSHIFT_CREDS")
+elif [[ -n $installed ]] && has_aws_beside "$(absolute "$installed")"; then
+    bin=$(absolute "$installed")
+else
+    command -v cargo >/dev/null ||
+        die "cargo is not on PATH: install Rust (https://rustup.rs), or run install/install.sh and put its bin directory on PATH"
+    target=$(absolute "${CARGO_TARGET_DIR:-$root/target}")
+    heading "Building redshift-creds and redshift-creds-aws"
+    echo "\$ cargo build --locked --workspace"
+    (cd "$root" && CARGO_TARGET_DIR=$target cargo build --locked --workspace)
+    bin=$target/debug/redshift-creds
 fi
+has_aws_beside "$bin" ||
+    die "no runnable redshift-creds with redshift-creds-aws beside it at $bin"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/redshift-creds-demo.XXXXXX")
-moto_pid=
+moto_pid= pg_stop= pg_dir= kept=
 cleanup() {
+    [[ -z $kept ]] || return 0
+    if [[ -n $pg_stop ]]; then eval "$pg_stop" >/dev/null 2>&1 || true; fi
     if [[ -n $moto_pid ]]; then
         kill "$moto_pid" 2>/dev/null || true
         wait "$moto_pid" 2>/dev/null || true
     fi
-    rm -rf "$work"
+    rm -rf "$work" ${pg_dir:+"$pg_dir"}
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -156,5 +191,10 @@ code=0
 cat "$work/bad.err"
 echo "-> exit code $code; stdout: $(wc -c <"$work/bad.out" | tr -d ' ') bytes; API calls that reached moto: $(($(api_calls) - before))"
 
-echo
-echo "Done. moto_server is stopped and $work removed on exit."
+if [[ -z $keep ]]; then
+    echo
+    echo "Done. moto_server is stopped and $work removed on exit."
+    exit 0
+fi
+# shellcheck source=install/demo-keep.sh
+source "$root/install/demo-keep.sh"

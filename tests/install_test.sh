@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs install/install.sh into a scratch prefix and checks what it installed:
-# both binaries, completions for bash, zsh and fish, and the man page.
+# both binaries, completions for bash, zsh and fish, the man page (found by
+# `man` with only PATH set), and next steps that name what bash and man need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch="$(mktemp -d)"
@@ -23,7 +24,7 @@ bin="$scratch/root/bin/redshift-creds"
 bash_c="$scratch/prefix/share/bash-completion/completions/redshift-creds"
 zsh_c="$scratch/prefix/share/zsh/site-functions/_redshift-creds"
 fish_c="$scratch/config/fish/completions/redshift-creds.fish"
-man_p="$scratch/prefix/share/man/man1/redshift-creds.1"
+man_p="$scratch/root/share/man/man1/redshift-creds.1"
 bash -n "$bash_c" || fail "bash completion does not parse"
 grep -q 'complete .*-F _clap_complete_redshift_creds redshift-creds' "$bash_c" || fail "bash completion registers nothing"
 grep -q '#compdef redshift-creds' "$zsh_c" || fail "zsh completion is not a compdef"
@@ -34,5 +35,17 @@ head -5 "$man_p" | grep -q '^\.TH redshift-creds 1' || fail "man page has no .TH
 for section in COMMANDS ENVIRONMENT FILES 'EXIT STATUS' EXAMPLES; do
   grep -q "^\.SH \"\?$section" "$man_p" || fail "man page lacks $section"
 done
+# man-db derives the search path from PATH: with the binaries' directory on PATH
+# and no MANPATH, `man` finds the page installed beside them.
+found=$(env -i HOME="$scratch/home" PATH="$scratch/root/bin:/usr/local/bin:/usr/bin:/bin" man -w redshift-creds) ||
+  fail "man does not find redshift-creds with only $scratch/root/bin on PATH"
+[ "$found" = "$man_p" ] || fail "man finds $found, not the installed $man_p"
+env -i HOME="$scratch/home" PATH="$scratch/root/bin:/usr/local/bin:/usr/bin:/bin" MANPAGER=cat man redshift-creds 2>/dev/null |
+  grep -q 'redshift-creds' || fail "man redshift-creds renders nothing"
 grep -q 'Next steps:' "$scratch/out" || fail "install.sh printed no next steps"
-echo "install_test: 7 passed, 0 failed"
+grep -q 'bash-completion' "$scratch/out" || fail "the next steps do not say bash needs bash-completion"
+# The default prefix is not bash-completion's user directory here, so it says what to source.
+grep -qF "source $scratch/prefix/share/bash-completion/completions/redshift-creds" "$scratch/out" ||
+  fail "the next steps do not say how bash loads the completion from $scratch/prefix"
+grep -qF "export PATH=\"$scratch/root/bin:\$PATH\"" "$scratch/out" || fail "the next steps do not give the PATH line"
+echo "install_test: every check passed"

@@ -93,6 +93,21 @@ log "cargo clippy --workspace --all-targets (functions of at most 100 lines)"
 cargo clippy --locked --workspace --all-targets -- -D warnings -W clippy::too_many_lines
 log "cargo build --workspace (the tests run both binaries)"
 cargo build --locked --workspace
+# The demo as on a fresh clone: no installed redshift-creds on PATH and no
+# $REDSHIFT_CREDS, so it builds the workspace itself (nothing left to build by
+# now) and runs this checkout's binaries. A few seconds.
+log "install/demo.sh, as on a fresh clone"
+demo_path=
+IFS=: read -ra path_dirs <<<"$PATH"
+for d in "${path_dirs[@]}"; do
+  [ -e "$d/redshift-creds" ] || demo_path="${demo_path:+$demo_path:}$d"
+done
+demo_log="${TMPDIR:-/tmp}/redshift-creds-demo.log"
+if ! env -u REDSHIFT_CREDS PATH="$demo_path" MOTO_VENV="$venv" bash install/demo.sh </dev/null >"$demo_log" 2>&1; then
+  cat "$demo_log"
+  log "install/demo.sh failed"
+  exit 1
+fi
 log "cargo test --workspace (strict: nothing may be skipped)"
 cargo test --locked --workspace --all-targets 2>&1 | tee "${TMPDIR:-/tmp}/redshift-creds-test.log"
 if grep -q '^SKIPPED' "${TMPDIR:-/tmp}/redshift-creds-test.log"; then

@@ -1,8 +1,9 @@
-//! The examples and docs work when copied: the config (its schema line, through `get`), the missing-profile hint, the systemd unit, the demo, and the README (quick start first, links that resolve).
+//! The examples and docs work when copied: the config (its schema line, through `get`), the missing-profile hint, the systemd unit, the demo (its binaries, `--keep`), the README (quick start first, links that resolve) and the guide's examples.
 
 use crate::support::counting::CountingServer;
-use crate::support::{Sandbox, contract, require_tool, stderr};
+use crate::support::{Sandbox, contract, require_tool, stderr, stdout};
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -134,12 +135,50 @@ fn the_example_systemd_unit_verifies() {
     assert!(!verify(&bad).status.success());
 }
 
+/// The venv that holds moto_server, for the demo's MOTO_VENV.
+fn moto_venv() -> Option<PathBuf> {
+    let moto = require_tool("moto_server", "MOTO_SERVER")?;
+    Some(moto.parent().and_then(Path::parent).unwrap().to_path_buf())
+}
+
+/// Checks a run of the demo: it succeeded, every step shows its command first, and its
+/// numbered steps are the guide's, in the guide's order. Returns its stdout.
+fn demo_ran(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}\n{}", stderr(out));
+    for step in text.split("\n== ").skip(1) {
+        assert!(
+            step.lines().nth(1).is_some_and(|l| l.starts_with("$ ")),
+            "{step}"
+        );
+    }
+    let guide = guide_demo_steps();
+    let steps = numbered_steps(&text);
+    assert!(!steps.is_empty(), "{text}");
+    for (i, step) in steps.iter().enumerate() {
+        let item = guide.get(i).map(|s| s.replace(['`', '*'], ""));
+        assert!(
+            item.as_ref().is_some_and(|item| item.starts_with(step)),
+            "the guide's demo step {} is {item:?}, the demo's is {step:?}",
+            i + 1
+        );
+    }
+    text
+}
+
+/// The demo's numbered step headings, "N. title", in order.
+fn numbered_steps(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("== "))
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .collect()
+}
+
 #[test]
 fn the_demo_echoes_each_command_and_shows_exec_without_the_password() {
-    let Some(moto) = require_tool("moto_server", "MOTO_SERVER") else {
+    let Some(venv) = moto_venv() else {
         return;
     };
-    let venv = moto.parent().and_then(Path::parent).unwrap();
     let sb = Sandbox::new();
     let out = sb
         .command(example("../demo.sh"), &[])
@@ -147,15 +186,12 @@ fn the_demo_echoes_each_command_and_shows_exec_without_the_password() {
         .env("REDSHIFT_CREDS", crate::support::bin())
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", stderr(&out));
-    // Every numbered step shows its command first.
-    for step in text.split("\n== ").skip(1) {
-        assert!(
-            step.lines().nth(1).is_some_and(|l| l.starts_with("$ ")),
-            "{step}"
-        );
-    }
+    let text = demo_ran(&out);
+    assert_eq!(
+        guide_demo_steps().len(),
+        numbered_steps(&text).len() + 1,
+        "the guide lists the demo's steps and the one --keep adds"
+    );
     let exec = text
         .lines()
         .find(|l| l.starts_with("PGUSER="))
@@ -236,4 +272,397 @@ fn every_relative_link_in_the_readme_and_docs_resolves() {
         }
     }
     assert!(broken.is_empty(), "{broken:#?}");
+}
+
+/// PATH without the directories that hold a `redshift-creds`, so the demo sees
+/// no installed one, with `first` in front.
+fn path_without_installed(first: &Path) -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path).filter(|d| !d.join("redshift-creds").exists());
+    std::env::join_paths(std::iter::once(first.to_path_buf()).chain(dirs)).unwrap()
+}
+
+/// Puts both binaries in `dir` (a hard link, or a copy across file systems),
+/// `aws` saying whether redshift-creds-aws goes too.
+fn place_binaries(dir: &Path, aws: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let programs: &[&str] = if aws {
+        &["redshift-creds", "redshift-creds-aws"]
+    } else {
+        &["redshift-creds"]
+    };
+    for program in programs {
+        let from = crate::support::bin().with_file_name(program);
+        if std::fs::hard_link(&from, dir.join(program)).is_err() {
+            std::fs::copy(&from, dir.join(program)).unwrap();
+        }
+    }
+}
+
+/// A `cargo` that logs its arguments to `log` and, for `build`, puts the front
+/// into $CARGO_TARGET_DIR/debug, and redshift-creds-aws too only with
+/// `--workspace`: what the real one does at the workspace root.
+fn fake_cargo(bin_dir: &Path, log: &Path) {
+    std::fs::create_dir_all(bin_dir).unwrap();
+    let real = crate::support::bin();
+    let dir = real.parent().unwrap().to_str().unwrap();
+    let script = format!(
+        "#!/bin/sh\n\
+         printf '%s\\n' \"$*\" >>'{log}'\n\
+         case \" $* \" in *' build '*) ;; *) exit 101 ;; esac\n\
+         out=\"$CARGO_TARGET_DIR/debug\"\n\
+         mkdir -p \"$out\"\n\
+         ln -f '{dir}/redshift-creds' \"$out/\" 2>/dev/null || cp '{dir}/redshift-creds' \"$out/\"\n\
+         case \" $* \" in *' --workspace '*)\n\
+         ln -f '{dir}/redshift-creds-aws' \"$out/\" 2>/dev/null || cp '{dir}/redshift-creds-aws' \"$out/\" ;;\n\
+         esac\n",
+        log = log.display(),
+    );
+    let cargo = bin_dir.join("cargo");
+    std::fs::write(&cargo, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A fresh clone where install/install.sh never ran: no redshift-creds on PATH,
+/// no $REDSHIFT_CREDS. The demo builds the whole workspace (both binaries) and
+/// runs what it built.
+#[test]
+fn the_demo_builds_the_whole_workspace_when_nothing_is_installed() {
+    let Some(venv) = moto_venv() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let fake = sb.path().join("fake-bin");
+    let log = sb.path().join("cargo.log");
+    fake_cargo(&fake, &log);
+    let target = sb.path().join("target");
+    let out = sb
+        .command(example("../demo.sh"), &[])
+        .env("MOTO_VENV", venv)
+        .env("PATH", path_without_installed(&fake))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    let text = demo_ran(&out);
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(calls, "build --locked --workspace\n", "{text}");
+    let binary = format!("binary: {}", target.join("debug/redshift-creds").display());
+    assert!(text.lines().any(|l| l == binary), "{binary}:\n{text}");
+}
+
+/// After install/install.sh: both binaries on PATH, and the demo runs them
+/// without building anything. With only the front installed, it builds.
+#[test]
+fn the_demo_runs_the_installed_binaries_when_both_are_on_path() {
+    let Some(venv) = moto_venv() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let fake = sb.path().join("fake-bin");
+    let log = sb.path().join("cargo.log");
+    fake_cargo(&fake, &log);
+    let installed = sb.path().join("installed");
+    place_binaries(&installed, true);
+    let path = path_without_installed(&installed);
+    let path =
+        std::env::join_paths(std::iter::once(fake.clone()).chain(std::env::split_paths(&path)))
+            .unwrap();
+    let out = sb
+        .command(example("../demo.sh"), &[])
+        .env("MOTO_VENV", &venv)
+        .env("PATH", &path)
+        .env("CARGO_TARGET_DIR", sb.path().join("target"))
+        .output()
+        .unwrap();
+    let text = demo_ran(&out);
+    assert!(!log.exists(), "cargo ran: {text}");
+    let binary = format!("binary: {}", installed.join("redshift-creds").display());
+    assert!(text.lines().any(|l| l == binary), "{binary}:\n{text}");
+
+    // The front alone on PATH cannot answer a miss: the demo builds instead.
+    std::fs::remove_file(installed.join("redshift-creds-aws")).unwrap();
+    let out = sb
+        .command(example("../demo.sh"), &[])
+        .env("MOTO_VENV", &venv)
+        .env("PATH", &path)
+        .env("CARGO_TARGET_DIR", sb.path().join("target"))
+        .output()
+        .unwrap();
+    demo_ran(&out);
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(calls, "build --locked --workspace\n");
+}
+
+/// What `install/demo.sh --keep` left running; its stop script runs on drop,
+/// so a failing test leaves nothing behind.
+struct Kept {
+    stop: PathBuf,
+    env: PathBuf,
+}
+
+impl Kept {
+    /// Runs `bash -c 'SCRIPT'` in a shell that has sourced the printed env file.
+    fn shell(&self, sb: &Sandbox, script: &str) -> std::process::Command {
+        let script = format!(". \"$1\" && {script}");
+        let mut c = sb.command("bash", &["-c", &script, "bash"]);
+        c.arg(&self.env);
+        c
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        // Only the script the demo wrote: `stop` in its redshift-creds-demo.* directory.
+        let ours = self.stop.file_name().is_some_and(|n| n == "stop")
+            && self
+                .stop
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|d| d.to_string_lossy().starts_with("redshift-creds-demo."));
+        if ours && self.stop.is_file() {
+            let _ = std::process::Command::new(&self.stop).output();
+        }
+    }
+}
+
+/// The word after `prefix` on the line that starts with it.
+fn word_after<'a>(text: &'a str, prefix: &str) -> &'a str {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?}:\n{text}"));
+    line.split_whitespace().next().unwrap()
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+fn listening(port: &str) -> bool {
+    std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok()
+}
+
+/// Starts `redshift-creds proxy local` from the kept shell and waits (30 s) for
+/// its "listening on" line.
+fn start_proxy(kept: &Kept, sb: &Sandbox) -> std::process::Child {
+    use std::io::BufRead;
+    let mut proxy = kept
+        .shell(sb, "exec redshift-creds proxy local")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = proxy.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("listening on") => break,
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = proxy.kill();
+                panic!("the proxy did not listen: {seen:#?}");
+            }
+        }
+    }
+    proxy
+}
+
+/// `install/demo.sh --keep`: moto and a local PostgreSQL with TLS stay up, and
+/// the printed commands work: `doctor local`, `exec local -- psql` (a real
+/// login as IAM:temp_creds_user over verified TLS) and `proxy local`. Its stop
+/// script ends both and removes the directory.
+#[test]
+fn the_demo_keep_leaves_a_local_connection_for_doctor_exec_and_proxy() {
+    let Some(venv) = moto_venv() else {
+        return;
+    };
+    let Some(_) = require_tool("psql", "PSQL") else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let out = sb
+        .command(example("../demo.sh"), &["--keep"])
+        .env("MOTO_VENV", venv)
+        .env("REDSHIFT_CREDS", crate::support::bin())
+        .output()
+        .unwrap();
+    if stderr(&out).contains("--keep needs PostgreSQL's server") {
+        crate::support::skip_or_fail(&stderr(&out));
+        return;
+    }
+    // The stop script (the last line) runs at the end whatever fails first.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let last = text.lines().last().unwrap_or_default();
+    let mut kept = Kept {
+        stop: PathBuf::from(last.rsplit(": ").next().unwrap()),
+        env: PathBuf::new(),
+    };
+    demo_ran(&out);
+    assert_eq!(guide_demo_steps().len(), numbered_steps(&text).len());
+    kept.env = PathBuf::from(word_after(&text, "$ . "));
+    assert!(kept.stop.is_file() && kept.env.is_file(), "{text}");
+    let config = std::fs::read_to_string(kept.env.with_file_name("config.toml")).unwrap();
+    assert!(config.contains("[connections.local]"), "{config}");
+    let moto_port = word_after(&config, "endpoint_url = \"http://127.0.0.1:").trim_end_matches('"');
+    let pg_port = word_after(&config, "port = ");
+
+    let doctor = kept
+        .shell(&sb, "redshift-creds doctor local")
+        .output()
+        .unwrap();
+    assert!(
+        doctor.status.success(),
+        "{}{}",
+        stdout(&doctor),
+        stderr(&doctor)
+    );
+    assert!(
+        stdout(&doctor).contains(&format!("endpoint: 127.0.0.1:{pg_port}")),
+        "{}",
+        stdout(&doctor)
+    );
+
+    let who = "select current_user, ssl from pg_stat_ssl where pid = pg_backend_pid()";
+    let exec = kept
+        .shell(
+            &sb,
+            &format!("redshift-creds exec local -- psql -X -At -c '{who}'"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&exec),
+        "IAM:temp_creds_user|t\n",
+        "{}",
+        stderr(&exec)
+    );
+
+    let mut proxy = start_proxy(&kept, &sb);
+    let via_proxy = word_after(&text, "$ psql \"host=127.0.0.1 port=");
+    let through = kept
+        .shell(
+            &sb,
+            &format!("psql -X -At \"host=127.0.0.1 port={via_proxy} dbname=exampledb sslmode=disable\" -c 'select current_user'"),
+        )
+        .output()
+        .unwrap();
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    assert_eq!(
+        stdout(&through),
+        "IAM:temp_creds_user\n",
+        "{}",
+        stderr(&through)
+    );
+
+    assert!(listening(moto_port) && listening(pg_port));
+    let stopped = std::process::Command::new(&kept.stop).output().unwrap();
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    assert!(
+        !kept.env.parent().unwrap().exists(),
+        "the directory is removed"
+    );
+    assert!(!listening(moto_port), "moto_server still answers");
+    assert!(!listening(pg_port), "PostgreSQL still answers");
+}
+
+/// The text of docs/guide.md.
+fn guide() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(root.join("docs/guide.md")).unwrap()
+}
+
+/// The body of the first ```LANG block after `marker` in `text`.
+fn fenced<'a>(text: &'a str, marker: &str, lang: &str) -> &'a str {
+    let rest = &text[text.find(marker).unwrap_or_else(|| panic!("{marker}"))..];
+    let open = format!("```{lang}\n");
+    let start = rest.find(&open).unwrap_or_else(|| panic!("{open}")) + open.len();
+    let len = rest[start..].find("```").unwrap();
+    &rest[start..start + len]
+}
+
+/// The numbered list in the guide's "Demo without AWS", one string per item.
+fn guide_demo_steps() -> Vec<String> {
+    let text = guide();
+    let section = text.split("\n## Demo without AWS").nth(1).unwrap();
+    let mut items: Vec<String> = Vec::new();
+    for line in section.lines() {
+        let numbered = line
+            .split_once(". ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if numbered {
+            items.push(line.to_string());
+        } else if line.starts_with("   ") && !items.is_empty() {
+            let last = items.last_mut().unwrap();
+            last.push(' ');
+            last.push_str(line.trim());
+        } else if !items.is_empty() {
+            break;
+        }
+    }
+    items
+}
+
+#[test]
+fn the_guides_config_is_the_example_config() {
+    let text = guide();
+    let shown = fenced(
+        &text,
+        "The example, [`install/examples/config.toml`]",
+        "toml",
+    );
+    let file = std::fs::read_to_string(example("config.toml")).unwrap();
+    assert_eq!(shown, file);
+}
+
+#[test]
+fn the_guides_dbt_profile_is_the_example_profile_without_its_comments() {
+    let text = guide();
+    let shown = fenced(&text, "A profile that reads everything", "yaml");
+    let file = std::fs::read_to_string(example("dbt/profiles.yml")).unwrap();
+    let uncommented: String = file
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| format!("{}\n", l.split(" # ").next().unwrap().trim_end()))
+        .collect();
+    assert_eq!(shown, uncommented);
+}
+
+/// The guide's "Strict." examples, run: each `$ redshift-creds ARGS` line and
+/// the stderr line after it, with the sandbox's home shown as /home/alice.
+#[test]
+fn the_guides_strict_config_errors_are_what_get_prints() {
+    let text = guide();
+    let block = fenced(&text, "**Strict.**", "console");
+    let lines: Vec<&str> = block.lines().collect();
+    assert_eq!(lines.len(), 4, "{block}");
+    let sb = Sandbox::new();
+    let dir = sb.path().join(".config/redshift-creds");
+    std::fs::create_dir_all(&dir).unwrap();
+    for pair in lines.chunks(2) {
+        let args: Vec<&str> = pair[0]
+            .strip_prefix("$ redshift-creds ")
+            .unwrap()
+            .split(' ')
+            .collect();
+        // The first example misspells db_user on line 3; the second asks the example config for a name it lacks.
+        let config = if args == ["get", "prod"] {
+            "[connections.prod]\ncluster_identifier = \"examplecluster\"\ndb_usr = \"alice\"\n"
+                .to_string()
+        } else {
+            std::fs::read_to_string(example("config.toml")).unwrap()
+        };
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let out = sb.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(out.stdout.is_empty());
+        let err = stderr(&out).replace(sb.path().to_str().unwrap(), "/home/alice");
+        assert_eq!(err, format!("{}\n", pair[1]), "{}", pair[0]);
+    }
 }

@@ -39,7 +39,8 @@ fn a_process_waiting_on_aws_is_not_dumpable_and_has_no_core_limit() {
     let sb = Sandbox::new();
     chown_all(sb.path());
     for program in ["redshift-creds", "redshift-creds-aws"] {
-        let bin = crate::support::bin().with_file_name(program);
+        // The checkout may sit where `nobody` cannot reach its target/debug.
+        let bin = crate::support::bin_for_other_users().join(program);
         let child = sb
             .command(&bin, &get_args(&url, &[]))
             .uid(NOBODY)

@@ -235,26 +235,47 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A directory with copies of both binaries that any user can reach and run: the
-/// checkout's target/ may sit under a private directory (a `mktemp -d` clone, a 0700
-/// home), where a test that runs a binary as another uid would get EACCES. Made once per
-/// test process.
+/// A directory that every user can reach holding both binaries (0755), for tests that
+/// run them as another uid: the checkout's target/debug may sit under a private directory
+/// (a `mktemp -d` clone, a 0700 home) that such a user cannot traverse. Made once per test
+/// process, in a fresh temporary directory (under /tmp when `$TMPDIR`'s ancestors are not
+/// world-traversable), and removed when the process exits.
 #[cfg(unix)]
 pub fn bin_for_other_users() -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let traversable = |d: &Path| {
+            d.ancestors()
+                .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+        };
+        let base = std::env::temp_dir();
+        let base = if traversable(&base) {
+            base
+        } else {
+            PathBuf::from("/tmp")
+        };
         let dir = tempfile::Builder::new()
-            .prefix("redshift-creds-bin.")
-            .tempdir()
+            .prefix("redshift-creds-bin")
+            .tempdir_in(base)
             .unwrap()
             .keep();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         for program in ["redshift-creds", "redshift-creds-aws"] {
             let to = dir.join(program);
-            std::fs::copy(bin().with_file_name(program), &to).unwrap();
+            // A hard link costs nothing on the same file system; a copy otherwise.
+            if std::fs::hard_link(bin().with_file_name(program), &to).is_err() {
+                std::fs::copy(bin().with_file_name(program), &to).unwrap();
+            }
             std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
+        extern "C" fn remove() {
+            if let Some(dir) = DIR.get() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        // SAFETY: registers a plain function with no preconditions, run at exit().
+        unsafe { libc::atexit(remove) };
         dir
     })
     .clone()
