@@ -38,6 +38,13 @@ pub struct Options {
     /// The uids that may connect. [`Options::default`] sets only the proxy's own uid: root
     /// too only when the proxy runs as root, or when the caller adds it (`--allow-uid 0`).
     pub allowed_uids: Vec<u32>,
+    /// `--http`: where to serve `/startup`, `/liveness`, `/readiness`, `/metrics` and
+    /// `POST /quitquitquit` (any address: nothing served there is secret).
+    pub http: Option<std::net::SocketAddr>,
+    /// `--max-connections`: open sessions at most; the next client gets 53300.
+    pub max_connections: Option<usize>,
+    /// `--min-shutdown-delay`: keep accepting this long after SIGTERM or `/quitquitquit`.
+    pub min_shutdown_delay: Duration,
 }
 
 impl Default for Options {
@@ -47,6 +54,9 @@ impl Default for Options {
             client_tls: None,
             shutdown_timeout: Duration::from_secs(30),
             allowed_uids: vec![crate::peer::own_uid()],
+            http: None,
+            max_connections: None,
+            min_shutdown_delay: Duration::ZERO,
         }
     }
 }

@@ -33,4 +33,10 @@ pub trait PasswordSource: Send + Sync + 'static {
     /// Called on every new session; when the cached login is inside its refresh margin, the
     /// source refreshes it in the background. Must return quickly. The default does nothing.
     fn refresh_ahead(&self) {}
+
+    /// How many fresh credentials this source has fetched so far (AWS calls or sign-ins),
+    /// for `/metrics`. The default counts nothing.
+    fn fetches(&self) -> u64 {
+        0
+    }
 }
