@@ -428,8 +428,7 @@ fn probe_key() -> key::CacheKey {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let digest = sha2::Sha256::digest(format!("doctor probe {} {nanos}", std::process::id()));
-    let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
-    key::CacheKey::parse(&hex).expect("40 hex digits are a key")
+    key::CacheKey::parse(&hex::encode(&digest[..20])).expect("40 hex digits are a key")
 }
 
 /// Says which store `--cache auto` would use here, and why: a keyring is
