@@ -22,18 +22,37 @@ pub(crate) struct EndpointSource<'a> {
     pub clock: &'a dyn Clock,
 }
 
-/// The one thing that differs between the two lookups: what is looked up.
-enum Lookup<'a> {
-    Cluster(&'a str),
-    Workgroup(&'a str),
+/// What differs between the two lookups besides the SDK call.
+struct Lookup<'a> {
+    /// The cluster's or workgroup's name.
+    name: &'a str,
+    /// Which it is.
+    workgroup: bool,
+    /// `cluster` or `workgroup`, for messages.
+    what: &'static str,
+    api: &'static str,
+    /// What a principal allowed only the credential call holds.
+    credential_permission: &'static str,
 }
 
 impl<'a> Lookup<'a> {
     /// A workgroup if the request names one, else its cluster.
     fn of(r: &'a Request) -> Result<Lookup<'a>, Error> {
         match (&r.workgroup, &r.cluster_identifier) {
-            (Some(w), _) => Ok(Lookup::Workgroup(w)),
-            (None, Some(c)) => Ok(Lookup::Cluster(c)),
+            (Some(name), _) => Ok(Lookup {
+                name,
+                workgroup: true,
+                what: "workgroup",
+                api: "GetWorkgroup",
+                credential_permission: "redshift-serverless:GetCredentials",
+            }),
+            (None, Some(name)) => Ok(Lookup {
+                name,
+                workgroup: false,
+                what: "cluster",
+                api: "DescribeClusters",
+                credential_permission: "redshift:GetClusterCredentials",
+            }),
             (None, None) => Err(Error::Usage(
                 "pass --host: without a cluster identifier or a workgroup the endpoint cannot be found"
                     .into(),
@@ -41,43 +60,30 @@ impl<'a> Lookup<'a> {
         }
     }
 
-    fn api(&self) -> &'static str {
-        match self {
-            Lookup::Cluster(_) => "DescribeClusters",
-            Lookup::Workgroup(_) => "GetWorkgroup",
-        }
-    }
-
-    /// The permission a principal allowed only the credential call holds.
-    fn credential_permission(&self) -> &'static str {
-        match self {
-            Lookup::Cluster(_) => "redshift:GetClusterCredentials",
-            Lookup::Workgroup(_) => "redshift-serverless:GetCredentials",
-        }
-    }
-
-    /// Why there is no endpoint, and what to do.
-    fn none_yet(&self) -> (&'static str, &'static str) {
-        match self {
-            Lookup::Cluster(_) => (
-                "the cluster has no endpoint yet (is it still being created?)",
-                "wait until the cluster is available, or pass --host",
-            ),
-            Lookup::Workgroup(_) => (
-                "the workgroup has no endpoint yet",
-                "wait until the workgroup is available, or pass --host",
-            ),
-        }
-    }
-
-    /// Asks the API.
+    /// Asks the API; a denial says the principal may hold only the credential call.
     async fn ask(&self, config: &aws_config::SdkConfig, r: &Request) -> Result<Reported, Error> {
-        match self {
-            Lookup::Cluster(cluster) => crate::redshift::cluster_endpoint(config, r, cluster).await,
-            Lookup::Workgroup(workgroup) => {
-                crate::serverless::workgroup_endpoint(config, r, workgroup).await
-            }
-        }
+        let asked = if self.workgroup {
+            crate::serverless::workgroup_endpoint(config, r, self.name).await
+        } else {
+            crate::redshift::cluster_endpoint(config, r, self.name).await
+        };
+        asked.map_err(|e| match e {
+            Error::Aws {
+                kind: kind @ AwsFailure::AccessDenied,
+                reason,
+                ..
+            } => failure::aws(
+                self.api,
+                r,
+                kind,
+                format!(
+                    "{reason}; the principal may hold only {}",
+                    self.credential_permission
+                ),
+                Some("pass --host (and --port) to give the endpoint".to_string()),
+            ),
+            other => other,
+        })
     }
 }
 
@@ -85,48 +91,28 @@ impl Fetch<CachedEndpoint> for EndpointSource<'_> {
     fn fetch(&self) -> Result<CachedEndpoint, Error> {
         let r = self.request;
         let lookup = Lookup::of(r)?;
-        let api = lookup.api();
+        let (api, what) = (lookup.api, lookup.what);
+        let fail =
+            |kind, reason: String, hint: String| failure::aws(api, r, kind, reason, Some(hint));
         let endpoint = self.session.call(api, r, async {
             let config = self.session.config().await;
             crate::session::require_region(config, r)?;
-            tracing::debug!("calling {api}");
-            let reported = lookup.ask(config, r).await.map_err(|e| match e {
-                Error::Aws {
-                    kind: AwsFailure::AccessDenied,
-                    reason,
-                    ..
-                } => failure::aws(
-                    api,
-                    r,
-                    AwsFailure::AccessDenied,
-                    format!(
-                        "{reason}; the principal may hold only {}",
-                        lookup.credential_permission()
-                    ),
-                    Some("pass --host (and --port) to give the endpoint".to_string()),
-                ),
-                other => other,
-            })?;
-            let found = match reported {
+            tracing::debug!(name = lookup.name, "calling {api}");
+            let found = match lookup.ask(config, r).await? {
                 Some((address, port)) => checked(address.as_deref(), port).map_err(|refused| {
-                    failure::aws(
-                        api,
-                        r,
+                    fail(
                         AwsFailure::BadAnswer,
                         refused,
-                        Some(failure::UNREADABLE_HINT.to_string()),
+                        failure::UNREADABLE_HINT.into(),
                     )
                 })?,
                 None => None,
             };
             found.ok_or_else(|| {
-                let (reason, hint) = lookup.none_yet();
-                failure::aws(
-                    api,
-                    r,
+                fail(
                     AwsFailure::Unavailable,
-                    reason.to_string(),
-                    Some(hint.to_string()),
+                    format!("the {what} has no endpoint yet (is it still being created?)"),
+                    format!("wait until the {what} is available, or pass --host"),
                 )
             })
         })?;
@@ -172,12 +158,12 @@ mod tests {
     fn a_workgroup_is_looked_up_with_get_workgroup_else_the_cluster() {
         let r = request_with(&["--workgroup", "analytics", "--db-name", "dev"], &[]);
         let lookup = Lookup::of(&r).unwrap();
-        assert!(matches!(lookup, Lookup::Workgroup("analytics")));
-        assert_eq!(lookup.api(), "GetWorkgroup");
+        assert_eq!((lookup.name, lookup.workgroup), ("analytics", true));
+        assert_eq!(lookup.api, "GetWorkgroup");
         let r = request_with(&[], &[]);
         let lookup = Lookup::of(&r).unwrap();
-        assert!(matches!(lookup, Lookup::Cluster("examplecluster")));
-        assert_eq!(lookup.api(), "DescribeClusters");
+        assert_eq!((lookup.name, lookup.workgroup), ("examplecluster", false));
+        assert_eq!(lookup.api, "DescribeClusters");
         let mut r = request_with(&[], &[]);
         r.cluster_identifier = None;
         let Err(e) = Lookup::of(&r) else {
