@@ -101,6 +101,59 @@ fn a_denied_describe_clusters_asks_for_host_and_spends_no_password() {
 }
 
 #[test]
+fn both_endpoint_lookups_fail_alike_on_denial_and_on_a_bad_answer() {
+    let cluster = [
+        "--cluster-identifier",
+        "examplecluster",
+        "--db-user",
+        "alice",
+    ];
+    let workgroup = ["--workgroup", "analytics", "--db-name", "dev"];
+    for (who, api, permission) in [
+        (
+            &cluster,
+            "DescribeClusters",
+            "redshift:GetClusterCredentials",
+        ),
+        (
+            &workgroup,
+            "GetWorkgroup",
+            "redshift-serverless:GetCredentials",
+        ),
+    ] {
+        for (endpoint, says) in [
+            (None, "access denied (".to_string()),
+            (
+                None,
+                format!("; the principal may hold only {permission}; pass --host"),
+            ),
+            (
+                Some(("bad host!", 5439)),
+                "the reported endpoint address was refused".into(),
+            ),
+            (
+                Some(("db.example.com", 0)),
+                "the reported endpoint port 0 was refused".into(),
+            ),
+        ] {
+            let server = CountingServer::start();
+            server.set_describe_endpoint(endpoint);
+            let url = server.url();
+            let mut a = vec!["get", "--output", "env"];
+            a.extend_from_slice(who);
+            a.extend(crate::support::base_args(&url));
+            let out = Sandbox::new().run(&a);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{api}: {err}");
+            assert!(out.stdout.is_empty(), "{api}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(&format!("{api} failed for ")), "{err}");
+            assert!(err.contains(&says), "{api}: {says}: {err}");
+        }
+    }
+}
+
+#[test]
 fn a_discovered_endpoint_is_cached_and_port_can_be_overridden() {
     let server = CountingServer::start();
     server.set_describe_endpoint(Some((

@@ -242,11 +242,10 @@ fn cache_checks(report: &mut Report) {
     }
     let dir = dir.ok().flatten();
     // A key unique to this run, always removed: see cache::probe_auto.
-    let store = cache::probe_auto(dir.as_deref());
-    let mark = if store.contains("because") {
-        Mark::Warn
-    } else {
-        Mark::Ok
+    // A working keyring is ok; a fallback, whatever its wording, a warning.
+    let (mark, store) = match cache::probe_auto(dir.as_deref()) {
+        Ok(keyring) => (Mark::Ok, keyring),
+        Err(fallback) => (Mark::Warn, fallback),
     };
     report.add(mark, format!("cache store for --cache auto: {store}"));
 }

@@ -4,14 +4,14 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_redshift::config::http::HttpResponse;
 use aws_sdk_redshift::error::{ProvideErrorMetadata, SdkError};
 use redshift_creds_core::config::Request;
-use redshift_creds_core::error::Error;
+use redshift_creds_core::error::{AwsFailure, Error};
 use std::error::Error as StdError;
 
 /// What to do about a response we could not read.
 pub(crate) const UNREADABLE_HINT: &str = "check --endpoint-url; the cache was left as it was";
 
-/// Maps a failed SDK call to [`Error::Aws`], naming the cluster and user, and
-/// saying what to do where we know.
+/// Maps a failed SDK call to [`Error::Aws`], naming the cluster and user,
+/// classifying it once, and saying what to do where we know.
 pub(crate) fn from_sdk<E>(
     api: &'static str,
     request: &Request,
@@ -20,10 +20,11 @@ pub(crate) fn from_sdk<E>(
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
-    let (reason, hint) = match &err {
+    let (kind, reason, hint) = match &err {
         SdkError::ServiceError(ctx) => match ctx.err().code() {
             Some(code) => classify_code(api, code, ctx.err().message(), request),
             None => (
+                AwsFailure::BadAnswer,
                 format!(
                     "the API sent a response that could not be read (HTTP {})",
                     ctx.raw().status().as_u16()
@@ -32,10 +33,12 @@ where
             ),
         },
         SdkError::TimeoutError(_) => (
+            AwsFailure::Timeout,
             "the API did not answer in time".to_string(),
             Some("raise --api-timeout, or check the network and --endpoint-url".to_string()),
         ),
         SdkError::ResponseError(_) => (
+            AwsFailure::BadAnswer,
             format!(
                 "the API sent a response that could not be read ({})",
                 chain(&err)
@@ -44,18 +47,32 @@ where
         ),
         _ => match credentials_error(&err) {
             Some(cred) => (
+                AwsFailure::NoCredentials,
                 format!("no usable AWS credentials: {}", chain(cred)),
                 Some(missing_profile_hint(request).unwrap_or_else(|| sign_in_hint(request))),
             ),
             None => (
+                AwsFailure::NotSent,
                 format!("the request could not be sent: {}", chain(&err)),
                 None,
             ),
         },
     };
+    aws(api, request, kind, reason, hint)
+}
+
+/// An [`Error::Aws`] of `kind` for a call of `api` for `request`.
+pub(crate) fn aws(
+    api: &'static str,
+    request: &Request,
+    kind: AwsFailure,
+    reason: String,
+    hint: Option<String>,
+) -> Error {
     Error::Aws {
         api,
         target: target(request),
+        kind,
         reason,
         hint,
     }
@@ -82,16 +99,18 @@ pub(crate) fn permission(api: &str) -> &'static str {
     }
 }
 
-/// Wording for the error codes users actually meet, for a call of `api`.
+/// The kind of an error code, and wording for the codes users actually
+/// meet, for a call of `api`.
 pub(crate) fn classify_code(
     api: &str,
     code: &str,
     message: Option<&str>,
     request: &Request,
-) -> (String, Option<String>) {
+) -> (AwsFailure, String, Option<String>) {
     let said = message.map(|m| format!(" ({m})")).unwrap_or_default();
     match code {
         "ClusterNotFound" | "ClusterNotFoundFault" => (
+            AwsFailure::NotFound,
             format!("the cluster was not found{said}"),
             Some("check --cluster-identifier and --region".to_string()),
         ),
@@ -99,6 +118,7 @@ pub(crate) fn classify_code(
         | "ThrottlingException"
         | "RequestLimitExceeded"
         | "TooManyRequestsException" => (
+            AwsFailure::Throttled,
             format!("AWS is throttling requests{said}"),
             Some("retry in a moment; a longer --duration-seconds means fewer calls".to_string()),
         ),
@@ -110,6 +130,7 @@ pub(crate) fn classify_code(
         | "SignatureDoesNotMatch"
         | "AuthFailure"
         | "InvalidAccessKeyId" => (
+            AwsFailure::CredentialsRejected,
             format!("AWS rejected the credentials: {code}{said}"),
             Some(sign_in_hint(request)),
         ),
@@ -117,14 +138,18 @@ pub(crate) fn classify_code(
         | "AccessDeniedException"
         | "UnauthorizedOperation"
         | "UnsupportedOperation" => (
+            AwsFailure::AccessDenied,
             format!("access denied{said}"),
             Some(format!("the IAM principal needs {}", permission(api))),
         ),
         "InvalidClusterState" | "InvalidClusterStateFault" => (
+            AwsFailure::Unavailable,
             format!("the cluster is not available{said}"),
             Some("wait until the cluster is available".to_string()),
         ),
-        _ => (format!("{code}{said}"), None),
+        // Serverless names a missing workgroup so; the wording stays AWS's.
+        "ResourceNotFoundException" => (AwsFailure::NotFound, format!("{code}{said}"), None),
+        _ => (AwsFailure::Other, format!("{code}{said}"), None),
     }
 }
 
@@ -230,12 +255,13 @@ mod tests {
     #[test]
     fn cluster_not_found_says_what_to_check() {
         let r = request_with(&["--region", "us-east-1"], &[]);
-        let (reason, hint) = classify_code(
+        let (kind, reason, hint) = classify_code(
             "GetClusterCredentials",
             "ClusterNotFound",
             Some("Cluster x not found."),
             &r,
         );
+        assert_eq!(kind, AwsFailure::NotFound);
         assert_eq!(reason, "the cluster was not found (Cluster x not found.)");
         assert_eq!(hint.unwrap(), "check --cluster-identifier and --region");
         assert_eq!(
@@ -247,7 +273,8 @@ mod tests {
     #[test]
     fn expired_credentials_name_the_sign_in_command() {
         let r = request_with(&["--profile", "dev"], &[]);
-        let (reason, hint) = classify_code("GetClusterCredentials", "ExpiredToken", None, &r);
+        let (kind, reason, hint) = classify_code("GetClusterCredentials", "ExpiredToken", None, &r);
+        assert_eq!(kind, AwsFailure::CredentialsRejected);
         assert_eq!(reason, "AWS rejected the credentials: ExpiredToken");
         assert_eq!(hint.unwrap(), "sign in again: aws sso login --profile dev");
     }
@@ -275,19 +302,20 @@ mod tests {
     #[test]
     fn throttling_is_named() {
         let r = request_with(&[], &[]);
-        let (reason, _) = classify_code(
+        let (kind, reason, _) = classify_code(
             "GetClusterCredentials",
             "Throttling",
             Some("Rate exceeded"),
             &r,
         );
+        assert_eq!(kind, AwsFailure::Throttled);
         assert_eq!(reason, "AWS is throttling requests (Rate exceeded)");
     }
 
     #[test]
     fn access_denied_names_the_permission_of_the_api_called() {
         let r = request_with(&[], &[]);
-        let hint = |api| classify_code(api, "AccessDenied", None, &r).1.unwrap();
+        let hint = |api| classify_code(api, "AccessDenied", None, &r).2.unwrap();
         assert_eq!(
             hint("GetClusterCredentials"),
             "the IAM principal needs redshift:GetClusterCredentials on the dbuser (and dbname, dbgroup) resources"
@@ -301,5 +329,23 @@ mod tests {
             "the IAM principal needs redshift-serverless:GetCredentials on the workgroup"
         );
         assert!(!hint("GetCredentials").contains("redshift:GetClusterCredentials"));
+    }
+
+    #[test]
+    fn each_code_family_has_its_kind() {
+        let r = request_with(&[], &[]);
+        let kind = |code| classify_code("GetClusterCredentials", code, Some("x"), &r).0;
+        for (code, want) in [
+            ("ClusterNotFoundFault", AwsFailure::NotFound),
+            ("ResourceNotFoundException", AwsFailure::NotFound),
+            ("TooManyRequestsException", AwsFailure::Throttled),
+            ("InvalidSignatureException", AwsFailure::CredentialsRejected),
+            ("AccessDeniedException", AwsFailure::AccessDenied),
+            ("UnsupportedOperation", AwsFailure::AccessDenied),
+            ("InvalidClusterStateFault", AwsFailure::Unavailable),
+            ("InternalFailure", AwsFailure::Other),
+        ] {
+            assert_eq!(kind(code), want, "{code}");
+        }
     }
 }

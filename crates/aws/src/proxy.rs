@@ -6,7 +6,7 @@ use redshift_creds_core::cache::refresh::{self, Clock, SystemClock};
 use redshift_creds_core::cli::{ConnArgs, CredArgs, ProxyArgs};
 use redshift_creds_core::config::{ProcessEnv, Resolved};
 use redshift_creds_core::credential::Credential;
-use redshift_creds_core::error::Error;
+use redshift_creds_core::error::{AwsFailure, Error};
 use redshift_creds_core::{commands, config_file, report, source};
 use redshift_creds_proxy::{
     Listen, Login, Options, PasswordSource, ProxyError, SourceError, SslMode, Target, Upstream,
@@ -330,15 +330,26 @@ impl PasswordSource for AwsPasswords {
 }
 
 /// The tool's message for the client, with 28000 when AWS refused who we are or what we
-/// asked, and 08001 (cannot connect) otherwise.
+/// asked, and 08001 (cannot connect) otherwise. Decided on the failure's kind alone.
 fn source_error(e: &Error) -> SourceError {
-    let denied = matches!(e, Error::Aws { reason, .. }
-        if ["access denied", "AWS rejected the credentials", "no usable AWS credentials"]
-            .iter()
-            .any(|p| reason.starts_with(p)));
+    let refused = match e {
+        Error::Aws { kind, .. } => match kind {
+            AwsFailure::AccessDenied
+            | AwsFailure::CredentialsRejected
+            | AwsFailure::NoCredentials => true,
+            AwsFailure::Throttled
+            | AwsFailure::NotFound
+            | AwsFailure::Unavailable
+            | AwsFailure::Timeout
+            | AwsFailure::BadAnswer
+            | AwsFailure::NotSent
+            | AwsFailure::Other => false,
+        },
+        _ => false,
+    };
     SourceError {
         message: e.to_string(),
-        sqlstate: if denied { "28000" } else { "08001" },
+        sqlstate: if refused { "28000" } else { "08001" },
     }
 }
 
@@ -346,10 +357,11 @@ fn source_error(e: &Error) -> SourceError {
 mod tests {
     use super::*;
 
-    fn aws_error(reason: &str) -> Error {
+    fn aws_error(kind: AwsFailure, reason: &str) -> Error {
         Error::Aws {
             api: "GetClusterCredentials",
             target: "cluster \"examplecluster\", user \"alice\"".into(),
+            kind,
             reason: reason.into(),
             hint: None,
         }
@@ -357,21 +369,49 @@ mod tests {
 
     #[test]
     fn access_denied_is_28000_and_the_rest_08001() {
-        let e = source_error(&aws_error("access denied (not authorized)"));
+        let e = source_error(&aws_error(
+            AwsFailure::AccessDenied,
+            "access denied (not authorized)",
+        ));
         assert_eq!(e.sqlstate, "28000");
         assert_eq!(
             e.message,
             "GetClusterCredentials failed for cluster \"examplecluster\", user \"alice\": \
              access denied (not authorized)"
         );
-        assert_eq!(
-            source_error(&aws_error("AWS rejected the credentials: ExpiredToken")).sqlstate,
-            "28000"
-        );
-        assert_eq!(
-            source_error(&aws_error("AWS is throttling requests")).sqlstate,
-            "08001"
-        );
+    }
+
+    #[test]
+    fn the_sqlstate_comes_from_the_kind_never_the_wording() {
+        // Refused who we are or what we asked: 28000; anything else: 08001.
+        let want = |kind| match kind {
+            AwsFailure::AccessDenied
+            | AwsFailure::CredentialsRejected
+            | AwsFailure::NoCredentials => "28000",
+            AwsFailure::Throttled
+            | AwsFailure::NotFound
+            | AwsFailure::Unavailable
+            | AwsFailure::Timeout
+            | AwsFailure::BadAnswer
+            | AwsFailure::NotSent
+            | AwsFailure::Other => "08001",
+        };
+        let wordings = [
+            "access denied (not authorized)",
+            "AWS rejected the credentials: ExpiredToken",
+            "no usable AWS credentials: none found",
+            "AWS is throttling requests",
+            "the principal is not authorized",
+            "",
+        ];
+        for kind in AwsFailure::ALL {
+            for reason in wordings {
+                let e = source_error(&aws_error(kind, reason));
+                assert_eq!(e.sqlstate, want(kind), "{kind:?} worded {reason:?}");
+            }
+        }
+        let other = source_error(&Error::Usage("access denied".into()));
+        assert_eq!(other.sqlstate, "08001");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use redshift_creds_core::config::{AwsTarget, Request};
 use redshift_creds_core::credential::Credential;
-use redshift_creds_core::error::Error;
+use redshift_creds_core::error::{AwsFailure, Error};
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -46,11 +46,14 @@ impl Session {
         r: &Request,
         work: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        self.block_on(work).map_err(|e| Error::Aws {
-            api,
-            target: crate::failure::target(r),
-            reason: format!("cannot start the async runtime: {e}"),
-            hint: None,
+        self.block_on(work).map_err(|e| {
+            crate::failure::aws(
+                api,
+                r,
+                AwsFailure::NotSent,
+                format!("cannot start the async runtime: {e}"),
+                None,
+            )
         })?
     }
 
@@ -145,11 +148,14 @@ pub(crate) fn credential(
     use redshift_creds_core::cache::refresh::{Clock, SystemClock};
     use redshift_creds_core::credential::{check_db_user, check_expiration, check_password};
     use secrecy::ExposeSecret;
-    let malformed = |reason: String| Error::Aws {
-        api: r.api.name(),
-        target: crate::failure::target(r),
-        reason,
-        hint: Some(crate::failure::UNREADABLE_HINT.to_string()),
+    let malformed = |reason: String| {
+        crate::failure::aws(
+            r.api.name(),
+            r,
+            AwsFailure::BadAnswer,
+            reason,
+            Some(crate::failure::UNREADABLE_HINT.to_string()),
+        )
     };
     let missing = |field: &str| malformed(format!("the response has no {field}"));
     let refused =
@@ -170,35 +176,6 @@ pub(crate) fn credential(
         password,
         expiration,
     })
-}
-
-/// Checks an endpoint an API reported: `Ok(None)` when it has none yet, an
-/// error naming the rule when its address is not a host name or its port
-/// is outside 1 to 65535 (a missing port is the Redshift default).
-pub(crate) fn endpoint(
-    address: Option<&str>,
-    port: Option<i32>,
-) -> Result<Option<redshift_creds_core::endpoint::Endpoint>, String> {
-    use redshift_creds_core::endpoint::{DEFAULT_PORT, Endpoint};
-    let Some(host) = address else {
-        return Ok(None);
-    };
-    if host.len() > 253 || redshift_creds_core::rules::host("address", host).is_err() {
-        return Err(
-            "the reported endpoint address was refused: it must be a DNS name or an IP address"
-                .into(),
-        );
-    }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
-            format!("the reported endpoint port {p} was refused: it must be from 1 to 65535")
-        })?,
-    };
-    Ok(Some(Endpoint {
-        host: host.to_string(),
-        port,
-    }))
 }
 
 /// What `doctor` learns from the AWS SDK: the region it would sign for, and

@@ -1,9 +1,9 @@
 //! The AWS [`Source`]: a hit from the cache, else a refresh from the API under the refresh lock.
 
-use crate::redshift::{ClusterEndpointSource, RedshiftSource};
-use crate::serverless::{ServerlessSource, WorkgroupEndpointSource};
+use crate::endpoint::EndpointSource;
+use crate::redshift::RedshiftSource;
+use crate::serverless::ServerlessSource;
 use crate::session::Session;
-use redshift_creds_core::cache::entry::CachedEndpoint;
 use redshift_creds_core::cache::refresh::{self, Fetch, SystemClock};
 use redshift_creds_core::config::{Api, Resolved};
 use redshift_creds_core::credential::Credential;
@@ -34,20 +34,13 @@ impl Aws {
         }
     }
 
-    /// The API call that finds the endpoint for `r`.
-    fn endpoint_fetch<'a>(&'a self, r: &'a Resolved) -> Box<dyn Fetch<CachedEndpoint> + 'a> {
-        let (request, session, clock) = (&r.request, &self.session, &SystemClock);
-        match r.request.workgroup {
-            Some(_) => Box::new(WorkgroupEndpointSource {
-                request,
-                session,
-                clock,
-            }),
-            None => Box::new(ClusterEndpointSource {
-                request,
-                session,
-                clock,
-            }),
+    /// The API call that finds the endpoint for `r`: GetWorkgroup for a
+    /// workgroup, else DescribeClusters.
+    fn endpoint_fetch<'a>(&'a self, r: &'a Resolved) -> EndpointSource<'a> {
+        EndpointSource {
+            request: &r.request,
+            session: &self.session,
+            clock: &SystemClock,
         }
     }
 }
@@ -74,7 +67,7 @@ impl Source for Aws {
     fn endpoint(&self, r: &Resolved) -> Result<Endpoint, Error> {
         let mut cache = source::endpoint_cache(r)?;
         let fetch = self.endpoint_fetch(r);
-        let (found, _) = refresh::obtain(&mut cache, &*fetch, &SystemClock, 0)?;
+        let (found, _) = refresh::obtain(&mut cache, &fetch, &SystemClock, 0)?;
         Ok(found.endpoint)
     }
 }

@@ -49,6 +49,10 @@ pub enum Error {
         api: &'static str,
         /// Which cluster and user, for the message.
         target: String,
+        /// What kind of failure, set once where it is classified: every
+        /// decision (exit code, the proxy's SQLSTATE, a hint) is made on this,
+        /// never on the wording of `reason`.
+        kind: AwsFailure,
         /// What went wrong.
         reason: String,
         /// What to do about it, when we know.
@@ -96,6 +100,49 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The kinds of AWS failure, as [`Error::Aws`] carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsFailure {
+    /// The principal may not make this call (AccessDenied and kin).
+    AccessDenied,
+    /// AWS refused the credentials themselves: expired, unknown or badly signed.
+    CredentialsRejected,
+    /// No usable AWS credentials could be loaded.
+    NoCredentials,
+    /// AWS is throttling requests.
+    Throttled,
+    /// The cluster or workgroup does not exist.
+    NotFound,
+    /// It exists but cannot serve yet: not available, no endpoint yet.
+    Unavailable,
+    /// The API did not answer within `--api-timeout`.
+    Timeout,
+    /// The API answered something that could not be read or was refused
+    /// (a missing field, a value out of range); nothing of it was cached.
+    BadAnswer,
+    /// The request could not be sent (DNS, connection, proxy), or the
+    /// runtime to send it could not start.
+    NotSent,
+    /// An error code we give no special meaning.
+    Other,
+}
+
+impl AwsFailure {
+    /// Every kind, for tests that must cover each one.
+    pub const ALL: [AwsFailure; 10] = [
+        AwsFailure::AccessDenied,
+        AwsFailure::CredentialsRejected,
+        AwsFailure::NoCredentials,
+        AwsFailure::Throttled,
+        AwsFailure::NotFound,
+        AwsFailure::Unavailable,
+        AwsFailure::Timeout,
+        AwsFailure::BadAnswer,
+        AwsFailure::NotSent,
+        AwsFailure::Other,
+    ];
 }
 
 fn other_modes(mode: &str) -> &'static str {
@@ -194,6 +241,7 @@ mod tests {
         let aws = Error::Aws {
             api: "GetClusterCredentials",
             target: "cluster \"c\", user \"u\"".into(),
+            kind: AwsFailure::NotFound,
             reason: "cluster not found".into(),
             hint: Some("check --cluster-identifier and --region".into()),
         };
@@ -203,5 +251,42 @@ mod tests {
             "GetClusterCredentials failed for cluster \"c\", user \"u\": cluster not found; \
              check --cluster-identifier and --region"
         );
+    }
+
+    #[test]
+    fn every_aws_failure_exits_1_whatever_its_wording() {
+        // A new kind must be listed in ALL: this match has no wildcard.
+        for kind in AwsFailure::ALL {
+            match kind {
+                AwsFailure::AccessDenied
+                | AwsFailure::CredentialsRejected
+                | AwsFailure::NoCredentials
+                | AwsFailure::Throttled
+                | AwsFailure::NotFound
+                | AwsFailure::Unavailable
+                | AwsFailure::Timeout
+                | AwsFailure::BadAnswer
+                | AwsFailure::NotSent
+                | AwsFailure::Other => {}
+            }
+            for reason in [
+                "access denied",
+                "",
+                "cannot write the output",
+                "invalid --x",
+            ] {
+                let e = Error::Aws {
+                    api: "GetCredentials",
+                    target: "workgroup \"w\"".into(),
+                    kind,
+                    reason: reason.into(),
+                    hint: None,
+                };
+                assert_eq!(e.exit_code(), 1, "{kind:?} {reason:?}");
+            }
+        }
+        let distinct: std::collections::HashSet<String> =
+            AwsFailure::ALL.iter().map(|k| format!("{k:?}")).collect();
+        assert_eq!(distinct.len(), AwsFailure::ALL.len());
     }
 }

@@ -233,9 +233,8 @@ mod tests {
         // sha256(sha256("pw" + "salt") + "sn" + "cn"), computed independently with:
         // python3 -c 'import hashlib;i=hashlib.sha256(b"pwsalt").digest();print(hashlib.sha256(i+b"sn"+b"cn").hexdigest())'
         let d = redshift_digest(b"pw", b"salt", b"sn", b"cn");
-        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
-            hex,
+            hex::encode(d),
             include_str!("../tests/support/digest_vector.txt").trim()
         );
     }

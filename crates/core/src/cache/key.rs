@@ -107,11 +107,7 @@ impl CacheKey {
 fn hash(material: &impl Serialize) -> CacheKey {
     let json = serde_json::to_vec(material).expect("key material always serializes");
     let digest = Sha256::digest(&json);
-    CacheKey(hex(&digest[..20]))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    CacheKey(hex::encode(&digest[..20]))
 }
 
 impl fmt::Display for CacheKey {

@@ -428,15 +428,15 @@ fn probe_key() -> key::CacheKey {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let digest = sha2::Sha256::digest(format!("doctor probe {} {nanos}", std::process::id()));
-    let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
-    key::CacheKey::parse(&hex).expect("40 hex digits are a key")
+    key::CacheKey::parse(&hex::encode(&digest[..20])).expect("40 hex digits are a key")
 }
 
 /// Says which store `--cache auto` would use here, and why: a keyring is
 /// tried for real (write, read back, delete a probe entry under a key unique
 /// to this run), since some keyrings open fine and refuse only on write.
 /// The probe entry is always removed, and has a one-minute lifetime anyway.
-pub fn probe_auto(dir: Option<&std::path::Path>) -> String {
+/// `Ok` names the keyring that works; `Err` says what `auto` falls back to, and why.
+pub fn probe_auto(dir: Option<&std::path::Path>) -> Result<String, String> {
     const PROBE: &[u8] = b"redshift-creds doctor probe";
     let fallback = match dir {
         Some(d) => format!("the file store in {}", d.display()),
@@ -450,16 +450,23 @@ pub fn probe_auto(dir: Option<&std::path::Path>) -> String {
             let tried = k.save(PROBE, expires).and_then(|()| k.load(|b| b == PROBE));
             let removed = k.delete();
             match (tried, removed) {
-                (Ok(Load::Found(b)), Ok(true)) if &b[..] == PROBE => format!("keyring ({name})"),
-                (Ok(Load::Found(_)), _) => format!(
+                (Ok(Load::Found(b)), Ok(true)) if &b[..] == PROBE => {
+                    Ok(format!("keyring ({name})"))
+                }
+                (Ok(Load::Found(_)), _) => Err(format!(
                     "{fallback}, because the {name} keyring could not delete its probe entry"
-                ),
-                (Ok(_), _) => format!(
+                )),
+                (Ok(_), _) => Err(format!(
                     "{fallback}, because the {name} keyring did not return what was written"
-                ),
-                (Err(e), _) => format!("{fallback}, because the {name} keyring refused: {}", e.0),
+                )),
+                (Err(e), _) => Err(format!(
+                    "{fallback}, because the {name} keyring refused: {}",
+                    e.0
+                )),
             }
         }
-        Err(why) => format!("{fallback}, because no OS keyring can be used: {why}"),
+        Err(why) => Err(format!(
+            "{fallback}, because no OS keyring can be used: {why}"
+        )),
     }
 }

@@ -204,6 +204,7 @@ mod tests {
                 return Err(Error::Aws {
                     api: "GetClusterCredentials",
                     target: "cluster \"c\", user \"u\"".into(),
+                    kind: crate::error::AwsFailure::Throttled,
                     reason: "AWS is throttling requests (Rate exceeded)".into(),
                     hint: None,
                 });

@@ -194,13 +194,21 @@ fn refused(path: &Path, why: String) -> Error {
 fn pgpass_lock_name(path: &Path) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(path.to_string_lossy().as_bytes());
-    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
-    format!("pgpass-{hex}")
+    format!("pgpass-{}", hex::encode(&digest[..10]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::watch_wait;
+
+    #[test]
+    fn the_lock_name_is_a_pinned_hash_of_the_path() {
+        // python3 -c 'import hashlib;print(hashlib.sha256(b"/home/u/.pgpass").hexdigest()[:20])'
+        assert_eq!(
+            super::pgpass_lock_name(std::path::Path::new("/home/u/.pgpass")),
+            "pgpass-266ad833c4ae39630925"
+        );
+    }
 
     #[test]
     fn watch_sleeps_until_the_refresh_margin() {

@@ -46,13 +46,7 @@ pub fn identity(env: &dyn Env) -> Vec<(String, String)> {
     }
     for name in SECRET_IDENTITY_VARIABLES {
         if let Some(v) = env.var(name).filter(|v| !v.is_empty()) {
-            out.push((
-                name.to_string(),
-                Sha256::digest(v.as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect(),
-            ));
+            out.push((name.to_string(), hex::encode(Sha256::digest(v.as_bytes()))));
         }
     }
     let home = env.var("HOME").unwrap_or_default();
@@ -98,5 +92,29 @@ fn file_stamp(path: &std::path::Path) -> String {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         format!("{}:{modified}", m.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::MapEnv;
+
+    #[test]
+    fn a_secret_identity_value_is_keyed_by_its_pinned_sha256() {
+        let env = MapEnv(
+            [(
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN".to_string(),
+                "s3cr3t".to_string(),
+            )]
+            .into(),
+        );
+        // python3 -c 'import hashlib;print(hashlib.sha256(b"s3cr3t").hexdigest())'
+        let want = "4e738ca5563c06cfd0018299933d58db1dd8bf97f6973dc99bf6cdc64b5550bd";
+        assert!(
+            identity(&env).contains(&("AWS_CONTAINER_AUTHORIZATION_TOKEN".into(), want.into())),
+            "{:?}",
+            identity(&env)
+        );
     }
 }
