@@ -68,7 +68,9 @@ fn strip_tests(src: &str) -> &str {
         let start = from + found;
         let mut i = skip_ws(start + "#[cfg(test)]".len());
         for vis in ["pub(crate)", "pub"] {
-            if src[i..].starts_with(vis) && b.get(i + vis.len()).is_some_and(u8::is_ascii_whitespace) {
+            if src[i..].starts_with(vis)
+                && b.get(i + vis.len()).is_some_and(u8::is_ascii_whitespace)
+            {
                 i = skip_ws(i + vis.len());
                 break;
             }
@@ -172,7 +174,9 @@ fn paths_in(src: &str) -> Vec<(&'static str, String)> {
 fn inline_path(text: &str) -> Option<String> {
     let b = text.as_bytes();
     let ident = |from: usize| {
-        let starts = b.get(from).is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_');
+        let starts = b
+            .get(from)
+            .is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_');
         let mut end = from;
         while starts && end < b.len() && is_word(b[end]) {
             end += 1;
@@ -180,8 +184,11 @@ fn inline_path(text: &str) -> Option<String> {
         end
     };
     let lower = |s: &str| {
-        s.bytes().next().is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
-            && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        s.bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
+            && s.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
     };
     let (mut taken, mut at) = (Vec::new(), 0);
     loop {
@@ -357,8 +364,16 @@ fn the_cycle_finder_names_a_planted_cycle_and_ignores_test_modules() {
     std::fs::write(src.join("lib.rs"), "mod a;\nmod cache;\nmod cli;\n").unwrap();
     // a -> cache/mod.rs -> cache/keys.rs -> a, through braces, super:: and an inline path.
     std::fs::write(src.join("a.rs"), "use crate::cache::{self, Store};\n").unwrap();
-    std::fs::write(src.join("cache/mod.rs"), "mod keys;\nuse crate::cache::keys::K;\n").unwrap();
-    std::fs::write(src.join("cache/keys.rs"), "use super::Store;\nfn f() { crate::a::g(); }\n").unwrap();
+    std::fs::write(
+        src.join("cache/mod.rs"),
+        "mod keys;\nuse crate::cache::keys::K;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("cache/keys.rs"),
+        "use super::Store;\nfn f() { crate::a::g(); }\n",
+    )
+    .unwrap();
     // cli -> a only from its tests: no cycle.
     std::fs::write(
         src.join("cli.rs"),

@@ -1,12 +1,24 @@
 //! What goes on stdout: the JSON credential-process contract, the bare password, or shell `export` lines.
 
-use crate::cli::OutputFormat;
 use crate::credential::Credential;
 use crate::endpoint::Endpoint;
 use crate::tls::Tls;
+use clap::ValueEnum;
 use serde::Serialize;
 use std::io::{self, Write};
 use zeroize::Zeroizing;
+
+/// What `get` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object: Version, DbUser, DbPassword, Expiration.
+    Json,
+    /// The password alone, for a tool's "password command" setting.
+    Password,
+    /// Shell `export` lines for PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE
+    /// and, when there is one, PGSSLROOTCERT.
+    Env,
+}
 
 /// The contract object: the AWS CLI's keys plus `Version`.
 #[derive(Serialize)]

@@ -1,10 +1,10 @@
 //! `get`: the credential on stdout, as JSON, the bare password or shell variables.
 
 use super::{connection, target};
-use crate::cli::OutputFormat;
 use crate::config::Resolved;
 use crate::error::Error;
 use crate::output;
+use crate::output::OutputFormat;
 use crate::source::Source;
 
 /// Prints the credential in `format` on stdout.

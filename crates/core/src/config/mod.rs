@@ -18,7 +18,8 @@ pub use connection::TlsChoice;
 pub use layers::Origin;
 pub use settings::cache_dir;
 
-use crate::cli::{CacheMode, ConnArgs, CredArgs};
+use crate::cache::mode::CacheMode;
+use crate::cli::{ConnArgs, CredArgs};
 use crate::error::Error;
 use crate::tls::Tls;
 use layers::{Layers, Sourced};
