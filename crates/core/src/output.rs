@@ -70,16 +70,8 @@ pub fn pg_vars(t: &Target<'_>) -> Vec<(&'static str, Zeroizing<String>)> {
     v
 }
 
-/// Quotes a value for sh, bash and zsh: inside single quotes nothing is
-/// special, and a single quote itself is written as `'\''`.
-/// The result is zeroized on drop: the value may be a password.
-pub fn sh_quote(value: &str) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(value.len() * 4 + 2));
-    sh_quote_into(&mut out, value);
-    out
-}
-
-/// Appends `value`, quoted for sh, to `out`.
+/// Appends `value`, quoted for sh, bash and zsh, to `out`: inside single
+/// quotes nothing is special, and a single quote itself is written as `'\''`.
 fn sh_quote_into(out: &mut String, value: &str) {
     out.push('\'');
     for c in value.chars() {
@@ -175,7 +167,9 @@ mod tests {
 
     /// Evaluates `export X=<quoted>` in a real shell and reads `$X` back.
     fn round_trip(shell: &str, value: &str) -> Option<String> {
-        let script = format!("export X={}\nprintf '%s' \"$X\"", &*sh_quote(value));
+        let mut quoted = String::new();
+        sh_quote_into(&mut quoted, value);
+        let script = format!("export X={quoted}\nprintf '%s' \"$X\"");
         run_in(shell, &script)
     }
 
