@@ -55,7 +55,7 @@ fn word_at(text: &[u8], at: usize, word: &str) -> bool {
 }
 
 /// The source without its first `#[cfg(test)] mod NAME {` and what follows.
-fn strip_tests(src: &str) -> &str {
+pub(crate) fn strip_tests(src: &str) -> &str {
     let b = src.as_bytes();
     let skip_ws = |mut i: usize| {
         while i < b.len() && b[i].is_ascii_whitespace() {
