@@ -34,7 +34,7 @@ struct Contract<'a> {
 }
 
 /// Where a client connects, with what: everything the PG* variables carry.
-pub struct Target<'a> {
+pub struct Login<'a> {
     /// The credential.
     pub credential: &'a Credential,
     /// Host and port.
@@ -47,7 +47,7 @@ pub struct Target<'a> {
 
 /// The libpq environment for a connection, in a fixed order. The password is
 /// in a buffer that is zeroized on drop.
-pub fn pg_vars(t: &Target<'_>) -> Vec<(&'static str, Zeroizing<String>)> {
+pub fn pg_vars(t: &Login<'_>) -> Vec<(&'static str, Zeroizing<String>)> {
     let mut v = vec![
         ("PGHOST", Zeroizing::new(t.endpoint.host.clone())),
         ("PGPORT", Zeroizing::new(t.endpoint.port.to_string())),
@@ -85,7 +85,7 @@ fn sh_quote_into(out: &mut String, value: &str) {
 }
 
 /// Writes `export NAME='value'` lines for a connection, in one write.
-pub fn write_env(out: &mut dyn Write, t: &Target<'_>) -> io::Result<()> {
+pub fn write_env(out: &mut dyn Write, t: &Login<'_>) -> io::Result<()> {
     let vars = pg_vars(t);
     // Sized for the worst case up front, so that no reallocation leaves a
     // copy of the password behind.
@@ -227,7 +227,7 @@ mod tests {
             port: 5439,
         };
         let c = cred();
-        let t = Target {
+        let t = Login {
             credential: &c,
             endpoint: &endpoint,
             database: Some("dev"),
