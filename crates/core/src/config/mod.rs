@@ -417,7 +417,7 @@ mod tests {
         );
         let bad = with_file(&format!("{PROD}refresh_ahead = \"no\"\n"), &[], &[]);
         let bad = bad.unwrap_err().to_string();
-        assert!(bad.contains("expected a boolean"), "{bad}");
+        assert!(bad.contains("refresh_ahead must be true or false"), "{bad}");
     }
 
     #[test]
