@@ -23,9 +23,6 @@
 # per client count, in an order that rotates, so the machine's load falls on every arm
 # alike. The load average is recorded per round. Results: bench/proxy-results.md.
 #
-# When the `proxy` subcommand is not in the build (the CLI not yet merged), the engine runs
-# as crates/proxy/examples/bench_proxy.rs with the same password, and the results say so.
-#
 # Installs what is missing (apt-get): postgresql-15, postgresql-client (pgbench, psql),
 # pgbouncer, openssl, python3.
 #
@@ -73,12 +70,7 @@ ulimit -n 65536 || ulimit -n "$(ulimit -Hn)"
 log "Building the release binaries (cargo build --release --workspace)"
 cargo build --release --workspace
 bin=$root/target/release/redshift-creds
-if "$bin" proxy --help >/dev/null 2>&1; then
-    proxy_kind="redshift-creds proxy"
-else
-    cargo build --release -p redshift-creds-proxy --example bench_proxy
-    proxy_kind="crates/proxy/examples/bench_proxy (the engine with a fixed password: this build has no \`redshift-creds proxy\`)"
-fi
+proxy_kind="redshift-creds proxy"
 
 work=$(mktemp -d /tmp/rcp-proxy-bench.XXXXXX)
 chmod 755 "$work"
@@ -169,14 +161,9 @@ endpoint=http://127.0.0.1:$(cat "$work/count.port")
 # start_proxy LOG: starts the proxy on a free port; sets proxy_pid and proxy_port.
 start_proxy() {
     local out=$1
-    if [[ $proxy_kind == "redshift-creds proxy" ]]; then
-        "$bin" proxy --cluster-identifier examplecluster --db-user bench --region us-east-1 \
-            --endpoint-url "$endpoint" --cache file --host 127.0.0.1 --port "$pgport" \
-            --sslmode verify-full --sslrootcert "$ca" --listen 127.0.0.1:0 >/dev/null 2>"$out" &
-    else
-        BENCH_PROXY_PASSWORD=$pw "$root/target/release/examples/bench_proxy" \
-            127.0.0.1:0 127.0.0.1 "$pgport" "$ca" IAM:bench >/dev/null 2>"$out" &
-    fi
+    "$bin" proxy --cluster-identifier examplecluster --db-user bench --region us-east-1 \
+        --endpoint-url "$endpoint" --cache file --host 127.0.0.1 --port "$pgport" \
+        --sslmode verify-full --sslrootcert "$ca" --listen 127.0.0.1:0 >/dev/null 2>"$out" &
     proxy_pid=$!
     pids+=("$proxy_pid")
     proxy_port=

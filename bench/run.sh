@@ -30,7 +30,7 @@
 # BENCH_RSS_RUNS        /usr/bin/time runs per command; the median is kept (7)
 # BENCH_BURST_REPEATS   burst repetitions, each on a fresh cache (5)
 # BENCH_PROFILE=1       also record strace -c / perf stat / ldd evidence in
-#                       bench/profile.txt
+#                       bench/profile.txt (not committed)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -54,3 +54,52 @@ fn the_aws_package_is_where_the_sdk_lives() {
     );
     assert!(tree.lines().any(|l| l.starts_with("tokio ")), "{tree}");
 }
+
+/// The non-test `.rs` files of every package's `src/`, by path from the workspace root.
+fn sources() -> Vec<(String, String)> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for package in [".", "crates/core", "crates/aws", "crates/proxy"] {
+        walk(&root.join(package).join("src"), &mut files);
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let name = p.strip_prefix(root).unwrap().display().to_string();
+            (name, crate::cycles::strip_tests(&text).to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn only_env_rs_reads_the_environment() {
+    let direct = ["env::var(", "env::var_os(", "env::vars(", "env::vars_os("];
+    let found: Vec<String> = sources()
+        .into_iter()
+        .filter(|(name, _)| name != "crates/core/src/env.rs")
+        .flat_map(|(name, text)| {
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| direct.iter().any(|d| l.contains(d)))
+                .map(|(i, l)| format!("{name}:{}: {}", i + 1, l.trim()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "read the environment through redshift_creds_core::env (ARCHITECTURE.md):\n{}",
+        found.join("\n")
+    );
+}

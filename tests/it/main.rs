@@ -4,6 +4,7 @@ mod clients;
 mod completions;
 mod concurrency;
 mod config_file;
+mod cycles;
 mod examples;
 mod exec;
 mod front;

@@ -5,6 +5,7 @@ use clap::Parser;
 use redshift_creds_core::cli::{self, Cli, Command, ConnArgs, CredArgs};
 use redshift_creds_core::commands;
 use redshift_creds_core::config::Resolved;
+use redshift_creds_core::env::{Env, ProcessEnv};
 use redshift_creds_core::source::{self, Source};
 use redshift_creds_core::{Error, housekeeping, print_document, report, slips};
 use std::ffi::OsString;
@@ -58,7 +59,10 @@ fn usage_error(slip: slips::Slip) -> ExitCode {
 /// Runs one command; `Ok(false)` is a run that failed without an error to
 /// print (a `doctor` that found problems).
 fn dispatch(command: Command) -> Result<bool, Error> {
-    if std::env::var_os(source::REFRESH_AHEAD_ENV).is_some_and(|v| v == "1") {
+    if ProcessEnv
+        .var_os(source::REFRESH_AHEAD_ENV)
+        .is_some_and(|v| v == "1")
+    {
         return refresh_ahead(command);
     }
     let mut stdout = std::io::stdout().lock();

@@ -2,7 +2,7 @@
 
 use redshift_creds_core::cache;
 use redshift_creds_core::cli::DoctorArgs;
-use redshift_creds_core::config::{AwsTarget, ProcessEnv, Resolved};
+use redshift_creds_core::config::{AwsScope, ProcessEnv, Resolved};
 use redshift_creds_core::endpoint::Endpoint;
 use redshift_creds_core::error::Error;
 use redshift_creds_core::housekeeping::describe_dir;
@@ -77,7 +77,7 @@ pub fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
     cache_checks(&mut report);
     let target = match &resolved {
         Some(r) => r.request.aws.clone(),
-        None => AwsTarget {
+        None => AwsScope {
             profile: args.cred.profile.clone(),
             region: args.cred.region.clone(),
             endpoint_url: args.cred.endpoint_url.clone(),
@@ -253,7 +253,7 @@ fn cache_checks(report: &mut Report) {
 /// Whether the endpoint is given (a host or custom domain name), so finding
 /// it needs no AWS call.
 fn host_given(r: &Resolved) -> bool {
-    r.connection.host.is_some() || r.request.custom_domain_name.is_some()
+    r.client.host.is_some() || r.request.custom_domain_name.is_some()
 }
 
 /// The endpoint: the given host, or DescribeClusters / GetWorkgroup.

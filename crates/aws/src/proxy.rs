@@ -133,37 +133,15 @@ fn all_targets(a: &ProxyArgs) -> Result<Vec<Target>, Error> {
     names
         .into_iter()
         .map(|name| {
-            let r = commands::resolve(&named(&a.cred, name), &tls_only(&a.conn))?;
+            // The credential flags as given, for the connection `name`.
+            let cred = CredArgs {
+                name: Some(name.to_owned()),
+                ..a.cred.clone()
+            };
+            let r = commands::resolve(&cred, &tls_only(&a.conn))?;
             target(r, file_listen(name)?)
         })
         .collect()
-}
-
-/// The credential flags as given, for the connection `name`.
-fn named(c: &CredArgs, name: &str) -> CredArgs {
-    CredArgs {
-        name: Some(name.to_owned()),
-        cluster_identifier: c.cluster_identifier.clone(),
-        db_user: c.db_user.clone(),
-        with_iam: c.with_iam,
-        no_with_iam: c.no_with_iam,
-        workgroup: c.workgroup.clone(),
-        db_name: c.db_name.clone(),
-        auto_create: c.auto_create,
-        no_auto_create: c.no_auto_create,
-        db_groups: c.db_groups.clone(),
-        duration_seconds: c.duration_seconds,
-        custom_domain_name: c.custom_domain_name.clone(),
-        profile: c.profile.clone(),
-        region: c.region.clone(),
-        endpoint_url: c.endpoint_url.clone(),
-        cache: c.cache,
-        refresh_margin: c.refresh_margin,
-        no_refresh_ahead: c.no_refresh_ahead,
-        lock_timeout: c.lock_timeout,
-        api_timeout: c.api_timeout,
-        verbose: c.verbose,
-    }
 }
 
 /// The TLS flags alone (`--all` takes no host or port: each connection has its own).

@@ -4,7 +4,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-use redshift_creds_core::config::{AwsTarget, Request};
+use redshift_creds_core::config::{AwsScope, Request};
 use redshift_creds_core::credential::Credential;
 use redshift_creds_core::error::{AwsFailure, Error};
 use secrecy::SecretString;
@@ -14,7 +14,7 @@ use std::time::Duration;
 /// shared by every API call of the run, so a cold `exec` (endpoint, then
 /// credential) loads the configuration, and runs a `credential_process`, once.
 pub(crate) struct Session {
-    target: AwsTarget,
+    target: AwsScope,
     api_timeout: Duration,
     runtime: std::cell::OnceCell<tokio::runtime::Runtime>,
     config: std::cell::OnceCell<aws_config::SdkConfig>,
@@ -22,7 +22,7 @@ pub(crate) struct Session {
 
 impl Session {
     /// A session for this AWS target; builds nothing yet.
-    pub(crate) fn new(target: &AwsTarget, api_timeout: Duration) -> Session {
+    pub(crate) fn new(target: &AwsScope, api_timeout: Duration) -> Session {
         Session {
             target: target.clone(),
             api_timeout,
@@ -78,10 +78,7 @@ pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// (environment, profiles, SSO, credential_process, web identity, IMDS), with
 /// the profile, region and endpoint in force on top. `api_timeout` bounds each
 /// whole operation, retries included.
-pub(crate) async fn load_config(
-    target: &AwsTarget,
-    api_timeout: Duration,
-) -> aws_config::SdkConfig {
+pub(crate) async fn load_config(target: &AwsScope, api_timeout: Duration) -> aws_config::SdkConfig {
     // The connector of every AWS call: rustls on ring, through the proxy
     // that HTTPS_PROXY/https_proxy, HTTP_PROXY/http_proxy or ALL_PROXY name,
     // except for the hosts in NO_PROXY/no_proxy, as the AWS CLI does. An
@@ -188,7 +185,7 @@ pub(crate) struct AwsCheck {
 
 /// Loads the AWS configuration for `target` as `get` would, then resolves
 /// the credentials and asks STS GetCallerIdentity who they belong to.
-pub(crate) fn check(target: &AwsTarget, api_timeout: Duration) -> AwsCheck {
+pub(crate) fn check(target: &AwsScope, api_timeout: Duration) -> AwsCheck {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {

@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 /// The names of the connections in the config file, for `get NAME` and the
 /// like. A missing or unreadable file gives none: completion never fails.
 pub fn connection_names() -> Vec<CompletionCandidate> {
-    let Some(path) = crate::config_file::path(&crate::config::ProcessEnv) else {
+    let Some(path) = crate::config_file::path(&crate::env::ProcessEnv) else {
         return Vec::new();
     };
     match crate::config_file::load(&path) {

@@ -1,9 +1,11 @@
 //! The command line, as clap definitions only: names, help and raw values.
 
-use crate::choice::{Choice, Parsed, parse_flag};
+use crate::cache::mode::CacheMode;
+use crate::choice::{Parsed, parse_flag};
+use crate::output::OutputFormat;
 use crate::tls::SslMode;
 use clap::error::ContextValue;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use clap_complete::ArgValueCandidates;
 
 /// Short-lived Amazon Redshift database credentials from IAM, cached in the OS
@@ -42,45 +44,8 @@ pub enum Command {
     Man,
 }
 
-/// Where cached credentials live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CacheMode {
-    /// The OS keyring, or a private file when no keyring can be used.
-    Auto,
-    /// The OS keyring only; fail when it cannot be used.
-    Keyring,
-    /// A private file (0600 in a 0700 directory).
-    File,
-    /// No cache: call AWS every time.
-    None,
-}
-
-impl Choice for CacheMode {
-    fn parse(text: &str) -> Result<Self, &'static str> {
-        match text {
-            "auto" => Ok(CacheMode::Auto),
-            "keyring" => Ok(CacheMode::Keyring),
-            "file" => Ok(CacheMode::File),
-            "none" => Ok(CacheMode::None),
-            _ => Err("must be one of auto, keyring, file, none"),
-        }
-    }
-}
-
-/// What `get` prints on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// One JSON object: Version, DbUser, DbPassword, Expiration.
-    Json,
-    /// The password alone, for a tool's "password command" setting.
-    Password,
-    /// Shell `export` lines for PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE
-    /// and, when there is one, PGSSLROOTCERT.
-    Env,
-}
-
 /// The credential flags every command takes: the AWS CLI's, plus cache control.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CredArgs {
     /// A named connection from the config file ([connections.NAME]).
     #[arg(value_name = "NAME", add = ArgValueCandidates::new(crate::candidates::connection_names))]
@@ -172,7 +137,7 @@ pub struct CredArgs {
 }
 
 /// Where and how to connect: used by `--output env`, `exec` and `pgpass`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
     /// The database host [default: found with DescribeClusters, or GetWorkgroup for
     /// --workgroup]. A Redshift host name also gives the cluster and region.
@@ -194,7 +159,7 @@ pub struct ConnArgs {
 }
 
 /// `clear`: what to remove.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["name", "all"])))]
 pub struct ClearArgs {
     /// The connection (or cluster, or workgroup) whose entries to remove.
@@ -207,7 +172,7 @@ pub struct ClearArgs {
 }
 
 /// `doctor`: the inputs `get` would take, to check what it would do with them.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
     #[command(flatten)]
     pub cred: CredArgs,
@@ -217,7 +182,7 @@ pub struct DoctorArgs {
 }
 
 /// `get`: credentials on stdout.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GetArgs {
     #[command(flatten)]
     pub cred: CredArgs,
@@ -231,7 +196,7 @@ pub struct GetArgs {
 }
 
 /// `exec`: run a command with the connection in its environment.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ExecArgs {
     #[command(flatten)]
     pub cred: CredArgs,
@@ -245,7 +210,7 @@ pub struct ExecArgs {
 }
 
 /// `pgpass`: keep a pgpass line current.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct PgpassArgs {
     #[command(flatten)]
     pub cred: CredArgs,
@@ -263,7 +228,7 @@ pub struct PgpassArgs {
 }
 
 /// `proxy`: a local PostgreSQL proxy that logs every upstream connection in with the IAM password.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ProxyArgs {
     #[command(flatten)]
     pub cred: CredArgs,

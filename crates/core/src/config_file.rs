@@ -1,7 +1,7 @@
 //! The TOML config file: named connections, read strictly, with errors that give the line and column.
 
+use crate::cache::mode::CacheMode;
 use crate::choice::Parsed;
-use crate::cli::CacheMode;
 use crate::env::{self, Env};
 use crate::error::Error;
 use crate::tls::SslMode;

@@ -11,19 +11,16 @@
 pub fn no_core_dumps() {
     #[cfg(unix)]
     {
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
+        let zero = rustix::process::Rlimit {
+            current: Some(0),
+            maximum: Some(0),
         };
-        // SAFETY: setrlimit reads a valid, initialised rlimit.
-        unsafe {
-            libc::setrlimit(libc::RLIMIT_CORE, &zero);
-        }
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Core, zero);
     }
     #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_DUMPABLE takes one integer argument; the rest are unused.
-    unsafe {
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    {
+        let _ =
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     }
 }
 
@@ -32,16 +29,10 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn the_process_is_not_dumpable_and_has_no_core_limit() {
+        use rustix::process::{DumpableBehavior, Resource, dumpable_behavior, getrlimit};
         super::no_core_dumps();
-        // SAFETY: PR_GET_DUMPABLE takes no argument.
-        let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
-        assert_eq!(dumpable, 0);
-        let mut limit = libc::rlimit {
-            rlim_cur: 1,
-            rlim_max: 1,
-        };
-        // SAFETY: getrlimit writes into a valid rlimit.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) }, 0);
-        assert_eq!((limit.rlim_cur, limit.rlim_max), (0, 0));
+        assert_eq!(dumpable_behavior().unwrap(), DumpableBehavior::NotDumpable);
+        let limit = getrlimit(Resource::Core);
+        assert_eq!((limit.current, limit.maximum), (Some(0), Some(0)));
     }
 }

@@ -1,12 +1,24 @@
 //! What goes on stdout: the JSON credential-process contract, the bare password, or shell `export` lines.
 
-use crate::cli::OutputFormat;
 use crate::credential::Credential;
 use crate::endpoint::Endpoint;
 use crate::tls::Tls;
+use clap::ValueEnum;
 use serde::Serialize;
 use std::io::{self, Write};
 use zeroize::Zeroizing;
+
+/// What `get` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object: Version, DbUser, DbPassword, Expiration.
+    Json,
+    /// The password alone, for a tool's "password command" setting.
+    Password,
+    /// Shell `export` lines for PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE
+    /// and, when there is one, PGSSLROOTCERT.
+    Env,
+}
 
 /// The contract object: the AWS CLI's keys plus `Version`.
 #[derive(Serialize)]
@@ -22,7 +34,7 @@ struct Contract<'a> {
 }
 
 /// Where a client connects, with what: everything the PG* variables carry.
-pub struct Target<'a> {
+pub struct Login<'a> {
     /// The credential.
     pub credential: &'a Credential,
     /// Host and port.
@@ -35,7 +47,7 @@ pub struct Target<'a> {
 
 /// The libpq environment for a connection, in a fixed order. The password is
 /// in a buffer that is zeroized on drop.
-pub fn pg_vars(t: &Target<'_>) -> Vec<(&'static str, Zeroizing<String>)> {
+pub fn pg_vars(t: &Login<'_>) -> Vec<(&'static str, Zeroizing<String>)> {
     let mut v = vec![
         ("PGHOST", Zeroizing::new(t.endpoint.host.clone())),
         ("PGPORT", Zeroizing::new(t.endpoint.port.to_string())),
@@ -58,16 +70,8 @@ pub fn pg_vars(t: &Target<'_>) -> Vec<(&'static str, Zeroizing<String>)> {
     v
 }
 
-/// Quotes a value for sh, bash and zsh: inside single quotes nothing is
-/// special, and a single quote itself is written as `'\''`.
-/// The result is zeroized on drop: the value may be a password.
-pub fn sh_quote(value: &str) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(value.len() * 4 + 2));
-    sh_quote_into(&mut out, value);
-    out
-}
-
-/// Appends `value`, quoted for sh, to `out`.
+/// Appends `value`, quoted for sh, bash and zsh, to `out`: inside single
+/// quotes nothing is special, and a single quote itself is written as `'\''`.
 fn sh_quote_into(out: &mut String, value: &str) {
     out.push('\'');
     for c in value.chars() {
@@ -81,7 +85,7 @@ fn sh_quote_into(out: &mut String, value: &str) {
 }
 
 /// Writes `export NAME='value'` lines for a connection, in one write.
-pub fn write_env(out: &mut dyn Write, t: &Target<'_>) -> io::Result<()> {
+pub fn write_env(out: &mut dyn Write, t: &Login<'_>) -> io::Result<()> {
     let vars = pg_vars(t);
     // Sized for the worst case up front, so that no reallocation leaves a
     // copy of the password behind.
@@ -163,7 +167,9 @@ mod tests {
 
     /// Evaluates `export X=<quoted>` in a real shell and reads `$X` back.
     fn round_trip(shell: &str, value: &str) -> Option<String> {
-        let script = format!("export X={}\nprintf '%s' \"$X\"", &*sh_quote(value));
+        let mut quoted = String::new();
+        sh_quote_into(&mut quoted, value);
+        let script = format!("export X={quoted}\nprintf '%s' \"$X\"");
         run_in(shell, &script)
     }
 
@@ -221,7 +227,7 @@ mod tests {
             port: 5439,
         };
         let c = cred();
-        let t = Target {
+        let t = Login {
             credential: &c,
             endpoint: &endpoint,
             database: Some("dev"),

@@ -3,8 +3,8 @@
 use crate::error::Error;
 use std::path::{Path, PathBuf};
 
-/// The TLS modes clients may use. Redshift requires TLS for IAM credentials
-/// (seed steps 5-6), and a client allowed to fall back to plain text can hide
+/// The TLS modes clients may use. A temporary password must not cross the
+/// network in clear, and a client allowed to fall back to plain text can hide
 /// the real error, so `disable`, `allow` and `prefer` do not exist here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {

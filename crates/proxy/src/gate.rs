@@ -9,6 +9,13 @@ use std::time::{Duration, Instant};
 
 use crate::peer::{self, Refusal};
 use crate::wire;
+use tokio::net::{TcpStream, UnixStream};
+
+/// An accepted connection.
+pub(crate) enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
 
 /// How many connections of one uid may be in their startup (TLS handshake, startup
 /// packet) at once: room for a burst such as 200 dbt threads, not for a flood.
@@ -82,12 +89,12 @@ impl Refused {
 
     /// Best effort, without waiting or reading: one ErrorResponse, then the caller drops the
     /// connection.
-    pub(crate) fn tell(&self, conn: &crate::session::Conn) {
+    pub(crate) fn tell(&self, conn: &Conn) {
         let (code, msg) = self.answer();
         let bytes = wire::error_response(code, &msg);
         let _ = match conn {
-            crate::session::Conn::Tcp(s) => s.try_write(&bytes),
-            crate::session::Conn::Unix(s) => s.try_write(&bytes),
+            Conn::Tcp(s) => s.try_write(&bytes),
+            Conn::Unix(s) => s.try_write(&bytes),
         };
     }
 }
@@ -150,10 +157,7 @@ impl Gate {
 
     /// The peer check and the startup caps for a connection just accepted. Nothing has been
     /// read from it; a refusal should be told and dropped at once.
-    pub(crate) fn admit(
-        self: &Arc<Self>,
-        conn: &crate::session::Conn,
-    ) -> Result<Admitted, Refused> {
+    pub(crate) fn admit(self: &Arc<Self>, conn: &Conn) -> Result<Admitted, Refused> {
         let (peer, checked) = identify(conn, &self.allowed);
         let uid = checked.map_err(|r| Refused {
             peer: peer.clone(),
@@ -212,13 +216,13 @@ impl Gate {
     /// it first sends FIN and reads (and drops) for up to a second what the client had sent,
     /// so that closing with unread bytes does not reset the connection before the client
     /// has read why it was refused. It is never answered again.
-    pub(crate) async fn close_refused(self: Arc<Self>, conn: crate::session::Conn) {
+    pub(crate) async fn close_refused(self: Arc<Self>, conn: Conn) {
         let n = self.lingering.fetch_add(1, Ordering::AcqRel);
         if n < LINGERING {
             let drain = async {
                 match conn {
-                    crate::session::Conn::Tcp(s) => drain(s).await,
-                    crate::session::Conn::Unix(s) => drain(s).await,
+                    Conn::Tcp(s) => drain(s).await,
+                    Conn::Unix(s) => drain(s).await,
                 }
             };
             let _ = tokio::time::timeout(LINGER_FOR, drain).await;
@@ -257,8 +261,7 @@ async fn drain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S
 }
 
 /// The peer's description for logs and the verdict of the peer check, failing closed.
-fn identify(conn: &crate::session::Conn, allowed: &[u32]) -> (String, Result<u32, Refusal>) {
-    use crate::session::Conn;
+fn identify(conn: &Conn, allowed: &[u32]) -> (String, Result<u32, Refusal>) {
     match conn {
         Conn::Unix(s) => match s.peer_cred() {
             Ok(c) => {
@@ -388,7 +391,7 @@ mod tests {
         let mut clients = Vec::new();
         for _ in 0..=STARTING_PER_UID {
             clients.push(tokio::net::UnixStream::connect(&path).await.unwrap());
-            let conn = crate::session::Conn::Unix(l.accept().await.unwrap().0);
+            let conn = Conn::Unix(l.accept().await.unwrap().0);
             held.push(g.admit(&conn).map(|a| (a, conn)));
         }
         let refused = held.pop().unwrap().err().expect("one over the cap");
@@ -397,7 +400,7 @@ mod tests {
         let (mut first, _) = held.remove(0).ok().unwrap();
         first.started();
         clients.push(tokio::net::UnixStream::connect(&path).await.unwrap());
-        let conn = crate::session::Conn::Unix(l.accept().await.unwrap().0);
+        let conn = Conn::Unix(l.accept().await.unwrap().0);
         assert!(g.admit(&conn).is_ok());
     }
 
@@ -408,7 +411,7 @@ mod tests {
         let path = dir.path().join("s");
         let l = tokio::net::UnixListener::bind(&path).unwrap();
         let _c = tokio::net::UnixStream::connect(&path).await.unwrap();
-        let conn = crate::session::Conn::Unix(l.accept().await.unwrap().0);
+        let conn = Conn::Unix(l.accept().await.unwrap().0);
         let r = g.admit(&conn).err().expect("refused");
         assert!(matches!(r.reason, Reason::Peer(Refusal::Uid(u)) if u == peer::own_uid()));
         assert!(r.answer().1.contains("may not use this proxy"));

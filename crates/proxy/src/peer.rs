@@ -3,18 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// The kernel's number for an established TCP connection (`TCP_ESTABLISHED`).
-pub(crate) const TCP_ESTABLISHED: u8 = 1;
-
-/// What the kernel says of one TCP socket: its state, owner and inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SocketInfo {
-    pub state: u8,
-    pub uid: u32,
-    /// 0 for a socket no process holds any more (closed, orphaned, or a TIME_WAIT
-    /// mini-socket, which the kernel also reports as uid 0).
-    pub inode: u64,
-}
+pub(crate) use crate::sock_diag::{SocketInfo, TCP_ESTABLISHED};
 
 /// Why a peer is refused before anything is read from it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,9 +10,10 @@ use tokio::task::JoinSet;
 
 use crate::cancel::CancelTable;
 use crate::error::ProxyError;
+use crate::gate::Conn;
 use crate::gate::{self, Gate};
 use crate::listen::{self, Bound, DEFAULT_PORT, Listen};
-use crate::session::{self, Conn, Shared, TargetCtx};
+use crate::session::{self, Shared, TargetCtx};
 use crate::source::PasswordSource;
 use crate::upstream::Upstream;
 

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::{LoginError, authenticate};
 use crate::cancel::{CancelTable, Registration};
 use crate::error::SessionError;
-use crate::gate::{Admitted, Gate};
+use crate::gate::{Admitted, Conn, Gate};
 use crate::source::{Login, PasswordSource};
 use crate::upstream::{Upstream, connect_tls};
 use crate::wire::{self, Startup};
@@ -40,12 +40,6 @@ pub(crate) struct TargetCtx {
     pub name: String,
     pub upstream: Upstream,
     pub source: Arc<dyn PasswordSource>,
-}
-
-/// An accepted connection.
-pub(crate) enum Conn {
-    Tcp(TcpStream),
-    Unix(UnixStream),
 }
 
 /// A client stream: plain TCP, Unix, or TLS over either.

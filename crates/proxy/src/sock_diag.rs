@@ -2,10 +2,24 @@
 //! (Linux): O(1) per connection, where scanning /proc/net/tcp costs O(open sockets) and
 //! dominated the cost of accepting with 1000 sessions open.
 
+use rustix::net::netlink::{SOCK_DIAG, SocketAddrNetlink};
+use rustix::net::sockopt::{Timeout, set_socket_timeout};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
-use crate::peer::SocketInfo;
+/// The kernel's number for an established TCP connection (`TCP_ESTABLISHED`).
+pub(crate) const TCP_ESTABLISHED: u8 = 1;
+
+/// What the kernel says of one TCP socket: its state, owner and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SocketInfo {
+    pub state: u8,
+    pub uid: u32,
+    /// 0 for a socket no process holds any more (closed, orphaned, or a TIME_WAIT
+    /// mini-socket, which the kernel also reports as uid 0).
+    pub inode: u64,
+}
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLM_F_REQUEST: u16 = 1;
@@ -24,50 +38,23 @@ const INODE_AT: usize = 84;
 /// v4-mapped), in any state. None: not found or netlink unavailable.
 pub(crate) fn lookup(src: SocketAddr, dst: SocketAddr, family: i32) -> Option<SocketInfo> {
     let req = request(src, dst, family)?;
-    // SAFETY: socket() has no memory preconditions; the fd is owned (closed on drop).
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            libc::NETLINK_SOCK_DIAG,
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: fd is a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let timeout = libc::timeval {
-        tv_sec: 1,
-        tv_usec: 0,
-    };
-    // SAFETY: the pointers are to live locals of the sizes passed.
-    let sent = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const timeout).cast(),
-            u32::try_from(size_of::<libc::timeval>()).ok()?,
-        );
-        let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
-        kernel.nl_family = u16::try_from(libc::AF_NETLINK).ok()?;
-        libc::sendto(
-            fd.as_raw_fd(),
-            req.as_ptr().cast(),
-            req.len(),
-            0,
-            (&raw const kernel).cast(),
-            u32::try_from(size_of::<libc::sockaddr_nl>()).ok()?,
-        )
-    };
-    if usize::try_from(sent).ok()? != req.len() {
+    let fd = rustix::net::socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        Some(SOCK_DIAG),
+    )
+    .ok()?;
+    set_socket_timeout(&fd, Timeout::Recv, Some(Duration::from_secs(1))).ok()?;
+    // To the kernel: port id 0, no multicast group.
+    let kernel = SocketAddrNetlink::new(0, 0);
+    let sent = rustix::net::sendto(&fd, &req, SendFlags::empty(), &kernel).ok()?;
+    if sent != req.len() {
         return None;
     }
     let mut buf = [0u8; 1024];
-    // SAFETY: buf is a live, writable buffer of the length passed.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    parse_reply(buf.get(..usize::try_from(n).ok()?)?)
+    let (got, _) = rustix::net::recv(&fd, &mut buf[..], RecvFlags::empty()).ok()?;
+    parse_reply(buf.get(..got)?)
 }
 
 /// The socket in a SOCK_DIAG reply, None for an error reply.

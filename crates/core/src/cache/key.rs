@@ -5,6 +5,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
+/// The keyring service name every entry is filed under (the user is the
+/// cache key): Secret Service's `service` attribute, keyutils' description
+/// suffix, the Keychain and Credential Manager service.
+pub const SERVICE: &str = "redshift-creds";
+
 /// Names one cached credential. It is a hex SHA-256 prefix, safe to use in a
 /// file name, a lock file name and a keyring entry name.
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -2,24 +2,10 @@
 
 use super::key::CacheKey;
 use super::{Load, StoreError};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+#[cfg(target_os = "linux")]
+use super::{keyutils::Keyutils, secret_service};
+use std::path::Path;
 use zeroize::Zeroizing;
-
-/// The keyring service name every entry is filed under; the user is the cache key.
-pub const SERVICE: &str = "redshift-creds";
-
-/// How long a keyring call may take before the keyring counts as refusing.
-/// A locked Secret Service collection can otherwise wait forever on a prompt.
-const CALL_DEADLINE: Duration = Duration::from_secs(5);
-
-/// How long a Secret Service that did not answer is left alone: later runs
-/// go straight to the next store instead of paying the deadline again.
-pub const UNANSWERED_TTL: Duration = Duration::from_secs(600);
-
-/// The marker, in the cache directory, that says the Secret Service did not
-/// answer. It holds no secret; its age is its meaning.
-pub const UNANSWERED_MARKER: &str = "secret-service.unanswered";
 
 /// Which keyring backs the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,10 +38,11 @@ impl Backend {
 
 /// What a [`KeyringStore`] talks to.
 enum Inner {
+    /// With the cache directory, where a Secret Service that did not answer is remembered.
     #[cfg(target_os = "linux")]
-    SecretService,
+    SecretService(Option<std::path::PathBuf>),
     #[cfg(target_os = "linux")]
-    Keyutils(super::keyutils::Keyutils),
+    Keyutils(Keyutils),
     #[cfg(any(target_os = "macos", target_os = "windows"))]
     Core(std::sync::Arc<keyring_core::Entry>),
 }
@@ -65,8 +52,6 @@ pub struct KeyringStore {
     backend: Backend,
     key: CacheKey,
     inner: Inner,
-    /// Where to note that the Secret Service did not answer.
-    marker: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for KeyringStore {
@@ -101,20 +86,19 @@ impl KeyringStore {
         dir: Option<&Path>,
         backends: &[Backend],
     ) -> Result<KeyringStore, String> {
-        let marker = dir.map(|d| d.join(UNANSWERED_MARKER));
         let mut refusals = Vec::new();
         for &backend in backends {
-            match open_backend(backend, key) {
+            match open_backend(backend, key, dir) {
                 Ok(inner) => {
                     return Ok(KeyringStore {
                         backend,
                         key: key.clone(),
                         inner,
-                        marker,
                     });
                 }
+                #[cfg(target_os = "linux")]
                 Err(Refusal::Unanswered(why)) => {
-                    remember_unanswered(marker.as_deref(), &why);
+                    secret_service::remember_unanswered(dir, &why);
                     refusals.push(format!("{}: {why}", backend.name()));
                 }
                 Err(Refusal::Other(why)) => {
@@ -141,8 +125,8 @@ impl KeyringStore {
         let key = self.key.clone();
         let got = match &self.inner {
             #[cfg(target_os = "linux")]
-            Inner::SecretService => {
-                self.noted(self.call(move || super::secret_service::load(&key, &valid))?)
+            Inner::SecretService(dir) => {
+                secret_service::call(dir.as_deref(), move || secret_service::load(&key, &valid))
             }
             #[cfg(target_os = "linux")]
             Inner::Keyutils(k) => k.load(&key),
@@ -167,8 +151,8 @@ impl KeyringStore {
         let bytes = Zeroizing::new(bytes.to_vec());
         let done = match &self.inner {
             #[cfg(target_os = "linux")]
-            Inner::SecretService => {
-                self.noted(self.call(move || super::secret_service::save(&key, &bytes))?)
+            Inner::SecretService(dir) => {
+                secret_service::call(dir.as_deref(), move || secret_service::save(&key, &bytes))
             }
             #[cfg(target_os = "linux")]
             Inner::Keyutils(k) => k.save(&key, &bytes, expires),
@@ -186,8 +170,8 @@ impl KeyringStore {
         let key = self.key.clone();
         let done = match &self.inner {
             #[cfg(target_os = "linux")]
-            Inner::SecretService => {
-                self.noted(self.call(move || super::secret_service::delete(&key))?)
+            Inner::SecretService(dir) => {
+                secret_service::call(dir.as_deref(), move || secret_service::delete(&key))
             }
             #[cfg(target_os = "linux")]
             Inner::Keyutils(k) => k.delete(&key),
@@ -199,153 +183,27 @@ impl KeyringStore {
         };
         done.map_err(StoreError)
     }
-
-    /// Runs a Secret Service call with a deadline, since a locked collection
-    /// or a hung daemon would otherwise block forever. A call that misses it
-    /// is remembered in the marker.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    fn call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, StoreError> {
-        with_deadline(f).ok_or_else(|| {
-            let why = unanswered();
-            remember_unanswered(self.marker.as_deref(), &why);
-            StoreError(why)
-        })
-    }
-
-    /// Remembers a Secret Service call that got no D-Bus reply.
-    #[cfg(target_os = "linux")]
-    fn noted<T>(&self, r: Result<T, String>) -> Result<T, String> {
-        if let Err(why) = &r
-            && why.starts_with(super::secret_service::NO_REPLY)
-        {
-            remember_unanswered(self.marker.as_deref(), why);
-        }
-        r
-    }
-}
-
-fn unanswered() -> String {
-    format!(
-        "the Secret Service did not answer within {} s (is the collection locked?)",
-        CALL_DEADLINE.as_secs()
-    )
-}
-
-/// Whether the marker says the Secret Service did not answer less than
-/// [`UNANSWERED_TTL`] ago.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn recently_unanswered(dir: Option<&Path>) -> bool {
-    let Some(dir) = dir else { return false };
-    let Ok(meta) = std::fs::symlink_metadata(dir.join(UNANSWERED_MARKER)) else {
-        return false;
-    };
-    let age = meta
-        .modified()
-        .ok()
-        .and_then(|m| std::time::SystemTime::now().duration_since(m).ok());
-    meta.is_file() && age.is_some_and(|a| a < UNANSWERED_TTL)
-}
-
-/// Notes that the Secret Service did not answer, and says so once per
-/// [`UNANSWERED_TTL`]. The marker holds `1` once the warning was printed.
-/// The front (whose warnings are held, and dropped on a hand-over) writes
-/// `0` and stays quiet; the next full run that finds `0` says it.
-fn remember_unanswered(marker: Option<&Path>, why: &str) {
-    if marker.is_some_and(|m| recently_unanswered(m.parent())) {
-        return;
-    }
-    write_marker(marker, why);
-}
-
-fn write_marker(marker: Option<&Path>, why: &str) {
-    let warn = !crate::report::held();
-    // The directory is made private (and created) first, as for any entry.
-    let written = marker.map(|m| {
-        let (Some(dir), Some(name)) = (m.parent(), m.file_name().and_then(|n| n.to_str())) else {
-            return Err("the marker has no directory".to_string());
-        };
-        crate::private_fs::SafeDir::ensure_private(dir).and_then(|d| {
-            d.write_atomically(name, if warn { b"1" } else { b"0" })
-                .map_err(|e| e.to_string())
-        })
-    });
-    if let Some(Err(e)) = written {
-        tracing::debug!(error = %e, "cannot write the Secret Service marker");
-    }
-    if warn {
-        crate::report::warn(&format!(
-            "{why}; not asking the Secret Service again for {} minutes",
-            UNANSWERED_TTL.as_secs() / 60
-        ));
-    }
-}
-
-/// A fresh marker whose warning was never printed: print it now (unless
-/// this is the front).
-#[cfg(target_os = "linux")]
-fn warn_if_unwarned(dir: Option<&Path>) {
-    let Some(m) = dir.map(|d| d.join(UNANSWERED_MARKER)) else {
-        return;
-    };
-    // Read as every record in the cache directory is: a small regular file
-    // of ours, never through a symlink or from a FIFO.
-    let unwarned = dir
-        .and_then(|d| {
-            crate::private_fs::SafeDir::open_private_existing(d)
-                .ok()
-                .flatten()
-        })
-        .and_then(|d| d.read_record(UNANSWERED_MARKER, 16))
-        .is_some_and(|b| b.as_slice() == b"0");
-    if unwarned && !crate::report::held() {
-        write_marker(Some(&m), super::secret_service::NO_REPLY);
-    }
-}
-
-fn with_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("keyring".into())
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .ok()?;
-    rx.recv_timeout(CALL_DEADLINE).ok()
 }
 
 /// Why a backend could not be opened.
 enum Refusal {
-    /// It did not answer within the deadline: remembered.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    /// The Secret Service did not answer: remembered.
+    #[cfg(target_os = "linux")]
     Unanswered(String),
     Other(String),
 }
 
-fn open_backend(backend: Backend, key: &CacheKey) -> Result<Inner, Refusal> {
-    let _ = key;
+fn open_backend(backend: Backend, key: &CacheKey, dir: Option<&Path>) -> Result<Inner, Refusal> {
+    let _ = (key, dir);
     match backend {
         #[cfg(target_os = "linux")]
-        Backend::SecretService => {
-            // Ask for the default collection: a bus name that is owned but
-            // never answers shows here, not at the first read.
-            let answered = with_deadline(|| {
-                let ss = super::secret_service::connect()?;
-                super::secret_service::default_collection_answers(&ss)
-            });
-            match answered {
-                None => Err(Refusal::Unanswered(unanswered())),
-                Some(Err(why)) if why.starts_with(super::secret_service::NO_REPLY) => {
-                    Err(Refusal::Unanswered(why))
-                }
-                Some(Err(why)) => Err(Refusal::Other(why)),
-                Some(Ok(())) => Ok(Inner::SecretService),
-            }
-        }
+        Backend::SecretService => match secret_service::probe() {
+            Ok(()) => Ok(Inner::SecretService(dir.map(Path::to_path_buf))),
+            Err(secret_service::Failure::Unanswered(why)) => Err(Refusal::Unanswered(why)),
+            Err(secret_service::Failure::Other(why)) => Err(Refusal::Other(why)),
+        },
         #[cfg(target_os = "linux")]
-        Backend::Keyutils => super::keyutils::Keyutils::open()
+        Backend::Keyutils => Keyutils::open()
             .map(Inner::Keyutils)
             .map_err(Refusal::Other),
         #[cfg(target_os = "macos")]
@@ -370,7 +228,7 @@ fn core_entry(
     store: &std::sync::Arc<keyring_core::api::CredentialStore>,
     key: &CacheKey,
 ) -> Result<Inner, Refusal> {
-    keyring_core::Entry::new_in_store(store, SERVICE, key.as_str())
+    keyring_core::Entry::new_in_store(store, super::key::SERVICE, key.as_str())
         .map(|e| Inner::Core(std::sync::Arc::new(e)))
         .map_err(|e| Refusal::Other(classify(e)))
 }
@@ -427,9 +285,9 @@ fn candidates(dir: Option<&Path>) -> Vec<Backend> {
     {
         let mut v = Vec::with_capacity(2);
         if session_bus_present() {
-            if recently_unanswered(dir) {
+            if secret_service::recently_unanswered(dir) {
                 tracing::debug!("the Secret Service did not answer recently; skipped");
-                warn_if_unwarned(dir);
+                secret_service::warn_if_unwarned(dir);
             } else {
                 v.push(Backend::SecretService);
             }

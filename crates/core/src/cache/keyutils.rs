@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 /// The key description, kept from earlier versions so older entries are found:
 /// `keyring:<key>@redshift-creds`.
 pub fn description(key: &CacheKey) -> String {
-    format!("keyring:{key}@{}", super::keyring::SERVICE)
+    format!("keyring:{key}@{}", super::key::SERVICE)
 }
 
 /// The user's persistent keyring, linked into this process's keyring.

@@ -7,11 +7,11 @@ mod keyring;
 #[cfg(target_os = "linux")]
 mod keyutils;
 mod lock;
+pub mod mode;
 pub mod refresh;
 #[cfg(target_os = "linux")]
 mod secret_service;
 
-use crate::cli::CacheMode;
 use crate::error::Error;
 use crate::private_fs::SafeDir;
 use crate::report;
@@ -20,6 +20,7 @@ use file::FileStore;
 use key::CacheKey;
 use keyring::KeyringStore;
 pub use lock::RefreshLock;
+use mode::CacheMode;
 use refresh::EntryCache;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! `exec`: runs a command with the connection in its environment.
 
-use super::{connection, target};
+use super::{connection, login};
 use crate::config::Resolved;
 use crate::error::Error;
 use crate::source::Source;
@@ -16,7 +16,7 @@ pub fn exec(r: &Resolved, command: &[OsString], source: &dyn Source) -> Result<(
     let (program, args) = command.split_first().expect("clap requires a command");
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
-    for (name, value) in output::pg_vars(&target(r, &tls, &credential, &endpoint)) {
+    for (name, value) in output::pg_vars(&login(r, &tls, &credential, &endpoint)) {
         cmd.env(name, &*value);
     }
     let shown = program.to_string_lossy().into_owned();

@@ -1,10 +1,10 @@
 //! `get`: the credential on stdout, as JSON, the bare password or shell variables.
 
-use super::{connection, target};
-use crate::cli::OutputFormat;
+use super::{connection, login};
 use crate::config::Resolved;
 use crate::error::Error;
 use crate::output;
+use crate::output::OutputFormat;
 use crate::source::Source;
 
 /// Prints the credential in `format` on stdout.
@@ -14,7 +14,7 @@ pub fn get(r: &Resolved, format: OutputFormat, source: &dyn Source) -> Result<()
         OutputFormat::Env => {
             let tls = r.tls();
             let (credential, endpoint) = connection(r, &tls, source)?;
-            output::write_env(&mut stdout, &target(r, &tls, &credential, &endpoint))
+            output::write_env(&mut stdout, &login(r, &tls, &credential, &endpoint))
         }
         OutputFormat::Json | OutputFormat::Password => {
             output::write(&mut stdout, format, &source.credential(r)?)

@@ -27,7 +27,7 @@ pub fn resolve(cred: &CredArgs, conn: &ConnArgs) -> Result<Resolved, Error> {
 /// endpoint the source finds (DescribeClusters or GetWorkgroup, cached for a
 /// day), with `--port` on top.
 pub fn endpoint(r: &Resolved, source: &dyn Source) -> Result<Endpoint, Error> {
-    let c = &r.connection;
+    let c = &r.client;
     let given = c
         .host
         .clone()
@@ -61,13 +61,13 @@ fn connection(
     Ok((credential, endpoint))
 }
 
-fn target<'a>(
+fn login<'a>(
     r: &'a Resolved,
     tls: &'a Tls,
     credential: &'a Credential,
     endpoint: &'a Endpoint,
-) -> crate::output::Target<'a> {
-    crate::output::Target {
+) -> crate::output::Login<'a> {
+    crate::output::Login {
         credential,
         endpoint,
         database: r.request.db_name.as_deref(),

@@ -1,7 +1,7 @@
 //! Where the AWS SDK looks: profile, region, endpoint URL, and the access key that environment credentials carry.
 
 use super::layers::{Layer, Origin};
-use super::{AwsTarget, Origins};
+use super::{AwsScope, Origins};
 use crate::env::{self, Env};
 use crate::error::Error;
 use crate::rules;
@@ -11,7 +11,7 @@ pub(super) fn resolve(
     m: &mut Layer,
     e: &dyn Env,
     origins: &mut Origins,
-) -> Result<AwsTarget, Error> {
+) -> Result<AwsScope, Error> {
     let profile = m.profile.take();
     if let Some(p) = &profile {
         rules::profile(&p.input(), &p.value)?;
@@ -39,7 +39,7 @@ pub(super) fn resolve(
             .as_ref()
             .map_or(Origin::Default, |p| p.origin.clone()),
     );
-    Ok(AwsTarget {
+    Ok(AwsScope {
         effective_profile,
         profile: profile.map(|p| p.value),
         region: region.map(|r| r.value),

@@ -1,7 +1,7 @@
 //! Where and how clients connect: host, port and the TLS values given, checked with the rest; the TLS defaults (the system CA bundle) filled in only when a command hands a connection to a client.
 
 use super::layers::{Layer, Origin, Sourced};
-use super::{Connection, Origins};
+use super::{ClientSettings, Origins};
 use crate::choice::Parsed;
 use crate::error::Error;
 use crate::rules;
@@ -72,7 +72,7 @@ fn tls_choice(m: &mut Layer) -> Result<TlsChoice, Error> {
 }
 
 /// Checks the host, the port and the TLS values given.
-pub(super) fn resolve(m: &mut Layer, origins: &mut Origins) -> Result<Connection, Error> {
+pub(super) fn resolve(m: &mut Layer, origins: &mut Origins) -> Result<ClientSettings, Error> {
     let host = m.host.take();
     if let Some(h) = &host {
         rules::host(&h.input(), &h.value)?;
@@ -93,7 +93,7 @@ pub(super) fn resolve(m: &mut Layer, origins: &mut Origins) -> Result<Connection
     if let Some(p) = &port {
         origins.push("port", p.value.to_string(), p.origin.clone());
     }
-    Ok(Connection {
+    Ok(ClientSettings {
         host: host.map(|h| h.value),
         port: port.map(|p| p.value),
         tls,

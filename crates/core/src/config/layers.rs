@@ -1,7 +1,8 @@
 //! One partial config per source (flags, environment, config file), each value with its origin, and the field-by-field merge that decides precedence.
 
+use crate::cache::mode::CacheMode;
 use crate::choice::Parsed;
-use crate::cli::{CacheMode, ConnArgs, CredArgs};
+use crate::cli::{ConnArgs, CredArgs};
 use crate::config_file::FileConnection;
 use crate::endpoint::{self, HostInfo};
 use crate::env::{self, Env};

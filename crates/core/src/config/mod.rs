@@ -18,7 +18,8 @@ pub use connection::TlsChoice;
 pub use layers::Origin;
 pub use settings::cache_dir;
 
-use crate::cli::{CacheMode, ConnArgs, CredArgs};
+use crate::cache::mode::CacheMode;
+use crate::cli::{ConnArgs, CredArgs};
 use crate::error::Error;
 use crate::tls::Tls;
 use layers::{Layers, Sourced};
@@ -50,7 +51,7 @@ impl Api {
 /// Where the AWS SDK should look. Each value is the one in force (flag,
 /// environment, config file), so the SDK and the cache key agree.
 #[derive(Debug, Clone, Default)]
-pub struct AwsTarget {
+pub struct AwsScope {
     /// The profile to pass to aws-config, when one is named anywhere.
     pub profile: Option<String>,
     /// The region to pass to aws-config, when one is named anywhere.
@@ -92,7 +93,7 @@ pub struct Request {
     /// The password lifetime in seconds.
     pub duration_seconds: i64,
     /// Where the SDK looks.
-    pub aws: AwsTarget,
+    pub aws: AwsScope,
 }
 
 impl Request {
@@ -149,7 +150,7 @@ pub struct Settings {
 /// Where and how clients connect, as far as the settings say. A missing host
 /// is found later (DescribeClusters or GetWorkgroup), and only when needed.
 #[derive(Debug, Clone)]
-pub struct Connection {
+pub struct ClientSettings {
     /// The host.
     pub host: Option<String>,
     /// The port.
@@ -166,7 +167,7 @@ pub struct Resolved {
     /// How to run.
     pub settings: Settings,
     /// Where clients connect.
-    pub connection: Connection,
+    pub client: ClientSettings,
     /// Each value in force and where it came from.
     origins: Origins,
 }
@@ -177,7 +178,7 @@ impl Resolved {
     /// given were checked by [`resolve`]; this fills in the defaults, which
     /// means looking for the system CA bundle on disk.
     pub fn tls(&self) -> Tls {
-        self.connection.tls.resolve()
+        self.client.tls.resolve()
     }
 
     /// Every value in force, by its config-file name (`cluster_identifier`,
@@ -186,7 +187,7 @@ impl Resolved {
     /// shown as given (see [`Resolved::tls`] for the defaults filled in).
     pub fn origins(&self) -> Vec<(&'static str, String, Origin)> {
         let mut all = self.origins.clone();
-        self.connection.tls.origins(&mut all);
+        self.client.tls.origins(&mut all);
         all.0
     }
 }
@@ -256,7 +257,7 @@ pub fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result<Resolv
     let inferred = layers.read_host_name();
     let mut merged = layers.merge();
     let mut origins = Origins::default();
-    let connection = connection::resolve(&mut merged, &mut origins)?;
+    let client = connection::resolve(&mut merged, &mut origins)?;
     let target = target::resolve(&mut merged, inferred, &mut origins)?;
     let timing = settings::timing(&mut merged, &mut origins)?;
     let aws = aws::resolve(&mut merged, env, &mut origins)?;
@@ -292,7 +293,7 @@ pub fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result<Resolv
     Ok(Resolved {
         request,
         settings,
-        connection,
+        client,
         origins,
     })
 }
@@ -416,7 +417,7 @@ mod tests {
         );
         let bad = with_file(&format!("{PROD}refresh_ahead = \"no\"\n"), &[], &[]);
         let bad = bad.unwrap_err().to_string();
-        assert!(bad.contains("expected a boolean"), "{bad}");
+        assert!(bad.contains("refresh_ahead must be true or false"), "{bad}");
     }
 
     #[test]
@@ -435,8 +436,8 @@ mod tests {
         assert_eq!(q.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(r.settings.refresh_margin, 100);
         assert_eq!(r.settings.cache, CacheMode::File);
-        assert_eq!(r.connection.host.as_deref(), Some("file.example.com"));
-        assert_eq!(r.connection.port, Some(6000));
+        assert_eq!(r.client.host.as_deref(), Some("file.example.com"));
+        assert_eq!(r.client.port, Some(6000));
         assert_eq!(r.tls().mode, crate::tls::SslMode::Require);
     }
 
@@ -488,8 +489,8 @@ mod tests {
         assert_eq!(q.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:8"));
         assert_eq!(r.settings.refresh_margin, 200);
         assert_eq!(r.settings.cache, CacheMode::None);
-        assert_eq!(r.connection.host.as_deref(), Some("flag.example.com"));
-        assert_eq!(r.connection.port, Some(7000));
+        assert_eq!(r.client.host.as_deref(), Some("flag.example.com"));
+        assert_eq!(r.client.port, Some(7000));
         assert_eq!(r.tls().mode, crate::tls::SslMode::VerifyCa);
     }
 
@@ -543,7 +544,7 @@ mod tests {
         assert_eq!(r.settings.cache, CacheMode::Auto);
         assert_eq!(r.request.aws.profile, None);
         assert_eq!(r.request.aws.effective_profile, "default");
-        assert_eq!(r.connection.port, None);
+        assert_eq!(r.client.port, None);
     }
 
     #[test]
@@ -679,7 +680,7 @@ mod tests {
             Some("examplecluster")
         );
         assert_eq!(r.request.aws.region.as_deref(), Some("us-west-2"));
-        assert_eq!(r.connection.host.as_deref(), Some(host));
+        assert_eq!(r.client.host.as_deref(), Some(host));
         // The flags still win.
         let r = try_resolve_all(
             &[

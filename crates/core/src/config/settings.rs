@@ -2,8 +2,8 @@
 
 use super::layers::{Layer, Origin, Sourced};
 use super::{Origins, defaults};
+use crate::cache::mode::CacheMode;
 use crate::choice::Parsed;
-use crate::cli::CacheMode;
 use crate::env::Env;
 use crate::error::Error;
 use crate::rules;
