@@ -8,8 +8,9 @@ use redshift_creds_core::config::Request;
 use redshift_creds_core::endpoint::{DEFAULT_PORT, Endpoint};
 use redshift_creds_core::error::{AwsFailure, Error};
 
-/// What an API reported: the endpoint's address and port, or `None` when
-/// the cluster or workgroup has no endpoint yet.
+/// What an API reported (the lookups in redshift.rs and serverless.rs return it, spelled
+/// out there so that they do not import this module back): the endpoint's address and
+/// port, or `None` when the cluster or workgroup has no endpoint yet.
 pub(crate) type Reported = Option<(Option<String>, Option<i32>)>;
 
 /// Finds the endpoint of the request's workgroup, else of its cluster.

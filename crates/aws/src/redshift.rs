@@ -1,6 +1,5 @@
 //! The provisioned-cluster calls: GetClusterCredentials(WithIAM) and DescribeClusters, through aws-sdk-redshift.
 
-use crate::endpoint::Reported;
 use crate::failure;
 use crate::session::Session;
 use redshift_creds_core::cache::refresh::Fetch;
@@ -68,12 +67,12 @@ impl RedshiftSource<'_> {
     }
 }
 
-/// Asks DescribeClusters for `cluster`'s endpoint (for [`crate::endpoint`]).
+/// Asks DescribeClusters for `cluster`'s endpoint (for endpoint.rs).
 pub(crate) async fn cluster_endpoint(
     config: &aws_config::SdkConfig,
     r: &Request,
     cluster: &str,
-) -> Result<Reported, Error> {
+) -> Result<Option<(Option<String>, Option<i32>)>, Error> {
     let out = aws_sdk_redshift::Client::new(config)
         .describe_clusters()
         .cluster_identifier(cluster)

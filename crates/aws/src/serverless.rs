@@ -1,6 +1,5 @@
 //! The Redshift Serverless calls: GetCredentials and GetWorkgroup, through aws-sdk-redshiftserverless.
 
-use crate::endpoint::Reported;
 use crate::failure;
 use crate::session::Session;
 use redshift_creds_core::cache::refresh::Fetch;
@@ -45,12 +44,12 @@ impl Fetch<Credential> for ServerlessSource<'_> {
     }
 }
 
-/// Asks GetWorkgroup for `workgroup`'s endpoint (for [`crate::endpoint`]).
+/// Asks GetWorkgroup for `workgroup`'s endpoint (for endpoint.rs).
 pub(crate) async fn workgroup_endpoint(
     config: &aws_config::SdkConfig,
     r: &Request,
     workgroup: &str,
-) -> Result<Reported, Error> {
+) -> Result<Option<(Option<String>, Option<i32>)>, Error> {
     let out = aws_sdk_redshiftserverless::Client::new(config)
         .get_workgroup()
         .workgroup_name(workgroup)
