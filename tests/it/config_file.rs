@@ -204,3 +204,64 @@ fn config_errors_name_the_file_line_column_and_key() {
     );
     assert_eq!(server.calls(), 0);
 }
+
+/// OpenSSH's StrictModes: a config file, or a directory above it inside the
+/// home directory, that another user can write is refused (exit 2, one line
+/// naming it and the rule, no AWS call): its `endpoint_url` would receive
+/// our signed requests.
+#[cfg(unix)]
+#[test]
+fn a_config_file_another_user_can_write_is_refused_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let server = CountingServer::start();
+    let sb = Sandbox::new();
+    let config_dir = sb.path().join(".config");
+    let dir = config_dir.join("redshift-creds");
+    std::fs::create_dir_all(&dir).unwrap();
+    chmod(&config_dir, 0o755);
+    chmod(&dir, 0o755);
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[connections.prod]\ncluster_identifier = \"examplecluster\"\ndb_user = \"fileuser\"\n\
+             region = \"us-east-1\"\nendpoint_url = \"{}\"\ncache = \"none\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    chmod(&path, 0o644);
+    let get = || sb.cmd(&["get", "prod"]).output().unwrap();
+    assert_eq!(contract(&get())["DbUser"], "IAM:fileuser");
+
+    let refused = |what: &std::path::Path, rule: &str| {
+        let out = get();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "redshift-creds: error: refusing the config file {}: {} {rule}",
+                path.display(),
+                what.display()
+            )),
+            "{err}"
+        );
+    };
+    chmod(&path, 0o666);
+    refused(&path, "can be written by other users (mode 666)");
+    chmod(&path, 0o644);
+    chmod(&dir, 0o777);
+    refused(&dir, "can be written by other users (mode 777)");
+    chmod(&dir, 0o755);
+    chmod(&config_dir, 0o775);
+    refused(&config_dir, "can be written by other users (mode 775)");
+    chmod(&config_dir, 0o755);
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    refused(&path, "belongs to uid 65534");
+    assert_eq!(server.calls(), 1, "no AWS call for a refused file");
+}

@@ -14,6 +14,7 @@ mod inputs;
 mod layout;
 mod man;
 mod pgpass;
+mod private_paths;
 mod proxy;
 mod refresh_ahead;
 mod stores;

@@ -274,3 +274,78 @@ fn with_no_cache_there_is_nothing_to_refresh_ahead() {
     assert!(refreshers(&sb).is_empty(), "no background refresh");
     assert_eq!(server.calls(), 2);
 }
+
+/// Waits until the API was called `calls` times and no background refresh
+/// of this sandbox is left.
+fn settle_all(server: &CountingServer, calls: usize, sb: &Sandbox) {
+    assert!(
+        wait_for(Duration::from_secs(10), || server.calls() >= calls),
+        "the background refresh calls the API ({} calls)",
+        server.calls()
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || refreshers(sb).is_empty()),
+        "the background refresh exits"
+    );
+}
+
+#[test]
+fn a_failed_background_refresh_is_told_by_the_next_call_that_serves_the_password() {
+    use crate::support::counting::Behaviour;
+    let (server, sb) = inside_the_margin(&[]);
+    server.set_delay(Duration::ZERO);
+    server.fail_next(1, Behaviour::ExpiredToken);
+    let (out, _) = timed_get(&server, &sb, &[]);
+    assert_eq!(password(&out), "counting-pw-1");
+    assert!(
+        stderr(&out).is_empty(),
+        "nothing failed yet: {}",
+        stderr(&out)
+    );
+    settle_all(&server, 2, &sb);
+
+    // The record: private, beside the entry, and no secret in it.
+    let failed: Vec<String> = sb
+        .cache_files()
+        .into_iter()
+        .filter(|n| n.ends_with(".failed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", sb.cache_files());
+    let path = sb.cache_dir().join(&failed[0]);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let record = std::fs::read_to_string(&path).unwrap();
+    assert!(!record.contains("counting-pw"), "{record}");
+
+    // The next call serves the cached password, exit 0, and says why the
+    // refresh failed, when, and how long the password stays valid.
+    let (out, _) = timed_get(&server, &sb, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(password(&out), "counting-pw-1");
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(
+            "redshift-creds: warning: refreshing the cached password in the background failed "
+        ),
+        "{err}"
+    );
+    for part in [" s ago (at ", "GetClusterCredentials", "still valid for "] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+
+    // That call started a refresh that works: the record goes, and so does the warning.
+    settle_all(&server, 3, &sb);
+    assert!(
+        !sb.cache_files().iter().any(|n| n.ends_with(".failed")),
+        "{:?}",
+        sb.cache_files()
+    );
+    let (out, _) = timed_get(&server, &sb, &[]);
+    // The failed call was the second: the new password is the third.
+    assert_eq!(password(&out), "counting-pw-3");
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}

@@ -7,7 +7,7 @@ use redshift_creds_core::cli::{ConnArgs, CredArgs, ProxyArgs};
 use redshift_creds_core::config::{ProcessEnv, Resolved};
 use redshift_creds_core::credential::Credential;
 use redshift_creds_core::error::{AwsFailure, Error};
-use redshift_creds_core::{commands, config_file, report, source};
+use redshift_creds_core::{commands, config_file, private_fs, report, source};
 use redshift_creds_proxy::{
     Listen, Login, Options, PasswordSource, ProxyError, SourceError, SslMode, Target, Upstream,
 };
@@ -64,18 +64,31 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
             .ok_or_else(|| Error::Usage("--client-tls: no config directory is known".into()))?
             .join("proxy-tls");
         if let Some(parent) = dir.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| Error::File {
+            // 0700 whatever the umask: a config.toml another user could drop
+            // here would be read as ours.
+            private_fs::create_private_dirs(parent).map_err(|source| Error::File {
                 action: "create",
                 path: parent.to_owned(),
                 source,
             })?;
         }
+        check_dir_parents(&dir)?;
         let (config, ca) = redshift_creds_proxy::client_tls(&dir).map_err(from_proxy)?;
         eprintln!(
             "client TLS: clients verify the proxy with sslrootcert={}",
             ca.display()
         );
         options.client_tls = Some(config);
+    }
+    for dir in targets
+        .iter()
+        .flat_map(|t| &t.listen)
+        .filter_map(|l| match l {
+            Listen::Unix(dir) => Some(dir),
+            Listen::Tcp(_) => None,
+        })
+    {
+        check_dir_parents(dir)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -85,6 +98,14 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
         .block_on(redshift_creds_proxy::serve(targets, options))
         .map_err(from_proxy)?;
     Ok(true)
+}
+
+/// The parents of a socket or client-TLS directory, by the standard path rule
+/// (`private_fs`), before the engine makes and checks the directory itself:
+/// another user who could swap it would receive the clients' logins.
+fn check_dir_parents(dir: &std::path::Path) -> Result<(), Error> {
+    private_fs::check_parents(dir)
+        .map_err(|reason| Error::Proxy(format!("unsafe directory {}: {reason}", dir.display())))
 }
 
 /// Parses listen values; a bad one is a usage error naming `input` and the rule.

@@ -71,6 +71,7 @@ pub fn load(path: &Path) -> Result<Option<ConfigFile>, Error> {
             )));
         }
     };
+    check_writers(&file, path)?;
     let mut bytes = Vec::new();
     file.take(MAX_LEN + 1)
         .read_to_end(&mut bytes)
@@ -91,6 +92,19 @@ pub fn load(path: &Path) -> Result<Option<ConfigFile>, Error> {
     parse(&text)
         .map(Some)
         .map_err(|e| Error::Usage(format!("the config file {}: {e}", path.display())))
+}
+
+/// Refuses a config file that another user could have written: the file, or
+/// a directory on its path inside the home directory, writable by anyone but
+/// this user or root (OpenSSH's StrictModes). Its `endpoint_url` would
+/// receive our signed requests.
+fn check_writers(file: &std::fs::File, path: &Path) -> Result<(), Error> {
+    crate::private_fs::check_trusted_file(file, path, dirs::home_dir().as_deref()).map_err(|rule| {
+        Error::Usage(format!(
+            "refusing the config file {}: {rule}",
+            path.display()
+        ))
+    })
 }
 
 /// Parses config text. The error says the line and column and what was expected.

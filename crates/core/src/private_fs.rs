@@ -384,6 +384,29 @@ pub fn check_own_file(file: &File, path: &Path, _private: bool) -> Result<(), St
 mod resolve;
 #[cfg(unix)]
 pub use resolve::open_for_update;
+#[cfg(unix)]
+mod strict;
+#[cfg(unix)]
+pub use strict::{check_parents, check_trusted_file};
+
+/// Every directory above `dir` is changeable only by this user or root (see the Unix version).
+#[cfg(not(unix))]
+pub fn check_parents(_dir: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// A file we trust is writable only by this user (see the Unix version).
+#[cfg(not(unix))]
+pub fn check_trusted_file(_file: &File, _path: &Path, _home: Option<&Path>) -> Result<(), String> {
+    Ok(())
+}
+
+/// Creates `dir` and any missing parents, each mode 0700 whatever the umask;
+/// an existing directory is left as it is (for config directories, which
+/// need not be private, only not writable by others).
+pub fn create_private_dirs(dir: &Path) -> io::Result<()> {
+    create_private(dir)
+}
 
 /// Resolves `path` for an update by this user (see the Unix version).
 #[cfg(not(unix))]

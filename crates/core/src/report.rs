@@ -87,9 +87,9 @@ pub fn escape(text: &str) -> String {
 }
 
 /// Starts the log on stderr when `-v` is given or `RUST_LOG` is set, and does
-/// nothing otherwise, so a plain run pays nothing for it. Events from the
-/// SDK and HTTP layers above INFO are dropped whatever `RUST_LOG` says: at
-/// debug and trace they can print request and response bodies.
+/// nothing otherwise, so a plain run pays nothing for it. Events from any
+/// crate but ours below INFO are dropped whatever `RUST_LOG` says: the SDK's
+/// can print request and response bodies at debug and trace.
 pub fn init_log(verbose: u8) {
     start_log(verbose, None);
 }
@@ -131,18 +131,19 @@ fn start_log(verbose: u8, quiet: Option<&str>) {
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
-/// Whether an event may be logged: our own always, the SDK's only at INFO and above.
+/// Whether an event may be logged: our own always, anyone else's (the AWS
+/// SDK and its runtime and config loader, HTTP, TLS, Tokio...) only at INFO
+/// and above. An allow-list, so a new SDK crate cannot slip past it.
 fn never_secret(meta: &Metadata<'_>) -> bool {
-    const GUARDED: [&str; 6] = [
-        "aws_smithy",
-        "aws_sdk",
-        "aws_sigv4",
-        "hyper",
-        "rustls",
-        "h2",
-    ];
-    let guarded = GUARDED.iter().any(|p| meta.target().starts_with(p));
-    !guarded || *meta.level() <= Level::INFO
+    ours(meta.target()) || *meta.level() <= Level::INFO
+}
+
+/// Whether a tracing target is one of our crates (`redshift_creds`,
+/// `redshift_creds_core`, `redshift_creds_aws`, `redshift_creds_proxy`).
+fn ours(target: &str) -> bool {
+    target
+        .strip_prefix("redshift_creds")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('_') || rest.starts_with("::"))
 }
 
 #[cfg(test)]

@@ -85,12 +85,24 @@ pub fn cached_credential_ahead(r: &Resolved) -> Result<Option<Hit>, Error> {
     if !r.settings.refresh_ahead {
         return Ok(None);
     }
+    tell_failed_refresh(&mut cache, &credential);
     match cache.ahead_marker() {
         Ok(ahead) => Ok(Some(Hit { credential, ahead })),
         Err(why) => {
             tracing::debug!(%why, "no refresh ahead");
             Ok(None)
         }
+    }
+}
+
+/// Says on stderr (held like any warning) that the last background refresh
+/// of `credential` failed, when, why, and how long it stays valid: the
+/// refresh had nobody to tell. One small read, made only inside the margin.
+fn tell_failed_refresh(cache: &mut Cache, credential: &Credential) {
+    use crate::cache::entry::Stored;
+    if let Some(failed) = cache.refresh_failure(credential.expiration()) {
+        let now = refresh::Clock::now(&refresh::SystemClock);
+        crate::report::warn(&failed.describe(Credential::NOUN, now));
     }
 }
 

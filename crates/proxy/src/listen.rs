@@ -97,7 +97,9 @@ pub(crate) fn bind_unix(
 }
 
 /// Creates `dir` 0700 if missing; refuses one that another user owns or that group or
-/// others may write to (they could swap the socket for their own).
+/// others may write to (they could swap the socket for their own). Its parents are the
+/// caller's to check first (`redshift-creds-aws` does, by the path rule of the core's
+/// `private_fs`), so that nobody else can swap `dir` itself.
 pub(crate) fn private_dir(dir: &Path) -> Result<(), ProxyError> {
     let err = |reason: String| ProxyError::SocketDir {
         dir: dir.to_owned(),

@@ -176,3 +176,49 @@ fn the_json_names_the_user_and_an_rfc3339_expiry() {
         .as_secs();
     assert!((3590..=3600).contains(&left), "{left}");
 }
+
+/// SECURITY.md: with `-vv` and `RUST_LOG=trace`, no crate but ours logs
+/// below INFO (the SDK's runtime and config loader included: at debug and
+/// trace they show requests and responses), and no password shows.
+#[test]
+fn the_log_shows_no_sdk_event_below_info_and_no_password() {
+    let server = CountingServer::start();
+    let url = server.url();
+    for (verbose, rust_log) in [("-v", None), ("-vv", Some("trace")), ("-v", Some("debug"))] {
+        // A cold cache each time: the SDK is loaded and called.
+        let sb = Sandbox::new();
+        let mut cmd = sb.cmd(&args(&url, &[verbose]));
+        if let Some(spec) = rust_log {
+            cmd.env("RUST_LOG", spec);
+        }
+        let out = cmd.output().unwrap();
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("redshift_creds"), "the log is on: {err}");
+        for line in err.lines() {
+            let low = line.contains(" DEBUG ") || line.contains(" TRACE ");
+            for sdk in [
+                "aws_runtime",
+                "aws_config",
+                "aws_smithy",
+                "aws_sdk",
+                "hyper",
+                "rustls",
+            ] {
+                assert!(
+                    !(low && line.contains(sdk)),
+                    "{verbose} {rust_log:?}: an SDK event below INFO: {line}"
+                );
+            }
+        }
+        assert!(
+            !err.contains("counting-pw-"),
+            "a password in the log:\n{err}"
+        );
+        assert!(
+            !err.contains("testing-secret-key-value"),
+            "the secret key in the log"
+        );
+    }
+    assert_eq!(server.calls(), 3);
+}

@@ -77,3 +77,37 @@ fn path_variables_that_are_not_utf8_are_used_as_given() {
         .unwrap();
     assert_eq!(contract(&out)["DbUser"], "IAM:fileuser");
 }
+
+#[test]
+fn a_relative_cache_dir_is_refused_naming_the_variable() {
+    let server = CountingServer::start();
+    let url = server.url();
+    let sb = Sandbox::new();
+    // A valid entry first, so a refusal is not a miss in disguise.
+    let warm = sb.run(&get_args(&url, &[]));
+    assert!(warm.status.success(), "{}", stderr(&warm));
+    for relative in ["cache", "./cache", "rel/dir"] {
+        for command in ["get", "pgpass"] {
+            let mut args = get_args(&url, &[]);
+            args[0] = command;
+            let out = sb
+                .cmd(&args)
+                .env("REDSHIFT_CREDS_CACHE_DIR", relative)
+                .current_dir(sb.path())
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{command} {relative}: {err}");
+            assert!(out.stdout.is_empty(), "{relative}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(
+                err.starts_with(&format!(
+                    "redshift-creds: error: invalid REDSHIFT_CREDS_CACHE_DIR \"{relative}\": must be an absolute path"
+                )),
+                "{err}"
+            );
+        }
+    }
+    assert_eq!(server.calls(), 1, "no AWS call for a refused value");
+    assert!(!sb.path().join("rel").exists(), "nothing made");
+}

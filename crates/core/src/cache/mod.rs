@@ -1,6 +1,7 @@
 //! The credential cache: which store holds entries, falling back from keyring to file, and the refresh lock.
 
 pub mod entry;
+pub mod failure;
 mod file;
 pub mod key;
 mod keyring;
@@ -16,6 +17,7 @@ use crate::error::Error;
 use crate::private_fs::SafeDir;
 use crate::report;
 use entry::Stored;
+use failure::RefreshFailure;
 use file::FileStore;
 use key::CacheKey;
 use keyring::KeyringStore;
@@ -207,6 +209,24 @@ impl Cache {
         lock::try_ahead_marker(&dir, &self.key).map_err(|e| e.to_string())
     }
 
+    /// The record of a failed refresh of the entry that expires at
+    /// `expiration`, if there is one (one small read; no lock).
+    pub fn refresh_failure(&mut self, expiration: i64) -> Option<RefreshFailure> {
+        if matches!(self.store, Store::None) {
+            return None;
+        }
+        let dir = self.dir_handle().ok()?;
+        let bytes = dir.read_record(&RefreshFailure::name(&self.key), failure::MAX_LEN)?;
+        RefreshFailure::decode(&bytes).filter(|f| f.expiration == expiration)
+    }
+
+    /// Removes the record of a failed refresh: the entry was replaced.
+    fn forget_failure(&mut self) {
+        if let Ok(dir) = self.dir_handle() {
+            let _ = dir.remove(&RefreshFailure::name(&self.key));
+        }
+    }
+
     fn open_file(&mut self) -> Result<FileStore, String> {
         self.dir_handle().map(FileStore::new)
     }
@@ -339,6 +359,7 @@ impl<T: Stored + 'static> EntryCache<T> for Cache {
             match saved {
                 Ok(()) => {
                     self.write_meta(entry);
+                    self.forget_failure();
                     return Ok(());
                 }
                 // The entry was paid for with an API call and is valid: a
@@ -354,6 +375,20 @@ impl<T: Stored + 'static> EntryCache<T> for Cache {
                 }
                 Err(failure) => self.demote(failure)?,
             }
+        }
+    }
+
+    fn note_failure(&mut self, expiration: i64, at: i64, reason: &str) {
+        if matches!(self.store, Store::None) {
+            return;
+        }
+        let record = RefreshFailure::new(expiration, at, reason).encode();
+        let written = self
+            .dir_handle()
+            .map_err(std::io::Error::other)
+            .and_then(|d| d.write_atomically(&RefreshFailure::name(&self.key), &record));
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "cannot record the failed refresh");
         }
     }
 }
@@ -415,6 +450,7 @@ pub fn remove(dir: Option<&SafeDir>, key: &key::CacheKey) -> Removal {
         }
         if done.failed.is_empty() {
             let _ = dir.remove(&format!("{key}.meta"));
+            let _ = dir.remove(&RefreshFailure::name(key));
         }
     }
     done

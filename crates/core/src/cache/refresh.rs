@@ -14,6 +14,10 @@ pub trait EntryCache<T> {
     fn lock(&mut self) -> Result<Option<RefreshLock>, Error>;
     /// Stores a fresh entry.
     fn save(&mut self, entry: &T) -> Result<(), Error>;
+    /// Records beside the entry that expires at `expiration` that refreshing
+    /// it failed at `at` for `reason`, for a later run that serves it (the
+    /// front, whose background refresh has nobody to tell). Best effort.
+    fn note_failure(&mut self, _expiration: i64, _at: i64, _reason: &str) {}
 }
 
 /// Where fresh entries come from (the AWS API).
@@ -107,7 +111,7 @@ pub fn obtain<T: Stored>(
 
     let _lock = match cache.lock() {
         Ok(lock) => lock,
-        Err(e @ Error::LockTimeout { .. }) => return stale_or(first, clock, e),
+        Err(e @ Error::LockTimeout { .. }) => return stale_or(cache, first, clock, e),
         Err(e) => return Err(e),
     };
     let current = cache.load()?;
@@ -127,12 +131,14 @@ pub fn obtain<T: Stored>(
             cache.save(&fresh)?;
             Ok((fresh, Outcome::Fetched))
         }
-        Err(e) => stale_or(current.or(first), clock, e),
+        Err(e) => stale_or(cache, current.or(first), clock, e),
     }
 }
 
-/// Falls back to a cached credential that has not expired, or fails with `err`.
+/// Falls back to a cached credential that has not expired, recording the
+/// failure beside it, or fails with `err`.
 fn stale_or<T: Stored>(
+    cache: &mut dyn EntryCache<T>,
     cached: Option<T>,
     clock: &dyn Clock,
     err: Error,
@@ -140,6 +146,7 @@ fn stale_or<T: Stored>(
     let now = clock.now();
     match cached.filter(|c| freshness(c, now, 0) == Freshness::Fresh) {
         Some(c) => {
+            cache.note_failure(c.expiration(), now, &err.to_string());
             report::warn(&format!(
                 "{err}; using the cached {}, which expires in {} s",
                 T::NOUN,
@@ -170,6 +177,7 @@ mod tests {
         entry: Option<Credential>,
         locks: usize,
         saves: usize,
+        failures: Vec<(i64, i64, String)>,
     }
     impl EntryCache<Credential> for MemoryCache {
         fn load(&mut self) -> Result<Option<Credential>, Error> {
@@ -183,6 +191,9 @@ mod tests {
             self.saves += 1;
             self.entry = Some(c.clone());
             Ok(())
+        }
+        fn note_failure(&mut self, expiration: i64, at: i64, reason: &str) {
+            self.failures.push((expiration, at, reason.to_string()));
         }
     }
 
@@ -268,6 +279,10 @@ mod tests {
         clock.0.set(1_000_000 + 800);
         let (c, o) = obtain(&mut cache, &api, &clock, 300).unwrap();
         assert_eq!((o, c.expose_password()), (Outcome::Stale, "pw1"));
+        assert_eq!(cache.failures.len(), 1, "the failure is recorded");
+        let (expiration, at, reason) = &cache.failures[0];
+        assert_eq!((*expiration, *at), (1_000_900, 1_000_800));
+        assert!(reason.contains("Rate exceeded"), "{reason}");
 
         clock.0.set(1_000_000 + 900);
         let err = obtain(&mut cache, &api, &clock, 300).unwrap_err();

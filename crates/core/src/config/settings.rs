@@ -84,7 +84,8 @@ pub(super) fn cache_mode(m: &mut Layer, origins: &mut Origins) -> Result<CacheMo
 
 /// The file store's and the locks' directory: `REDSHIFT_CREDS_CACHE_DIR`,
 /// else the user's cache directory (None when there is none). An empty value
-/// is an error, not "unset": it would otherwise mean the current directory.
+/// is an error, not "unset": it would otherwise mean the current directory;
+/// so is a relative path.
 /// The value is a path, so it need not be UTF-8.
 pub fn cache_dir(env: &dyn Env) -> Result<Option<PathBuf>, Error> {
     cache_dir_with_origin(env).map(|found| found.map(|(dir, _)| dir))
@@ -95,6 +96,13 @@ pub(super) fn cache_dir_with_origin(env: &dyn Env) -> Result<Option<(PathBuf, Or
     const NAME: &str = "REDSHIFT_CREDS_CACHE_DIR";
     match env.var_os(NAME) {
         Some(d) if d.is_empty() => Err(Error::invalid(NAME, "", "must be a directory path")),
+        // As with XDG's variables, a relative path is invalid: it would give
+        // each working directory a cache of its own.
+        Some(d) if std::path::Path::new(&d).is_relative() => Err(Error::invalid(
+            NAME,
+            &d.to_string_lossy(),
+            "must be an absolute path (a relative one would depend on the working directory)",
+        )),
         Some(d) => Ok(Some((PathBuf::from(d), Origin::Env(NAME)))),
         None => Ok(dirs::cache_dir().map(|d| (d.join("redshift-creds"), Origin::Default))),
     }
