@@ -439,7 +439,10 @@ fn doctor_tls(sb: &Sandbox, port: u16, root: &std::path::Path) -> String {
 #[cfg(unix)]
 #[test]
 fn doctor_tries_the_tls_handshake_with_the_database() {
-    let Some(pg) = crate::support::pg::PgServer::start_self_signed() else {
+    let Some(pg) = crate::support::pg::PgServer::builder()
+        .self_signed()
+        .start()
+    else {
         return;
     };
     let sb = Sandbox::new();

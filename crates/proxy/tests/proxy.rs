@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redshift_creds_proxy::{Options, SourceError, SslMode, client_tls, upstream_tls};
 use support::fake::{self, msg, read_msg};
-use support::pg::server;
+use support::pg::shared as server;
 use support::{FakeSource, run_psql, start, target, text};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -35,12 +35,12 @@ fn conninfo_unix(p: &support::Running) -> String {
 async fn psql_through(method: &'static str, role: &str) {
     support::init_logs();
     let pg = server(method);
-    pg.role(role, "pw-one");
+    pg.set_password(role, "pw-one");
     let source = FakeSource::new(role, "pw-one");
     let dir = support::socket_dir();
     let sockdir = dir.path().join("s");
     let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), Some(&sockdir))],
+        vec![target(pg.port, &pg.ca_cert, source.clone(), Some(&sockdir))],
         Options::default(),
     );
     // The socket is named after the TCP port.
@@ -242,11 +242,11 @@ async fn pg_client(p: &support::Running) -> tokio_postgres::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_reaches_the_server() {
     let pg = server("scram-sha-256");
-    pg.role("r_cancel", "pw");
+    pg.set_password("r_cancel", "pw");
     let p = start(
         vec![target(
             pg.port,
-            pg.ca(),
+            &pg.ca_cert,
             FakeSource::new("r_cancel", "pw"),
             None,
         )],
@@ -274,16 +274,16 @@ async fn cancel_reaches_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_and_rejected_cache() {
     let pg = server("scram-sha-256");
-    pg.role("r_rot", "one");
+    pg.set_password("r_rot", "one");
     let source = FakeSource::new("r_rot", "one");
     let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), None)],
+        vec![target(pg.port, &pg.ca_cert, source.clone(), None)],
         Options::default(),
     );
     let before = pg_client(&p).await;
     before.simple_query("select 1").await.unwrap();
 
-    pg.sql("ALTER ROLE r_rot PASSWORD 'two'");
+    pg.superuser_sql("ALTER ROLE r_rot PASSWORD 'two'");
     *source.password.lock().unwrap() = "two".into();
     let after = pg_client(&p).await;
     after.simple_query("select 1").await.unwrap();
@@ -300,7 +300,7 @@ async fn rotation_and_rejected_cache() {
     assert_eq!(source.fresh_logins(), 0);
 
     // The cache still holds "two" after the password moved on: rejected, then fresh.
-    pg.sql("ALTER ROLE r_rot PASSWORD 'three'");
+    pg.superuser_sql("ALTER ROLE r_rot PASSWORD 'three'");
     *source.stale.lock().unwrap() = Some("two".into());
     *source.password.lock().unwrap() = "three".into();
     let third = pg_client(&p).await;
@@ -312,10 +312,10 @@ async fn rotation_and_rejected_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_clients_at_once() {
     let pg = server("password");
-    pg.role("r_many", "pw");
+    pg.set_password("r_many", "pw");
     let source = FakeSource::new("r_many", "pw");
     let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), None)],
+        vec![target(pg.port, &pg.ca_cert, source.clone(), None)],
         Options::default(),
     );
     let a = p.tcp();
@@ -351,14 +351,14 @@ async fn two_hundred_clients_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_source_then_recovery() {
     let pg = server("scram-sha-256");
-    pg.role("r_fail", "pw");
+    pg.set_password("r_fail", "pw");
     let source = FakeSource::new("r_fail", "pw");
     *source.fail.lock().unwrap() = Some(SourceError {
         message: "no AWS credentials (test)".into(),
         sqlstate: "08001",
     });
     let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), None)],
+        vec![target(pg.port, &pg.ca_cert, source.clone(), None)],
         Options::default(),
     );
     let o = run_psql(&conninfo_tcp(&p, ""), "select 1", None).await;
@@ -377,8 +377,8 @@ async fn failing_source_then_recovery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_scope_is_enforced() {
     let pg = server("scram-sha-256");
-    pg.role("r_scope", "pw");
-    let mut t = target(pg.port, pg.ca(), FakeSource::new("r_scope", "pw"), None);
+    pg.set_password("r_scope", "pw");
+    let mut t = target(pg.port, &pg.ca_cert, FakeSource::new("r_scope", "pw"), None);
     t.upstream.db_name = Some("postgres".into());
     let p = start(vec![t], Options::default());
     let o = run_psql(
@@ -423,14 +423,14 @@ fn other_user() -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_users_are_refused() {
     let pg = server("scram-sha-256");
-    pg.role("r_peer", "pw");
+    pg.set_password("r_peer", "pw");
     let uid = other_user();
     let source = FakeSource::new("r_peer", "pw");
     let dir = support::socket_dir();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let sockdir = dir.path().join("s");
     let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), Some(&sockdir))],
+        vec![target(pg.port, &pg.ca_cert, source.clone(), Some(&sockdir))],
         Options::default(),
     );
 
@@ -464,7 +464,12 @@ async fn other_users_are_refused() {
     };
     let sockdir2 = dir.path().join("s2");
     let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), Some(&sockdir2))],
+        vec![target(
+            pg.port,
+            &pg.ca_cert,
+            source.clone(),
+            Some(&sockdir2),
+        )],
         opts,
     );
     for info in [conninfo_unix(&p), conninfo_tcp(&p, "")] {
@@ -482,7 +487,7 @@ async fn other_users_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_sessions_then_times_out() {
     let pg = server("scram-sha-256");
-    pg.role("r_shut", "pw");
+    pg.set_password("r_shut", "pw");
     let opts = Options {
         shutdown_timeout: Duration::from_secs(20),
         ..Options::default()
@@ -490,7 +495,7 @@ async fn shutdown_waits_for_sessions_then_times_out() {
     let mut p = start(
         vec![target(
             pg.port,
-            pg.ca(),
+            &pg.ca_cert,
             FakeSource::new("r_shut", "pw"),
             None,
         )],
@@ -527,7 +532,7 @@ async fn shutdown_waits_for_sessions_then_times_out() {
     let mut p = start(
         vec![target(
             pg.port,
-            pg.ca(),
+            &pg.ca_cert,
             FakeSource::new("r_shut", "pw"),
             None,
         )],
@@ -551,7 +556,7 @@ async fn shutdown_waits_for_sessions_then_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_tls_with_psql() {
     let pg = server("scram-sha-256");
-    pg.role("r_tls", "pw");
+    pg.set_password("r_tls", "pw");
     let t = tempfile::tempdir().unwrap();
     let tls_dir = t.path().join("client-tls");
     let (config, ca) = client_tls(&tls_dir).unwrap();
@@ -567,7 +572,7 @@ async fn client_tls_with_psql() {
     let p = start(
         vec![target(
             pg.port,
-            pg.ca(),
+            &pg.ca_cert,
             FakeSource::new("r_tls", "pw"),
             None,
         )],
@@ -595,10 +600,10 @@ async fn client_tls_with_psql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encryption_requests_are_declined_and_unknown_cancels_dropped() {
     let pg = server("scram-sha-256");
-    pg.role("r_raw", "pw");
+    pg.set_password("r_raw", "pw");
     let source = FakeSource::new("r_raw", "pw");
     let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), None)],
+        vec![target(pg.port, &pg.ca_cert, source.clone(), None)],
         Options::default(),
     );
     let mut s = tokio::net::TcpStream::connect(p.tcp()).await.unwrap();

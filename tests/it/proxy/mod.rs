@@ -9,7 +9,7 @@ mod clients;
 mod upstream_tls;
 
 use crate::support::counting::CountingServer;
-use crate::support::pg::PgServer;
+use crate::support::pg::{PgBuilder, PgServer};
 use crate::support::{Sandbox, cred_args};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -59,7 +59,17 @@ impl Rig {
     }
 
     fn start_with(max_connections: u32, turn: Turn) -> Option<Rig> {
-        let pg = PgServer::start_with(true, max_connections)?;
+        Self::on(
+            PgServer::builder()
+                .tls(true)
+                .max_connections(max_connections),
+            turn,
+        )
+    }
+
+    /// A rig on the PostgreSQL `pg` starts, taking its `turn`.
+    fn on(pg: PgBuilder, turn: Turn) -> Option<Rig> {
+        let pg = pg.start()?;
         pg.set_password(ROLE, PASSWORD);
         let aws = CountingServer::start();
         aws.set_login(ROLE, PASSWORD);

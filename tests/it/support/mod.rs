@@ -1,10 +1,9 @@
-//! Shared test support: the binaries under a clean environment, the argument builder, and the real and fake peers (moto, the counting server, PostgreSQL).
+//! Shared test support: the binaries under a clean environment, the argument builder, and moto; the counting server and PostgreSQL come from `redshift-creds-testkit`.
 #![allow(dead_code)]
 
-pub mod counting;
 pub mod moto;
-#[cfg(unix)]
-pub mod pg;
+
+pub use redshift_creds_testkit::{counting, free_port, pg, require_tool, skip_or_fail, strict};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,50 +13,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_redshift-creds"))
 }
 
-/// Whether this run must have every real peer (set by tests/run.sh). When
-/// set, a missing tool fails the test instead of skipping it.
-pub fn strict() -> bool {
-    std::env::var_os("REDSHIFT_CREDS_TEST_STRICT").is_some_and(|v| v == "1")
-}
-
 /// Whether the tests run as root (needed to make files of another user).
 #[cfg(unix)]
 pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// A test that cannot run here: under tests/run.sh (strict) a failure,
-/// otherwise a loud skip.
-pub fn skip_or_fail(why: &str) {
-    assert!(!strict(), "cannot run: {why}");
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-}
-
-/// Finds an external tool, or decides what to do without it: under
-/// tests/run.sh its absence is a failure; under plain `cargo test` the suite
-/// says clearly that it skipped and why.
-pub fn require_tool(name: &str, env_override: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env_override) {
-        return Some(PathBuf::from(p));
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let msg = format!(
-            "SKIPPED: `{name}` is not installed (set {env_override} or run tests/run.sh, which installs it)"
-        );
-        assert!(!strict(), "{msg}; tests/run.sh must not skip");
-        // Straight to the process's stderr: the test harness captures
-        // eprintln! of passing tests, and a skip must be seen.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "{msg}");
-    }
-    found
 }
 
 /// A scratch home for one test: its own HOME, cache directory and AWS files,
@@ -224,15 +184,6 @@ pub fn get_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["get"];
     v.extend(cred_args(url, extra));
     v
-}
-
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A directory that every user can reach holding both binaries (0755), for tests that

@@ -1,10 +1,11 @@
-//! Test peers for the proxy: real PostgreSQL servers (one per auth method, shared by the
-//! tests of this binary), fake password sources, a running proxy, and psql.
+//! Test peers for the proxy: real PostgreSQL servers (`redshift-creds-testkit`'s, one per
+//! auth method, shared by the tests of this binary), fake password sources, a running proxy, and psql.
 
 #![allow(dead_code)]
 
 pub mod fake;
-pub mod pg;
+
+pub use redshift_creds_testkit::pg;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -158,9 +159,11 @@ pub fn target(
     }
 }
 
-/// The psql binary: from PostgreSQL's bindir, else PATH. Missing = test failure.
+/// The psql binary, from PostgreSQL's bindir. Missing = test failure.
 pub fn psql() -> PathBuf {
-    let p = pg::bindir().join("psql");
+    let p = pg::bindir()
+        .expect("PostgreSQL is not installed (set PG_BINDIR)")
+        .join("psql");
     assert!(p.is_file(), "psql is missing at {}", p.display());
     p
 }
