@@ -2,7 +2,7 @@
 
 use crate::support::counting::CountingServer;
 use crate::support::moto::Moto;
-use crate::support::{Sandbox, contract, stderr, stdout};
+use crate::support::{Sandbox, contract, run_ok, stderr, stdout};
 use std::collections::HashMap;
 
 fn args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -21,15 +21,9 @@ fn eval_env(output: &str) -> HashMap<String, String> {
         "{output}\nfor v in PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGSSLMODE PGSSLROOTCERT; do \
          eval \"printf '%s=%s\\n' $v \\\"\\${{$v-<unset>}}\\\"\"; done"
     );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        std::process::Command::new("sh").arg("-c").arg(&script),
+        "sh",
     );
     String::from_utf8(out.stdout)
         .unwrap()

@@ -6,6 +6,7 @@ pub mod pg;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 /// Whether this run must have every real peer (set by tests/run.sh). When
 /// set, a missing tool fails the test instead of skipping it.
@@ -38,6 +39,21 @@ pub fn require_tool(name: &str, env_override: &str) -> Option<PathBuf> {
         ));
     }
     found
+}
+
+/// Runs a command to completion, panicking with `what`, its status and output on failure.
+pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        o.status.success(),
+        "{what}: {}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
 }
 
 /// A free loopback port (released: another process may take it first).

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, require_tool, skip_or_fail};
+use crate::{free_port, require_tool, run_ok as run, skip_or_fail};
 
 /// A running PostgreSQL server, stopped (immediate shutdown) and removed on drop.
 pub struct PgServer {
@@ -129,21 +129,6 @@ fn server_user() -> Result<Option<(u32, u32)>, ()> {
     }
 }
 
-/// Runs a command to completion, panicking with its output on failure.
-fn run(cmd: &mut Command, what: &str) -> Output {
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        o.status.success(),
-        "{what}: {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
 fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -249,22 +234,18 @@ fn server_certs(
 pub fn other_ca(dir: &Path) -> PathBuf {
     let openssl = require_tool("openssl", "OPENSSL").expect("openssl");
     let (key, cert) = (dir.join("other-ca.key"), dir.join("other-ca.crt"));
-    let out = Command::new(openssl)
-        .args(["req", "-x509", "-nodes", "-days", "2"])
-        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-subj", "/CN=another test CA"])
-        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run(
+        Command::new(openssl)
+            .args(["req", "-x509", "-nodes", "-days", "2"])
+            .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .args(["-subj", "/CN=another test CA"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]),
+        "openssl: another CA",
     );
     cert
 }

@@ -3,7 +3,9 @@
 
 pub mod moto;
 
-pub use redshift_creds_testkit::{counting, free_port, pg, require_tool, skip_or_fail, strict};
+pub use redshift_creds_testkit::{
+    counting, free_port, pg, require_tool, run_ok, skip_or_fail, strict,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
