@@ -96,20 +96,14 @@ fn a_denied_describe_clusters_asks_for_host_and_spends_no_password() {
 
 #[test]
 fn a_discovered_endpoint_is_cached_and_port_can_be_overridden() {
-    let server = CountingServer::start();
-    server.set_describe_endpoint(Some((
-        "examplecluster.abc123.us-east-1.redshift.amazonaws.com",
-        5440,
-    )));
+    let host = "examplecluster.abc123.us-east-1.redshift.amazonaws.com";
+    let server = CountingServer::describing(host, 5440);
     let url = server.url();
     let sb = Sandbox::new();
     for _ in 0..3 {
         let out = sb.run(&cmd("get", &args(&url, &["--output", "env"])));
         let vars = eval_env(&stdout(&out));
-        assert_eq!(
-            vars["PGHOST"],
-            "examplecluster.abc123.us-east-1.redshift.amazonaws.com"
-        );
+        assert_eq!(vars["PGHOST"], host);
         assert_eq!(vars["PGPORT"], "5440");
     }
     let out = sb.run(&cmd(

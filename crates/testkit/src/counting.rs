@@ -134,6 +134,13 @@ impl CountingServer {
         }
     }
 
+    /// A server whose DescribeClusters (and GetWorkgroup) answers with `host` and `port`.
+    pub fn describing(host: &str, port: u16) -> CountingServer {
+        let server = CountingServer::start();
+        server.set_describe_endpoint(Some((host, port)));
+        server
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -28,11 +28,10 @@ fn get_cluster_credentials_with_iam_uses_the_iam_identity() {
 
 #[test]
 fn serverless_get_credentials_speaks_json_and_finds_the_workgroup_endpoint() {
-    let server = CountingServer::start();
-    server.set_describe_endpoint(Some((
+    let server = CountingServer::describing(
         "analytics.123456789012.us-east-1.redshift-serverless.amazonaws.com",
         5439,
-    )));
+    );
     let url = server.url();
     let sb = Sandbox::new();
     let mut a = vec![

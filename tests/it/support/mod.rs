@@ -158,27 +158,29 @@ pub fn cred_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "examplecluster",
         "--db-user",
         "alice",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        url,
-        "--cache",
-        "file",
     ];
+    v.extend(base_args(url));
     v.extend_from_slice(extra);
     v
 }
 
 /// The flags every API needs besides its target: us-east-1 at `url`, cached in files.
 pub fn base_args(url: &str) -> Vec<&str> {
-    vec![
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        url,
-        "--cache",
-        "file",
-    ]
+    let mut v = vec!["--region", "us-east-1", "--endpoint-url", url];
+    v.extend(["--cache", "file"]);
+    v
+}
+
+/// `get` for the `analytics` workgroup served at analytics.example.com, in us-east-1,
+/// cached in files; at `url` when given (else wherever the environment says).
+pub fn serverless_get(url: Option<&str>) -> Vec<&str> {
+    let mut v = vec!["get", "--workgroup", "analytics"];
+    v.extend(["--host", "analytics.example.com", "--region", "us-east-1"]);
+    if let Some(url) = url {
+        v.extend(["--endpoint-url", url]);
+    }
+    v.extend(["--cache", "file"]);
+    v
 }
 
 /// `get` with [`cred_args`].
