@@ -120,31 +120,6 @@ fn a_discovered_endpoint_is_cached_and_port_can_be_overridden() {
 }
 
 #[test]
-fn a_redshift_host_name_supplies_cluster_and_region() {
-    let server = CountingServer::start();
-    let url = server.url();
-    let sb = Sandbox::new();
-    let host = "examplecluster.abc123xyz789.eu-west-1.redshift.amazonaws.com";
-    let out = sb.run(&[
-        "get",
-        "--host",
-        host,
-        "--db-user",
-        "alice",
-        "--endpoint-url",
-        &url,
-        "--cache",
-        "file",
-        "--output",
-        "env",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(eval_env(&stdout(&out))["PGHOST"], host);
-    assert_eq!(server.calls(), 1);
-    assert_eq!(server.describe_calls(), 0);
-}
-
-#[test]
 fn tls_modes_without_encryption_are_refused() {
     let server = CountingServer::start();
     let url = server.url();
