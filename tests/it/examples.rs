@@ -69,21 +69,11 @@ fn a_profile_that_does_not_exist_is_named_as_such() {
     )
     .unwrap();
     let out = sb
-        .cmd(&[
+        .cmd(&crate::support::unreachable_args(
             "get",
-            "--cluster-identifier",
-            "c",
-            "--db-user",
-            "u",
-            "--region",
-            "us-east-1",
-            "--profile",
-            "prod",
-            "--cache",
-            "none",
-            "--endpoint-url",
             "http://127.0.0.1:9",
-        ])
+            &["--profile", "prod", "--cache", "none"],
+        ))
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .output()

@@ -1,7 +1,9 @@
 //! `list`, `clear` and `doctor`: what is cached, removing it, and what this machine offers.
 
 use crate::support::counting::CountingServer;
-use crate::support::{Sandbox, base_args as base, contract, stderr, stdout};
+use crate::support::{
+    Sandbox, base_args as base, contract, stderr, stdout, unreachable_args, verified_upstream,
+};
 
 #[test]
 fn list_shows_entries_without_secrets_and_clear_removes_them() {
@@ -332,19 +334,11 @@ fn doctor_checks_a_named_connection_with_its_region_and_endpoint() {
 #[test]
 fn doctor_shows_the_cause_of_an_unreachable_endpoint() {
     let sb = Sandbox::new();
-    let out = sb.run(&[
+    let out = sb.run(&unreachable_args(
         "doctor",
-        "--cluster-identifier",
-        "c",
-        "--db-user",
-        "u",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
         "http://nosuchhost.invalid:9",
-        "--api-timeout",
-        "5",
-    ]);
+        &["--api-timeout", "5"],
+    ));
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("FAIL AWS credentials: resolve (access key ***), but STS GetCallerIdentity failed: dispatch failure"), "{text}");
@@ -412,27 +406,16 @@ fn doctor_with_a_broken_config_file_says_so_and_checks_nothing_that_depends_on_i
 
 /// `doctor` for a connection to `pg` with verify-full and `root` as the sslrootcert.
 fn doctor_tls(sb: &Sandbox, port: u16, root: &std::path::Path) -> String {
-    let out = sb.run(&[
+    let port = port.to_string();
+    let out = sb.run(&unreachable_args(
         "doctor",
-        "--cluster-identifier",
-        "c",
-        "--db-user",
-        "u",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
         "http://127.0.0.1:9",
-        "--api-timeout",
-        "2",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--sslmode",
-        "verify-full",
-        "--sslrootcert",
-        root.to_str().unwrap(),
-    ]);
+        &[
+            &["--api-timeout", "2"][..],
+            &verified_upstream(&port, root.to_str().unwrap()),
+        ]
+        .concat(),
+    ));
     stdout(&out)
 }
 

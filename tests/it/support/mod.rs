@@ -183,6 +183,30 @@ pub fn serverless_get(url: Option<&str>) -> Vec<&str> {
     v
 }
 
+/// `command` for cluster `c` as user `u` in us-east-1 at `url` (an endpoint that
+/// need not answer), then `extra`: for runs that never get as far as a password.
+pub fn unreachable_args<'a>(command: &'a str, url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![command, "--cluster-identifier", "c", "--db-user", "u"];
+    v.extend(["--region", "us-east-1", "--endpoint-url", url]);
+    v.extend_from_slice(extra);
+    v
+}
+
+/// The upstream flags for a PostgreSQL on 127.0.0.1 at `port`, verified (verify-full)
+/// against the root certificate at `root`.
+pub fn verified_upstream<'a>(port: &'a str, root: &'a str) -> [&'a str; 8] {
+    [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        port,
+        "--sslmode",
+        "verify-full",
+        "--sslrootcert",
+        root,
+    ]
+}
+
 /// `get` with [`cred_args`].
 pub fn get_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["get"];
