@@ -92,12 +92,7 @@ fn list_shows_entries_without_secrets_and_clear_removes_them() {
 fn doctor_reports_store_credentials_config_and_lock_directory() {
     let server = CountingServer::start();
     let sb = Sandbox::new();
-    std::fs::create_dir(sb.cache_dir()).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(sb.cache_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    }
+    sb.make_cache_dir(0o700);
     let out = sb.run(&[
         "doctor",
         "--region",
@@ -214,10 +209,8 @@ fn housekeeping_refuses_an_empty_cache_dir_like_get_does() {
 #[cfg(unix)]
 #[test]
 fn list_and_clear_refuse_a_cache_directory_others_can_write() {
-    use std::os::unix::fs::PermissionsExt;
     let sb = Sandbox::new();
-    std::fs::create_dir(sb.cache_dir()).unwrap();
-    std::fs::set_permissions(sb.cache_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    sb.make_cache_dir(0o777);
     for args in [&["list"][..], &["clear", "--all"][..]] {
         let out = sb.run(args);
         let err = stderr(&out);
@@ -230,10 +223,8 @@ fn list_and_clear_refuse_a_cache_directory_others_can_write() {
 #[cfg(unix)]
 #[test]
 fn list_skips_a_fifo_record_without_waiting_on_it() {
-    use std::os::unix::fs::PermissionsExt;
     let sb = Sandbox::new();
-    std::fs::create_dir(sb.cache_dir()).unwrap();
-    std::fs::set_permissions(sb.cache_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    sb.make_cache_dir(0o700);
     let fifo = sb.cache_dir().join(format!("{}.meta", "0".repeat(40)));
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.

@@ -44,6 +44,16 @@ impl Sandbox {
         self.path().join("cache")
     }
 
+    /// Makes [`Sandbox::cache_dir`] (if missing) with this mode.
+    #[cfg(unix)]
+    pub fn make_cache_dir(&self, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.cache_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        dir
+    }
+
     /// `redshift-creds ARGS` with a clean environment: fake static AWS
     /// credentials, no IMDS, no D-Bus, a private cache directory.
     pub fn cmd(&self, args: &[&str]) -> Command {
@@ -68,6 +78,14 @@ impl Sandbox {
             .env("REDSHIFT_CREDS_CACHE_DIR", self.cache_dir())
             .args(args);
         c
+    }
+
+    /// `redshift-creds ARGS` reading the config file at `config`, run to completion.
+    pub fn run_with_config(&self, config: &Path, args: &[&str]) -> Output {
+        self.cmd(args)
+            .env("REDSHIFT_CREDS_CONFIG", config)
+            .output()
+            .unwrap()
     }
 
     /// Runs `redshift-creds ARGS` and returns its output.
