@@ -88,18 +88,17 @@ fn list_shows_entries_without_secrets_and_clear_removes_them() {
     assert_eq!(out.status.code(), Some(2), "clear needs a name or --all");
 }
 
+/// `doctor` in us-east-1 with the AWS endpoint at `url`.
+fn doctor_at(url: &str) -> [&str; 5] {
+    ["doctor", "--region", "us-east-1", "--endpoint-url", url]
+}
+
 #[test]
 fn doctor_reports_store_credentials_config_and_lock_directory() {
     let server = CountingServer::start();
     let sb = Sandbox::new();
     sb.make_cache_dir(0o700);
-    let out = sb.run(&[
-        "doctor",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        &server.url(),
-    ]);
+    let out = sb.run(&doctor_at(&server.url()));
     let text = stdout(&out);
     assert!(text.contains("config file: "), "{text}");
     assert!(text.contains("(not found; optional)"), "{text}");
@@ -127,13 +126,7 @@ fn doctor_reports_store_credentials_config_and_lock_directory() {
 
     // Without credentials, doctor says so.
     let out = sb
-        .cmd(&[
-            "doctor",
-            "--region",
-            "us-east-1",
-            "--endpoint-url",
-            &server.url(),
-        ])
+        .cmd(&doctor_at(&server.url()))
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .output()
@@ -153,13 +146,7 @@ fn doctor_names_the_principal_from_sts() {
     };
     let sb = Sandbox::new();
     let out = sb
-        .cmd(&[
-            "doctor",
-            "--region",
-            "us-east-1",
-            "--endpoint-url",
-            &moto.url(),
-        ])
+        .cmd(&doctor_at(&moto.url()))
         .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
         .output()
         .unwrap();
