@@ -50,3 +50,30 @@ fn the_aws_package_is_where_the_sdk_lives() {
     );
     assert!(tree.lines().any(|l| l.starts_with("tokio ")), "{tree}");
 }
+
+/// The test kit (real PostgreSQL, fake Redshift API) is dev-only: no package links it
+/// normally, and both test crates use the one copy.
+#[test]
+fn the_test_kit_is_a_dev_dependency_only() {
+    for package in [
+        "redshift-creds",
+        "redshift-creds-core",
+        "redshift-creds-aws",
+        "redshift-creds-proxy",
+    ] {
+        let tree = tree(package);
+        assert!(
+            !tree.contains("redshift-creds-testkit"),
+            "{package} links the test kit:\n{tree}"
+        );
+    }
+    for manifest in ["Cargo.toml", "crates/proxy/Cargo.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(manifest);
+        let text = std::fs::read_to_string(path).unwrap();
+        let dev = text.split("[dev-dependencies]").nth(1).unwrap_or("");
+        assert!(
+            dev.contains("redshift-creds-testkit"),
+            "{manifest}: the test kit among the dev-dependencies"
+        );
+    }
+}
