@@ -302,7 +302,7 @@ fn pgpass_refuses_a_file_over_one_mib() {
     let rig = Rig::new();
     let pgpass = &rig.pgpass;
     let big = vec![b'#'; 1024 * 1024 + 1];
-    std::fs::write(&pgpass, &big).unwrap();
+    std::fs::write(pgpass, &big).unwrap();
     let (out, _) = output_within(rig.cmd_at(Some(pgpass), &[]));
     assert_refused(&out, "is larger than 1 MiB");
     assert_eq!(std::fs::read(pgpass).unwrap(), big);
