@@ -7,7 +7,7 @@
 # Three arms, all to one PostgreSQL 15 (TLS with a CA made here, pg_hba `hostssl` only,
 # scram-sha-256):
 #   direct     pgbench/the client over TLS (sslmode=verify-full), password from $PGPASSWORD;
-#   proxy      `redshift-creds proxy` (its password from bench/counting_server.py, cached),
+#   proxy      `redshift-creds proxy` (its password from crates/testkit's counting-server, cached),
 #              the client in plain text on loopback, the proxy over TLS upstream;
 #   pgbouncer  Debian pgbouncer, session mode, auth_type = any, the same TLS upstream
 #              (server_tls_sslmode = verify-full): the reference relay.
@@ -150,7 +150,7 @@ unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_END
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 export XDG_CONFIG_HOME=$work/config REDSHIFT_CREDS_CACHE_DIR=$work/cache
-python3 "$root/bench/counting_server.py" --password "$pw" --port-file "$work/count.port" >"$work/count.log" 2>&1 &
+"$root/target/release/counting-server" --password "$pw" --port-file "$work/count.port" >"$work/count.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [[ -s $work/count.port ]] && break; sleep 0.1; done
 [[ -s $work/count.port ]] || die "the counting server did not start"

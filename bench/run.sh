@@ -8,7 +8,8 @@
 #     side by side with a do-nothing Rust binary and `redshift-creds --version`;
 #   * the same hit against `aws redshift get-cluster-credentials` (AWS CLI v1);
 #   * a cold call (`--cache none`: every run calls the API) against moto and
-#     against bench/counting_server.py with no delay;
+#     against the fake Redshift API (crates/testkit's counting-server, the one
+#     the tests use) with no delay;
 #   * peak RSS (/usr/bin/time -v) of the hit and the cold call;
 #   * a burst: 64 concurrent `get` on an empty cache against an endpoint that
 #     answers after 500 ms, counting the API calls it receives;
@@ -209,6 +210,8 @@ log "Building the release binaries (cargo build --release --locked --workspace -
 cargo build --release --locked --workspace --all-features
 bin=$root/target/release/redshift-creds
 export bin
+# The fake Redshift API (crates/testkit, built by --workspace above).
+counting_server=$root/target/release/counting-server
 noop=$work/do-nothing
 printf 'fn main() {}\n' >"$work/do-nothing.rs"
 rustc -O -o "$noop" "$work/do-nothing.rs"
@@ -231,9 +234,9 @@ export REDSHIFT_CREDS_CACHE_DIR=$work/cache
 log "Starting moto_server and the counting servers on 127.0.0.1"
 "$venv/bin/moto_server" -H 127.0.0.1 -p 0 >"$work/moto.log" 2>&1 &
 pids+=($!)
-"$py" "$root/bench/counting_server.py" --delay 0 --port-file "$work/count0.port" >"$work/count0.log" 2>&1 &
+"$counting_server" --delay 0 --port-file "$work/count0.port" >"$work/count0.log" 2>&1 &
 pids+=($!)
-"$py" "$root/bench/counting_server.py" --delay "$BURST_DELAY" --port-file "$work/count500.port" >"$work/count500.log" 2>&1 &
+"$counting_server" --delay "$BURST_DELAY" --port-file "$work/count500.port" >"$work/count500.log" 2>&1 &
 pids+=($!)
 moto_port=
 for _ in $(seq 300); do

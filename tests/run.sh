@@ -53,29 +53,28 @@ export MOTO_SERVER="$venv/bin/moto_server"
 # in the venv; a change rebuilds it. dbt-core stays below 1.12: 1.12
 # needs dbt-core-experimental-parser, whose sdist downloads its wheel from
 # GitHub at build time, and only package registries are reachable here.
+# pinned_venv DIR PIN...: a venv in DIR holding exactly these pins (stamped in
+# DIR/.pins), rebuilt when they change.
+pinned_venv() {
+  local dir=$1
+  shift
+  if [ "$(cat "$dir/.pins" 2>/dev/null)" != "$*" ]; then
+    log "creating $dir with $*"
+    if [ -f "$dir/pyvenv.cfg" ]; then rm -rf "$dir"; fi
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$@"
+    printf '%s\n' "$*" >"$dir/.pins"
+  fi
+}
 clients="${REDSHIFT_CREDS_CLIENTS_VENV:-$PWD/.venv-clients}"
-client_pins=('pgcli==4.7.1' 'dbt-postgres==1.11.0' 'dbt-core==1.11.16')
-if [ "$(cat "$clients/.pins" 2>/dev/null)" != "${client_pins[*]}" ]; then
-  log "creating $clients with ${client_pins[*]}"
-  if [ -f "$clients/pyvenv.cfg" ]; then rm -rf "$clients"; fi
-  python3 -m venv "$clients"
-  "$clients/bin/pip" install -q --disable-pip-version-check "${client_pins[@]}"
-  printf '%s\n' "${client_pins[*]}" >"$clients/.pins"
-fi
+pinned_venv "$clients" 'pgcli==4.7.1' 'dbt-postgres==1.11.0' 'dbt-core==1.11.16'
 export PGCLI="$clients/bin/pgcli"
 export DBT="$clients/bin/dbt"
 
 # Database drivers for the proxy's client tests: psycopg 3 and redshift_connector in a
 # venv, node-postgres in a directory of its own.
 drivers="${REDSHIFT_CREDS_DRIVERS_VENV:-$PWD/.venv-drivers}"
-driver_pins=('psycopg[binary]==3.2.10' 'redshift-connector==2.1.8')
-if [ "$(cat "$drivers/.pins" 2>/dev/null)" != "${driver_pins[*]}" ]; then
-  log "creating $drivers with ${driver_pins[*]}"
-  if [ -f "$drivers/pyvenv.cfg" ]; then rm -rf "$drivers"; fi
-  python3 -m venv "$drivers"
-  "$drivers/bin/pip" install -q --disable-pip-version-check "${driver_pins[@]}"
-  printf '%s\n' "${driver_pins[*]}" >"$drivers/.pins"
-fi
+pinned_venv "$drivers" 'psycopg[binary]==3.2.10' 'redshift-connector==2.1.8'
 export PYDRIVERS="$drivers/bin/python"
 node_clients="${REDSHIFT_CREDS_NODE_CLIENTS:-$PWD/.node-clients}"
 if [ ! -f "$node_clients/node_modules/pg/package.json" ]; then

@@ -57,33 +57,29 @@ fn the_binary_reads_the_example_config() {
     );
 }
 
+/// Writes `[connections.prod]` for examplecluster in us-east-1 at `url`, with `keys` (one
+/// `key = value` a line), as the sandbox's config.toml; its path.
+fn prod_config(sb: &Sandbox, url: &str, keys: &str) -> std::path::PathBuf {
+    let config = sb.path().join("config.toml");
+    let text = format!(
+        "[connections.prod]\ncluster_identifier = \"examplecluster\"\n\
+         region = \"us-east-1\"\nendpoint_url = \"{url}\"\n{keys}"
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 #[test]
 fn a_named_connection_supplies_the_request() {
     let server = CountingServer::start();
     let sb = Sandbox::new();
-    let config = sb.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[connections.prod]\ncluster_identifier = \"examplecluster\"\ndb_user = \"fileuser\"\n\
-             region = \"us-east-1\"\nendpoint_url = \"{}\"\ncache = \"file\"\nduration_seconds = 3600\n",
-            server.url()
-        ),
-    )
-    .unwrap();
-    let out = sb
-        .cmd(&["get", "prod"])
-        .env("REDSHIFT_CREDS_CONFIG", &config)
-        .output()
-        .unwrap();
+    let keys = "db_user = \"fileuser\"\ncache = \"file\"\nduration_seconds = 3600\n";
+    let config = prod_config(&sb, &server.url(), keys);
+    let out = sb.run_with_config(&config, &["get", "prod"]);
     let c = contract(&out);
     assert_eq!(c["DbUser"], "IAM:fileuser");
     // A flag beats the file.
-    let out = sb
-        .cmd(&["get", "prod", "--db-user", "flaguser"])
-        .env("REDSHIFT_CREDS_CONFIG", &config)
-        .output()
-        .unwrap();
+    let out = sb.run_with_config(&config, &["get", "prod", "--db-user", "flaguser"]);
     assert_eq!(contract(&out)["DbUser"], "IAM:flaguser");
     assert_eq!(server.calls(), 2);
     // And the entries are listed under the connection's name.
@@ -104,23 +100,11 @@ fn a_named_connection_supplies_the_request() {
 fn no_with_iam_turns_off_the_files_with_iam() {
     let server = CountingServer::start();
     let sb = Sandbox::new();
-    let config = sb.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[connections.prod]\ncluster_identifier = \"examplecluster\"\nwith_iam = true\n\
-             region = \"us-east-1\"\nendpoint_url = \"{}\"\ncache = \"none\"\n",
-            server.url()
-        ),
-    )
-    .unwrap();
+    let config = prod_config(&sb, &server.url(), "with_iam = true\ncache = \"none\"\n");
     let get = |extra: &[&str]| {
         let mut args = vec!["get", "prod"];
         args.extend_from_slice(extra);
-        sb.cmd(&args)
-            .env("REDSHIFT_CREDS_CONFIG", &config)
-            .output()
-            .unwrap()
+        sb.run_with_config(&config, &args)
     };
     // Under with_iam, a database user is refused...
     let out = get(&["--db-user", "alice"]);
@@ -174,11 +158,7 @@ fn config_errors_name_the_file_line_column_and_key() {
     ];
     for (text, expect) in cases {
         std::fs::write(&config, text).unwrap();
-        let out = sb
-            .cmd(&["get", "prod", "--endpoint-url", &server.url()])
-            .env("REDSHIFT_CREDS_CONFIG", &config)
-            .output()
-            .unwrap();
+        let out = sb.run_with_config(&config, &["get", "prod", "--endpoint-url", &server.url()]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{text}: {err}");
         assert!(out.stdout.is_empty());
@@ -191,11 +171,7 @@ fn config_errors_name_the_file_line_column_and_key() {
         );
     }
     // A missing config file, for a name, says where it looked.
-    let out = sb
-        .cmd(&["get", "prod"])
-        .env("REDSHIFT_CREDS_CONFIG", sb.path().join("none.toml"))
-        .output()
-        .unwrap();
+    let out = sb.run_with_config(&sb.path().join("none.toml"), &["get", "prod"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("none.toml does not exist"),

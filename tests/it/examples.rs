@@ -69,21 +69,11 @@ fn a_profile_that_does_not_exist_is_named_as_such() {
     )
     .unwrap();
     let out = sb
-        .cmd(&[
+        .cmd(&crate::support::unreachable_args(
             "get",
-            "--cluster-identifier",
-            "c",
-            "--db-user",
-            "u",
-            "--region",
-            "us-east-1",
-            "--profile",
-            "prod",
-            "--cache",
-            "none",
-            "--endpoint-url",
             "http://127.0.0.1:9",
-        ])
+            &["--profile", "prod", "--cache", "none"],
+        ))
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .output()
@@ -324,29 +314,60 @@ fn fake_cargo(bin_dir: &Path, log: &Path) {
     std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// A demo run on a machine set up by the test: moto's venv, a sandbox, and a fake
+/// `cargo` in `fake` that logs to `log`.
+struct Demo {
+    venv: PathBuf,
+    sb: Sandbox,
+    fake: PathBuf,
+    log: PathBuf,
+}
+
+impl Demo {
+    fn new() -> Option<Demo> {
+        let venv = moto_venv()?;
+        let sb = Sandbox::new();
+        let fake = sb.path().join("fake-bin");
+        let log = sb.path().join("cargo.log");
+        fake_cargo(&fake, &log);
+        Some(Demo {
+            venv,
+            sb,
+            fake,
+            log,
+        })
+    }
+
+    /// Runs install/demo.sh with this PATH, building into the sandbox's `target`; its text.
+    fn run(&self, path: &std::ffi::OsStr) -> String {
+        let out = self
+            .sb
+            .command(example("../demo.sh"), &[])
+            .env("MOTO_VENV", &self.venv)
+            .env("PATH", path)
+            .env("CARGO_TARGET_DIR", self.sb.path().join("target"))
+            .output()
+            .unwrap();
+        demo_ran(&out)
+    }
+
+    /// What the fake cargo was asked, one call a line.
+    fn cargo_calls(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
 /// A fresh clone where install/install.sh never ran: no redshift-creds on PATH,
 /// no $REDSHIFT_CREDS. The demo builds the whole workspace (both binaries) and
 /// runs what it built.
 #[test]
 fn the_demo_builds_the_whole_workspace_when_nothing_is_installed() {
-    let Some(venv) = moto_venv() else {
+    let Some(demo) = Demo::new() else {
         return;
     };
-    let sb = Sandbox::new();
-    let fake = sb.path().join("fake-bin");
-    let log = sb.path().join("cargo.log");
-    fake_cargo(&fake, &log);
-    let target = sb.path().join("target");
-    let out = sb
-        .command(example("../demo.sh"), &[])
-        .env("MOTO_VENV", venv)
-        .env("PATH", path_without_installed(&fake))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
-    let text = demo_ran(&out);
-    let calls = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(calls, "build --locked --workspace\n", "{text}");
+    let text = demo.run(&path_without_installed(&demo.fake));
+    assert_eq!(demo.cargo_calls(), "build --locked --workspace\n", "{text}");
+    let target = demo.sb.path().join("target");
     let binary = format!("binary: {}", target.join("debug/redshift-creds").display());
     assert!(text.lines().any(|l| l == binary), "{binary}:\n{text}");
 }
@@ -355,43 +376,25 @@ fn the_demo_builds_the_whole_workspace_when_nothing_is_installed() {
 /// without building anything. With only the front installed, it builds.
 #[test]
 fn the_demo_runs_the_installed_binaries_when_both_are_on_path() {
-    let Some(venv) = moto_venv() else {
+    let Some(demo) = Demo::new() else {
         return;
     };
-    let sb = Sandbox::new();
-    let fake = sb.path().join("fake-bin");
-    let log = sb.path().join("cargo.log");
-    fake_cargo(&fake, &log);
-    let installed = sb.path().join("installed");
+    let installed = demo.sb.path().join("installed");
     place_binaries(&installed, true);
     let path = path_without_installed(&installed);
-    let path =
-        std::env::join_paths(std::iter::once(fake.clone()).chain(std::env::split_paths(&path)))
-            .unwrap();
-    let out = sb
-        .command(example("../demo.sh"), &[])
-        .env("MOTO_VENV", &venv)
-        .env("PATH", &path)
-        .env("CARGO_TARGET_DIR", sb.path().join("target"))
-        .output()
-        .unwrap();
-    let text = demo_ran(&out);
-    assert!(!log.exists(), "cargo ran: {text}");
+    let path = std::env::join_paths(
+        std::iter::once(demo.fake.clone()).chain(std::env::split_paths(&path)),
+    )
+    .unwrap();
+    let text = demo.run(&path);
+    assert!(!demo.log.exists(), "cargo ran: {text}");
     let binary = format!("binary: {}", installed.join("redshift-creds").display());
     assert!(text.lines().any(|l| l == binary), "{binary}:\n{text}");
 
     // The front alone on PATH cannot answer a miss: the demo builds instead.
     std::fs::remove_file(installed.join("redshift-creds-aws")).unwrap();
-    let out = sb
-        .command(example("../demo.sh"), &[])
-        .env("MOTO_VENV", &venv)
-        .env("PATH", &path)
-        .env("CARGO_TARGET_DIR", sb.path().join("target"))
-        .output()
-        .unwrap();
-    demo_ran(&out);
-    let calls = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(calls, "build --locked --workspace\n");
+    demo.run(&path);
+    assert_eq!(demo.cargo_calls(), "build --locked --workspace\n");
 }
 
 /// What `install/demo.sh --keep` left running; its stop script runs on drop,

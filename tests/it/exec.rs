@@ -2,7 +2,7 @@
 
 use crate::support::counting::CountingServer;
 use crate::support::moto::Moto;
-use crate::support::{Sandbox, contract, stderr, stdout};
+use crate::support::{Sandbox, contract, run_ok, stderr, stdout};
 use std::collections::HashMap;
 
 fn args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -21,15 +21,9 @@ fn eval_env(output: &str) -> HashMap<String, String> {
         "{output}\nfor v in PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGSSLMODE PGSSLROOTCERT; do \
          eval \"printf '%s=%s\\n' $v \\\"\\${{$v-<unset>}}\\\"\"; done"
     );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        std::process::Command::new("sh").arg("-c").arg(&script),
+        "sh",
     );
     String::from_utf8(out.stdout)
         .unwrap()
@@ -155,20 +149,14 @@ fn both_endpoint_lookups_fail_alike_on_denial_and_on_a_bad_answer() {
 
 #[test]
 fn a_discovered_endpoint_is_cached_and_port_can_be_overridden() {
-    let server = CountingServer::start();
-    server.set_describe_endpoint(Some((
-        "examplecluster.abc123.us-east-1.redshift.amazonaws.com",
-        5440,
-    )));
+    let host = "examplecluster.abc123.us-east-1.redshift.amazonaws.com";
+    let server = CountingServer::describing(host, 5440);
     let url = server.url();
     let sb = Sandbox::new();
     for _ in 0..3 {
         let out = sb.run(&cmd("get", &args(&url, &["--output", "env"])));
         let vars = eval_env(&stdout(&out));
-        assert_eq!(
-            vars["PGHOST"],
-            "examplecluster.abc123.us-east-1.redshift.amazonaws.com"
-        );
+        assert_eq!(vars["PGHOST"], host);
         assert_eq!(vars["PGPORT"], "5440");
     }
     let out = sb.run(&cmd(
@@ -182,31 +170,6 @@ fn a_discovered_endpoint_is_cached_and_port_can_be_overridden() {
         "one DescribeClusters for four runs"
     );
     assert_eq!(server.calls(), 1, "one GetClusterCredentials for four runs");
-}
-
-#[test]
-fn a_redshift_host_name_supplies_cluster_and_region() {
-    let server = CountingServer::start();
-    let url = server.url();
-    let sb = Sandbox::new();
-    let host = "examplecluster.abc123xyz789.eu-west-1.redshift.amazonaws.com";
-    let out = sb.run(&[
-        "get",
-        "--host",
-        host,
-        "--db-user",
-        "alice",
-        "--endpoint-url",
-        &url,
-        "--cache",
-        "file",
-        "--output",
-        "env",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(eval_env(&stdout(&out))["PGHOST"], host);
-    assert_eq!(server.calls(), 1);
-    assert_eq!(server.describe_calls(), 0);
 }
 
 #[test]

@@ -152,12 +152,7 @@ fn a_held_lock_is_waited_for_once() {
         .expect("a lock file");
 
     // In the second sandbox, another process holds that lock throughout.
-    std::fs::create_dir_all(sb.cache_dir()).unwrap();
-    std::fs::set_permissions(
-        sb.cache_dir(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
+    sb.make_cache_dir(0o700);
     let lock = sb.cache_dir().join(&lock_name);
     let ready = sb.path().join("held");
     let mut holder = std::process::Command::new(flock)

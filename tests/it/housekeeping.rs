@@ -1,7 +1,9 @@
 //! `list`, `clear` and `doctor`: what is cached, removing it, and what this machine offers.
 
 use crate::support::counting::CountingServer;
-use crate::support::{Sandbox, base_args as base, contract, stderr, stdout};
+use crate::support::{
+    Sandbox, base_args as base, contract, stderr, stdout, unreachable_args, verified_upstream,
+};
 
 #[test]
 fn list_shows_entries_without_secrets_and_clear_removes_them() {
@@ -86,23 +88,17 @@ fn list_shows_entries_without_secrets_and_clear_removes_them() {
     assert_eq!(out.status.code(), Some(2), "clear needs a name or --all");
 }
 
+/// `doctor` in us-east-1 with the AWS endpoint at `url`.
+fn doctor_at(url: &str) -> [&str; 5] {
+    ["doctor", "--region", "us-east-1", "--endpoint-url", url]
+}
+
 #[test]
 fn doctor_reports_store_credentials_config_and_lock_directory() {
     let server = CountingServer::start();
     let sb = Sandbox::new();
-    std::fs::create_dir(sb.cache_dir()).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(sb.cache_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    }
-    let out = sb.run(&[
-        "doctor",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        &server.url(),
-    ]);
+    sb.make_cache_dir(0o700);
+    let out = sb.run(&doctor_at(&server.url()));
     let text = stdout(&out);
     assert!(text.contains("config file: "), "{text}");
     assert!(text.contains("(not found; optional)"), "{text}");
@@ -130,13 +126,7 @@ fn doctor_reports_store_credentials_config_and_lock_directory() {
 
     // Without credentials, doctor says so.
     let out = sb
-        .cmd(&[
-            "doctor",
-            "--region",
-            "us-east-1",
-            "--endpoint-url",
-            &server.url(),
-        ])
+        .cmd(&doctor_at(&server.url()))
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .output()
@@ -156,13 +146,7 @@ fn doctor_names_the_principal_from_sts() {
     };
     let sb = Sandbox::new();
     let out = sb
-        .cmd(&[
-            "doctor",
-            "--region",
-            "us-east-1",
-            "--endpoint-url",
-            &moto.url(),
-        ])
+        .cmd(&doctor_at(&moto.url()))
         .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
         .output()
         .unwrap();
@@ -212,10 +196,8 @@ fn housekeeping_refuses_an_empty_cache_dir_like_get_does() {
 #[cfg(unix)]
 #[test]
 fn list_and_clear_refuse_a_cache_directory_others_can_write() {
-    use std::os::unix::fs::PermissionsExt;
     let sb = Sandbox::new();
-    std::fs::create_dir(sb.cache_dir()).unwrap();
-    std::fs::set_permissions(sb.cache_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    sb.make_cache_dir(0o777);
     for args in [&["list"][..], &["clear", "--all"][..]] {
         let out = sb.run(args);
         let err = stderr(&out);
@@ -228,10 +210,8 @@ fn list_and_clear_refuse_a_cache_directory_others_can_write() {
 #[cfg(unix)]
 #[test]
 fn list_skips_a_fifo_record_without_waiting_on_it() {
-    use std::os::unix::fs::PermissionsExt;
     let sb = Sandbox::new();
-    std::fs::create_dir(sb.cache_dir()).unwrap();
-    std::fs::set_permissions(sb.cache_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    sb.make_cache_dir(0o700);
     let fifo = sb.cache_dir().join(format!("{}.meta", "0".repeat(40)));
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
@@ -332,19 +312,11 @@ fn doctor_checks_a_named_connection_with_its_region_and_endpoint() {
 #[test]
 fn doctor_shows_the_cause_of_an_unreachable_endpoint() {
     let sb = Sandbox::new();
-    let out = sb.run(&[
+    let out = sb.run(&unreachable_args(
         "doctor",
-        "--cluster-identifier",
-        "c",
-        "--db-user",
-        "u",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
         "http://nosuchhost.invalid:9",
-        "--api-timeout",
-        "5",
-    ]);
+        &["--api-timeout", "5"],
+    ));
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("FAIL AWS credentials: resolve (access key ***), but STS GetCallerIdentity failed: dispatch failure"), "{text}");
@@ -416,34 +388,26 @@ fn doctor_with_a_broken_config_file_says_so_and_checks_nothing_that_depends_on_i
 
 /// `doctor` for a connection to `pg` with verify-full and `root` as the sslrootcert.
 fn doctor_tls(sb: &Sandbox, port: u16, root: &std::path::Path) -> String {
-    let out = sb.run(&[
+    let port = port.to_string();
+    let out = sb.run(&unreachable_args(
         "doctor",
-        "--cluster-identifier",
-        "c",
-        "--db-user",
-        "u",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
         "http://127.0.0.1:9",
-        "--api-timeout",
-        "2",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--sslmode",
-        "verify-full",
-        "--sslrootcert",
-        root.to_str().unwrap(),
-    ]);
+        &[
+            &["--api-timeout", "2"][..],
+            &verified_upstream(&port, root.to_str().unwrap()),
+        ]
+        .concat(),
+    ));
     stdout(&out)
 }
 
 #[cfg(unix)]
 #[test]
 fn doctor_tries_the_tls_handshake_with_the_database() {
-    let Some(pg) = crate::support::pg::PgServer::start_self_signed() else {
+    let Some(pg) = crate::support::pg::PgServer::builder()
+        .self_signed()
+        .start()
+    else {
         return;
     };
     let sb = Sandbox::new();

@@ -5,25 +5,21 @@ use std::process::Command;
 /// The normal dependency tree of one workspace package, one crate per line.
 fn tree(package: &str) -> String {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "tree",
-            "--offline",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "-p",
-            package,
-        ])
-        .arg("--manifest-path")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = crate::support::run_ok(
+        Command::new(cargo)
+            .args([
+                "tree",
+                "--offline",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "-p",
+                package,
+            ])
+            .arg("--manifest-path")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")),
+        "cargo tree",
     );
     String::from_utf8(out.stdout).unwrap()
 }
@@ -102,4 +98,31 @@ fn only_env_rs_reads_the_environment() {
         "read the environment through redshift_creds_core::env (ARCHITECTURE.md):\n{}",
         found.join("\n")
     );
+}
+
+/// The test kit (real PostgreSQL, fake Redshift API) is dev-only: no package links it
+/// normally, and both test crates use the one copy.
+#[test]
+fn the_test_kit_is_a_dev_dependency_only() {
+    for package in [
+        "redshift-creds",
+        "redshift-creds-core",
+        "redshift-creds-aws",
+        "redshift-creds-proxy",
+    ] {
+        let tree = tree(package);
+        assert!(
+            !tree.contains("redshift-creds-testkit"),
+            "{package} links the test kit:\n{tree}"
+        );
+    }
+    for manifest in ["Cargo.toml", "crates/proxy/Cargo.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(manifest);
+        let text = std::fs::read_to_string(path).unwrap();
+        let dev = text.split("[dev-dependencies]").nth(1).unwrap_or("");
+        assert!(
+            dev.contains("redshift-creds-testkit"),
+            "{manifest}: the test kit among the dev-dependencies"
+        );
+    }
 }

@@ -2,6 +2,8 @@
 
 use crate::support::counting::CountingServer;
 use crate::support::{Sandbox, bin, password, require_tool, stderr};
+use std::path::PathBuf;
+use std::process::Output;
 
 fn get_args(url: &str, user: &str, cache: &str) -> Vec<String> {
     [
@@ -22,18 +24,15 @@ fn get_args(url: &str, user: &str, cache: &str) -> Vec<String> {
     .collect()
 }
 
-/// `keyctl session - redshift-creds ARGS`: each run in its own new session keyring.
+/// `keyctl session - PROGRAM ARGS`: each run in its own new session keyring.
 fn in_new_session(
     sb: &Sandbox,
     keyctl: &std::path::Path,
-    prelude: &str,
+    program: &std::path::Path,
     args: &[String],
-) -> std::process::Output {
-    let script = format!("{prelude}exec \"$0\" \"$@\"");
-    let mut full = vec!["session", "-", "sh", "-c", &script];
-    let bin = bin();
-    let bin = bin.to_str().unwrap();
-    full.push(bin);
+) -> Output {
+    let mut full = vec!["session", "-", "sh", "-c", "exec \"$0\" \"$@\""];
+    full.push(program.to_str().unwrap());
     full.extend(args.iter().map(|s| &**s));
     sb.command(keyctl, &full).output().unwrap()
 }
@@ -51,19 +50,8 @@ fn without_keyctl_lines(text: &str) -> String {
 }
 
 /// Runs `script` with `sh` under `dbus-run-session` (a private session bus):
-/// `$0` is the binary, `$1` the output directory, then `extra`, then `args`.
-fn in_dbus_session(
-    sb: &Sandbox,
-    dbus_run_session: &std::path::Path,
-    script: &str,
-    out_dir: &std::path::Path,
-    extra: &[&str],
-    args: &[String],
-) -> std::process::Output {
-    in_dbus_session_with(sb, dbus_run_session, script, out_dir, extra, args, false)
-}
-
-/// [`in_dbus_session`], with keyutils refused (`deny`) for everything in it.
+/// `$0` is the binary, `$1` the output directory, then `extra`, then `args`;
+/// with `deny`, keyutils is refused for everything in it.
 fn in_dbus_session_with(
     sb: &Sandbox,
     dbus_run_session: &std::path::Path,
@@ -91,6 +79,72 @@ fn in_dbus_session_with(
     cmd.output().unwrap()
 }
 
+/// One test on a private session bus: the fake API, a sandbox, `get` for a user unique to
+/// this run (`prefix` and our pid: the keyrings outlive the test) and `cache`, and the
+/// directory the script writes its files into.
+struct Bus {
+    dbus_run_session: PathBuf,
+    server: CountingServer,
+    sb: Sandbox,
+    args: Vec<String>,
+    out_dir: PathBuf,
+}
+
+impl Bus {
+    fn new(dbus_run_session: PathBuf, prefix: &str, cache: &str) -> Bus {
+        let server = CountingServer::start();
+        let sb = Sandbox::new();
+        let user = format!("{prefix}{}", std::process::id());
+        let args = get_args(&server.url(), &user, cache);
+        let out_dir = sb.path().join("out");
+        std::fs::create_dir(&out_dir).unwrap();
+        Bus {
+            dbus_run_session,
+            server,
+            sb,
+            args,
+            out_dir,
+        }
+    }
+
+    /// [`in_dbus_session_with`] for this test's script.
+    fn run(&self, script: &str, extra: &[&str], deny: bool) -> Output {
+        in_dbus_session_with(
+            &self.sb,
+            &self.dbus_run_session,
+            script,
+            &self.out_dir,
+            extra,
+            &self.args,
+            deny,
+        )
+    }
+
+    /// A file the script wrote ("" when it did not).
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.out_dir.join(name)).unwrap_or_default()
+    }
+
+    /// The password in the contract a run wrote to `name`.
+    fn password(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&self.read(name)).unwrap()["DbPassword"].clone()
+    }
+}
+
+/// The start of a script whose Secret Service never answers: `$2` (dbus-test-tool) owns
+/// the name and never replies; `$hole` is its pid. Leaves `$@` as the `get` arguments.
+const BLACK_HOLE: &str = r#"
+        out="$1"; tool="$2"; shift 2
+        "$tool" black-hole --name=org.freedesktop.secrets &
+        hole=$!
+        i=0
+        until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+              org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do
+            i=$((i + 1)); [ "$i" -gt 200 ] && { echo "the black hole did not start" >"$out/setup"; exit 1; }
+            sleep 0.05
+        done
+"#;
+
 /// `redshift-creds ARGS` with keyutils refused.
 fn denied(sb: &Sandbox, args: &[String]) -> std::process::Output {
     let args: Vec<&str> = args.iter().map(|s| &**s).collect();
@@ -110,10 +164,10 @@ fn keyutils_a_second_session_finds_the_first_ones_entry() {
     let user = format!("k{}", std::process::id());
     let args = get_args(&server.url(), &user, "keyring");
 
-    let first = in_new_session(&sb, &keyctl, "", &args);
+    let first = in_new_session(&sb, &keyctl, &bin(), &args);
     assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(our_stderr(&first), "");
-    let second = in_new_session(&sb, &keyctl, "", &args);
+    let second = in_new_session(&sb, &keyctl, &bin(), &args);
     assert!(second.status.success(), "{}", stderr(&second));
     assert_eq!(password(&second), password(&first));
     assert_eq!(
@@ -170,21 +224,10 @@ fn keyutils_refusing_access_falls_back_under_auto_and_fails_under_keyring() {
 
 #[test]
 fn secret_service_a_second_process_finds_the_first_ones_entry() {
-    let Some(dbus_run_session) = require_tool("dbus-run-session", "DBUS_RUN_SESSION") else {
+    let Some(dbus_run_session) = secret_service_tools() else {
         return;
     };
-    let Some(_) = require_tool("gnome-keyring-daemon", "GNOME_KEYRING_DAEMON") else {
-        return;
-    };
-    let Some(_) = require_tool("secret-tool", "SECRET_TOOL") else {
-        return;
-    };
-    let server = CountingServer::start();
-    let sb = Sandbox::new();
-    let user = format!("s{}", std::process::id());
-    let args = get_args(&server.url(), &user, "keyring");
-    let out_dir = sb.path().join("out");
-    std::fs::create_dir(&out_dir).unwrap();
+    let bus = Bus::new(dbus_run_session, "s", "keyring");
     // Start gnome-keyring with an unlocked login collection, then run the
     // binary twice as separate processes on the same session bus.
     let script = r#"
@@ -195,47 +238,46 @@ fn secret_service_a_second_process_finds_the_first_ones_entry() {
         "$0" "$@" >"$out/2.out" 2>"$out/2.err"; echo $? >"$out/2.rc"
         secret-tool search --all service redshift-creds >"$out/search" 2>&1 || true
     "#;
-    let run = in_dbus_session(&sb, &dbus_run_session, script, &out_dir, &[], &args);
+    let run = bus.run(script, &[], false);
     assert!(run.status.success(), "dbus-run-session: {}", stderr(&run));
-    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
-    assert_eq!(read("1.rc").trim(), "0", "first: {}", read("1.err"));
-    assert_eq!(read("2.rc").trim(), "0", "second: {}", read("2.err"));
+    assert_eq!(bus.read("1.rc").trim(), "0", "first: {}", bus.read("1.err"));
     assert_eq!(
-        read("1.err"),
+        bus.read("2.rc").trim(),
+        "0",
+        "second: {}",
+        bus.read("2.err")
+    );
+    assert_eq!(
+        bus.read("1.err"),
         "",
         "no fallback warning: the Secret Service was used"
     );
-    assert_eq!(read("2.err"), "");
-    let first: serde_json::Value = serde_json::from_str(&read("1.out")).unwrap();
-    let second: serde_json::Value = serde_json::from_str(&read("2.out")).unwrap();
+    assert_eq!(bus.read("2.err"), "");
+    let first: serde_json::Value = serde_json::from_str(&bus.read("1.out")).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&bus.read("2.out")).unwrap();
     assert_eq!(first["DbPassword"], second["DbPassword"]);
     assert_eq!(
-        server.calls(),
+        bus.server.calls(),
         1,
         "the second process read the Secret Service, not the API"
     );
-    let search = read("search");
+    let search = bus.read("search");
     assert!(
         search.contains("attribute.service = redshift-creds"),
         "{search}"
     );
-    assert!(sb.entries().is_empty(), "nothing went to the file store");
+    assert!(
+        bus.sb.entries().is_empty(),
+        "nothing went to the file store"
+    );
 }
 
 #[test]
 fn a_locked_secret_service_falls_back_to_files_under_auto() {
-    let Some(dbus_run_session) = require_tool("dbus-run-session", "DBUS_RUN_SESSION") else {
+    let Some(dbus_run_session) = secret_service_tools() else {
         return;
     };
-    let Some(_) = require_tool("gnome-keyring-daemon", "GNOME_KEYRING_DAEMON") else {
-        return;
-    };
-    let server = CountingServer::start();
-    let sb = Sandbox::new();
-    let user = format!("h{}", std::process::id());
-    let args = get_args(&server.url(), &user, "auto");
-    let out_dir = sb.path().join("out");
-    std::fs::create_dir(&out_dir).unwrap();
+    let bus = Bus::new(dbus_run_session, "h", "auto");
     // gnome-keyring without --unlock: no unlocked collection, so storing an
     // item needs an unlock prompt, which fails here (no prompter). The call
     // must neither hang (a 5 s deadline guards every Secret Service call)
@@ -247,20 +289,18 @@ fn a_locked_secret_service_falls_back_to_files_under_auto() {
     "#;
     let started = std::time::Instant::now();
     // keyutils refuses too, so the entry must end up in the file store.
-    let run = in_dbus_session_with(&sb, &dbus_run_session, script, &out_dir, &[], &args, true);
+    let run = bus.run(script, &[], true);
     assert!(run.status.success(), "dbus-run-session: {}", stderr(&run));
-    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
-    assert_eq!(read("1.rc").trim(), "0", "{}", read("1.err"));
-    let err = read("1.err");
+    assert_eq!(bus.read("1.rc").trim(), "0", "{}", bus.read("1.err"));
+    let err = bus.read("1.err");
     assert_eq!(err.lines().count(), 1, "one warning: {err}");
     assert!(
         err.starts_with("redshift-creds: warning: ") && err.contains("Secret Service"),
         "{err}"
     );
     assert!(err.contains("caching in private files"), "{err}");
-    let out: serde_json::Value = serde_json::from_str(&read("1.out")).unwrap();
-    assert_eq!(out["DbPassword"], "counting-pw-1");
-    assert_eq!(sb.entries().len(), 1, "the file store holds the entry");
+    assert_eq!(bus.password("1.out"), "counting-pw-1");
+    assert_eq!(bus.sb.entries().len(), 1, "the file store holds the entry");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
         "bounded by the 5 s deadline"
@@ -269,61 +309,39 @@ fn a_locked_secret_service_falls_back_to_files_under_auto() {
 
 #[test]
 fn a_secret_service_that_never_answers_is_a_refusal_not_a_hang() {
-    let Some(dbus_run_session) = require_tool("dbus-run-session", "DBUS_RUN_SESSION") else {
+    let Some((dbus_run_session, black_hole)) = black_hole_tools() else {
         return;
     };
-    let Some(black_hole) = require_tool("dbus-test-tool", "DBUS_TEST_TOOL") else {
-        return;
-    };
-    let server = CountingServer::start();
-    let sb = Sandbox::new();
-    let user = format!("b{}", std::process::id());
-    let args = get_args(&server.url(), &user, "auto");
-    let out_dir = sb.path().join("out");
-    std::fs::create_dir(&out_dir).unwrap();
+    let bus = Bus::new(dbus_run_session, "b", "auto");
     // A process owns org.freedesktop.secrets and never replies (a hung
     // daemon), and the session keyring refuses too, so `auto` must end up in
     // the file store: twice, a miss and then a hit.
-    let script = r#"
-        out="$1"; tool="$2"; shift 2
-        "$tool" black-hole --name=org.freedesktop.secrets &
-        hole=$!
-        i=0
-        until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-              org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do
-            i=$((i + 1)); [ "$i" -gt 200 ] && { echo "the black hole did not start" >"$out/setup"; exit 1; }
-            sleep 0.05
-        done
+    let script = &[
+        BLACK_HOLE,
+        r#"
         for n in 1 2; do
             "$0" "$@" >"$out/$n.out" 2>"$out/$n.err"
             echo $? >"$out/$n.rc"
         done
         kill "$hole"
-    "#;
+    "#,
+    ]
+    .concat();
     let started = std::time::Instant::now();
-    let run = in_dbus_session_with(
-        &sb,
-        &dbus_run_session,
-        script,
-        &out_dir,
-        &[black_hole.to_str().unwrap()],
-        &args,
-        true,
-    );
-    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
+    let run = bus.run(script, &[black_hole.to_str().unwrap()], true);
     assert!(
         run.status.success(),
         "dbus-run-session: {}{}",
         stderr(&run),
-        read("setup")
+        bus.read("setup")
     );
-    let ours = |name: &str| read(name);
+    let ours = |name: &str| bus.read(name);
     for n in ["1", "2"] {
         assert_eq!(
-            read(&format!("{n}.rc")).trim(),
+            bus.read(&format!("{n}.rc")).trim(),
             "0",
             "run {n}: {}",
-            read(&format!("{n}.err"))
+            bus.read(&format!("{n}.err"))
         );
         let err = ours(&format!("{n}.err"));
         let fallback = err.lines().last().unwrap_or_default();
@@ -342,15 +360,18 @@ fn a_secret_service_that_never_answers_is_a_refusal_not_a_hang() {
             n == "1",
             "run {n}: {err}"
         );
-        let out: serde_json::Value = serde_json::from_str(&read(&format!("{n}.out"))).unwrap();
-        assert_eq!(out["DbPassword"], "counting-pw-1", "run {n}");
+        assert_eq!(
+            bus.password(&format!("{n}.out")),
+            "counting-pw-1",
+            "run {n}"
+        );
     }
     assert_eq!(
-        server.calls(),
+        bus.server.calls(),
         1,
         "the second run was a hit from the file store"
     );
-    assert_eq!(sb.entries().len(), 1, "the file store holds the entry");
+    assert_eq!(bus.sb.entries().len(), 1, "the file store holds the entry");
     // Each Secret Service call waits 5 s at most: no hang.
     assert!(
         started.elapsed() < std::time::Duration::from_secs(60),
@@ -537,48 +558,20 @@ fn keyutils_works_in_new_session_keyrings() {
     };
     let server = CountingServer::start();
     let sb = Sandbox::new();
-    let run = |program: &std::path::Path, args: &[String]| {
-        let script = "exec \"$0\" \"$@\"";
-        let mut full = vec![
-            "session",
-            "-",
-            "sh",
-            "-c",
-            script,
-            program.to_str().unwrap(),
-        ];
-        full.extend(args.iter().map(|s| &**s));
-        sb.command(&keyctl, &full).output().unwrap()
-    };
+    let run =
+        |program: &std::path::Path, args: &[String]| in_new_session(&sb, &keyctl, program, args);
     keyutils_lifecycle(&sb, &server, &run);
 }
 
 #[test]
 fn a_secret_service_that_never_answers_is_remembered_for_ten_minutes() {
-    let Some(dbus_run_session) = require_tool("dbus-run-session", "DBUS_RUN_SESSION") else {
+    let Some((dbus_run_session, black_hole)) = black_hole_tools() else {
         return;
     };
-    let Some(black_hole) = require_tool("dbus-test-tool", "DBUS_TEST_TOOL") else {
-        return;
-    };
-    let server = CountingServer::start();
-    let sb = Sandbox::new();
-    let user = format!("m{}", std::process::id());
-    let args = get_args(&server.url(), &user, "auto");
-    let out_dir = sb.path().join("out");
-    std::fs::create_dir(&out_dir).unwrap();
+    let bus = Bus::new(dbus_run_session, "m", "auto");
     // Three runs against a Secret Service that never answers; keyutils
     // works. Before the third, the marker is backdated past its TTL.
-    let script = r#"
-        out="$1"; tool="$2"; shift 2
-        "$tool" black-hole --name=org.freedesktop.secrets &
-        hole=$!
-        i=0
-        until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-              org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do
-            i=$((i + 1)); [ "$i" -gt 200 ] && { echo "the black hole did not start" >"$out/setup"; exit 1; }
-            sleep 0.05
-        done
+    let script = &[BLACK_HOLE, r#"
         for n in 1 2 3; do
             if [ "$n" = 3 ]; then
                 touch -d "@$(( $(date +%s) - 660 ))" "$REDSHIFT_CREDS_CACHE_DIR/secret-service.unanswered"
@@ -591,35 +584,32 @@ fn a_secret_service_that_never_answers_is_remembered_for_ten_minutes() {
             echo $(( ($(date +%s%N) - t0) / 1000000 )) >"$out/$n.ms"
         done
         kill "$hole"
-    "#;
-    let run = in_dbus_session(
-        &sb,
-        &dbus_run_session,
-        script,
-        &out_dir,
-        &[black_hole.to_str().unwrap()],
-        &args,
+    "#]
+    .concat();
+    let run = bus.run(script, &[black_hole.to_str().unwrap()], false);
+    assert!(
+        run.status.success(),
+        "{}{}",
+        stderr(&run),
+        bus.read("setup")
     );
-    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
-    assert!(run.status.success(), "{}{}", stderr(&run), read("setup"));
-    let ms = |n: &str| read(&format!("{n}.ms")).trim().parse::<u64>().unwrap();
+    let ms = |n: &str| bus.read(&format!("{n}.ms")).trim().parse::<u64>().unwrap();
     for n in ["1", "2", "3"] {
         assert_eq!(
-            read(&format!("{n}.rc")).trim(),
+            bus.read(&format!("{n}.rc")).trim(),
             "0",
             "run {n}: {}",
-            read(&format!("{n}.err"))
+            bus.read(&format!("{n}.err"))
         );
-        let out: serde_json::Value = serde_json::from_str(&read(&format!("{n}.out"))).unwrap();
         let pw = if n == "3" {
             "counting-pw-2"
         } else {
             "counting-pw-1"
         };
-        assert_eq!(out["DbPassword"], pw, "run {n}");
+        assert_eq!(bus.password(&format!("{n}.out")), pw, "run {n}");
     }
     for n in ["1", "3"] {
-        let err = read(&format!("{n}.err"));
+        let err = bus.read(&format!("{n}.err"));
         assert_eq!(err.lines().count(), 1, "run {n}, one warning: {err}");
         assert!(
             err.contains("the Secret Service did not answer")
@@ -632,14 +622,17 @@ fn a_secret_service_that_never_answers_is_remembered_for_ten_minutes() {
             ms(n)
         );
     }
-    assert_eq!(read("2.err"), "", "no second warning within the TTL");
+    assert_eq!(bus.read("2.err"), "", "no second warning within the TTL");
     assert!(
         ms("2") < 1_000,
         "the second run skipped the Secret Service: {} ms",
         ms("2")
     );
-    assert_eq!(server.calls(), 2, "kernel keyutils held the entry");
-    assert!(sb.entries().is_empty(), "nothing went to the file store");
+    assert_eq!(bus.server.calls(), 2, "kernel keyutils held the entry");
+    assert!(
+        bus.sb.entries().is_empty(),
+        "nothing went to the file store"
+    );
 }
 
 /// Starts gnome-keyring with an unlocked login collection (the default
@@ -661,6 +654,14 @@ fn secret_service_tools() -> Option<std::path::PathBuf> {
     Some(dbus_run_session)
 }
 
+/// dbus-run-session and dbus-test-tool (for a Secret Service that never answers), or `None`
+/// as in [`secret_service_tools`].
+fn black_hole_tools() -> Option<(PathBuf, PathBuf)> {
+    let dbus_run_session = require_tool("dbus-run-session", "DBUS_RUN_SESSION")?;
+    let black_hole = require_tool("dbus-test-tool", "DBUS_TEST_TOOL")?;
+    Some((dbus_run_session, black_hole))
+}
+
 /// How many items of `search` (`secret-tool search --all` output) have a
 /// label that is `label` or starts with `label` and a space.
 fn labelled(search: &str, label: &str) -> usize {
@@ -676,12 +677,7 @@ fn secret_service_ignores_planted_items_and_drops_duplicates() {
     let Some(dbus_run_session) = secret_service_tools() else {
         return;
     };
-    let server = CountingServer::start();
-    let sb = Sandbox::new();
-    let user = format!("p{}", std::process::id());
-    let args = get_args(&server.url(), &user, "auto");
-    let out_dir = sb.path().join("out");
-    std::fs::create_dir(&out_dir).unwrap();
+    let bus = Bus::new(dbus_run_session, "p", "auto");
     // 1: a miss into the Secret Service. Then another app plants a valid
     // looking entry with a made-up password twice: in another collection
     // (the session one) with all our attributes, and in the default one
@@ -714,17 +710,18 @@ fn secret_service_ignores_planted_items_and_drops_duplicates() {
         secret-tool search --all redshift-creds-key "$key" >"$out/after" 2>&1
     "#
     );
-    let run = in_dbus_session(&sb, &dbus_run_session, &script, &out_dir, &[], &args);
-    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
-    assert!(run.status.success(), "{}{}", stderr(&run), read("2.err"));
+    let run = bus.run(&script, &[], false);
+    assert!(
+        run.status.success(),
+        "{}{}",
+        stderr(&run),
+        bus.read("2.err")
+    );
     for n in ["1", "2", "3"] {
-        assert_eq!(read(&format!("{n}.err")), "", "run {n}: no warning");
+        assert_eq!(bus.read(&format!("{n}.err")), "", "run {n}: no warning");
     }
-    let pw = |n: &str| {
-        serde_json::from_str::<serde_json::Value>(&read(n)).unwrap()["DbPassword"].clone()
-    };
-    assert!(read("fake").contains("\"password\":\"planted-pw\""));
-    let planted = read("planted");
+    assert!(bus.read("fake").contains("\"password\":\"planted-pw\""));
+    let planted = bus.read("planted");
     assert_eq!(labelled(&planted, "elsewhere"), 1, "{planted}");
     assert_eq!(labelled(&planted, "planted"), 1, "{planted}");
     assert_eq!(
@@ -732,18 +729,22 @@ fn secret_service_ignores_planted_items_and_drops_duplicates() {
         0,
         "only the planted items were there for run 2: {planted}"
     );
-    assert_eq!(pw("1.out"), "counting-pw-1");
+    assert_eq!(bus.password("1.out"), "counting-pw-1");
     assert_eq!(
-        pw("2.out"),
+        bus.password("2.out"),
         "counting-pw-2",
         "an API call, not a planted item"
     );
-    let before = read("before");
+    let before = bus.read("before");
     for label in ["redshift-creds cache entry", "newer", "dup", "elsewhere"] {
         assert_eq!(labelled(&before, label), 1, "{label}: {before}");
     }
-    assert_eq!(pw("3.out"), "newer-pw", "the newest valid item was served");
-    let after = read("after");
+    assert_eq!(
+        bus.password("3.out"),
+        "newer-pw",
+        "the newest valid item was served"
+    );
+    let after = bus.read("after");
     assert_eq!(labelled(&after, "newer"), 1, "{after}");
     assert_eq!(labelled(&after, "dup"), 0, "the garbage one went: {after}");
     assert_eq!(
@@ -756,8 +757,11 @@ fn secret_service_ignores_planted_items_and_drops_duplicates() {
         1,
         "other collections untouched"
     );
-    assert_eq!(server.calls(), 2, "run 3 was a hit");
-    assert!(sb.entries().is_empty(), "nothing went to the file store");
+    assert_eq!(bus.server.calls(), 2, "run 3 was a hit");
+    assert!(
+        bus.sb.entries().is_empty(),
+        "nothing went to the file store"
+    );
 }
 
 #[test]
@@ -765,12 +769,7 @@ fn clear_all_with_a_session_bus_also_removes_keyutils_copies() {
     let Some(dbus_run_session) = secret_service_tools() else {
         return;
     };
-    let server = CountingServer::start();
-    let sb = Sandbox::new();
-    let user = format!("q{}", std::process::id());
-    let args = get_args(&server.url(), &user, "auto");
-    let out_dir = sb.path().join("out");
-    std::fs::create_dir(&out_dir).unwrap();
+    let bus = Bus::new(dbus_run_session, "q", "auto");
     // 1: an entry in the Secret Service. 2: one for another user in kernel
     // keyutils (no bus). `clear --all` on the bus must remove both, so 3
     // (no bus) and 4 (bus) call the API again.
@@ -789,37 +788,44 @@ fn clear_all_with_a_session_bus_also_removes_keyutils_copies() {
         "$0" "$@" >"$out/4.out" 2>"$out/4.err"
     "#
     );
-    let run = in_dbus_session(&sb, &dbus_run_session, &script, &out_dir, &[], &args);
-    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
+    let run = bus.run(&script, &[], false);
     assert!(
         run.status.success(),
         "{}{}",
         stderr(&run),
-        read("clear.err")
+        bus.read("clear.err")
     );
     for n in ["1", "2", "3", "4"] {
-        assert_eq!(read(&format!("{n}.err")), "", "run {n}: no warning");
+        assert_eq!(bus.read(&format!("{n}.err")), "", "run {n}: no warning");
     }
-    let pw = |n: &str| {
-        serde_json::from_str::<serde_json::Value>(&read(n)).unwrap()["DbPassword"].clone()
-    };
-    assert_eq!(pw("1.out"), "counting-pw-1");
-    assert_eq!(pw("2.out"), "counting-pw-2");
+    assert_eq!(bus.password("1.out"), "counting-pw-1");
+    assert_eq!(bus.password("2.out"), "counting-pw-2");
     assert_eq!(
-        read("clear.out"),
+        bus.read("clear.out"),
         "removed 2 cached entries in all\n",
         "{}",
-        read("clear.err")
+        bus.read("clear.err")
     );
-    assert_eq!(read("clear.err"), "");
-    let cleared = read("cleared");
+    assert_eq!(bus.read("clear.err"), "");
+    let cleared = bus.read("cleared");
     assert_eq!(
         labelled(&cleared, "redshift-creds cache entry"),
         0,
         "{cleared}"
     );
-    assert_eq!(pw("3.out"), "counting-pw-3", "the keyutils copy went");
-    assert_eq!(pw("4.out"), "counting-pw-4", "the Secret Service item went");
-    assert_eq!(server.calls(), 4);
-    assert!(sb.entries().is_empty(), "nothing went to the file store");
+    assert_eq!(
+        bus.password("3.out"),
+        "counting-pw-3",
+        "the keyutils copy went"
+    );
+    assert_eq!(
+        bus.password("4.out"),
+        "counting-pw-4",
+        "the Secret Service item went"
+    );
+    assert_eq!(bus.server.calls(), 4);
+    assert!(
+        bus.sb.entries().is_empty(),
+        "nothing went to the file store"
+    );
 }

@@ -5,19 +5,8 @@ use crate::error::Error;
 /// The shortest and longest lifetime GetClusterCredentials will issue, in seconds.
 pub const DURATION_RANGE: std::ops::RangeInclusive<i64> = 900..=3600;
 
-/// Checks a cluster identifier against the AWS rules: 1 to 63 lowercase
-/// letters, digits and hyphens, starting with a letter, not ending with a
-/// hyphen and without two hyphens in a row.
-pub fn cluster_identifier(flag: &str, value: &str) -> Result<(), Error> {
-    let rule = "a cluster identifier is 1 to 63 lowercase letters, digits and hyphens, \
-                starts with a letter, and has no trailing or double hyphen";
-    let ok = (1..=63).contains(&value.len())
-        && value.starts_with(|c: char| c.is_ascii_lowercase())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !value.ends_with('-')
-        && !value.contains("--");
+/// `Ok` when `ok`, else the error naming `flag`, `value` and `rule`.
+fn require(ok: bool, flag: &str, value: &str, rule: impl Into<String>) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
@@ -25,37 +14,61 @@ pub fn cluster_identifier(flag: &str, value: &str) -> Result<(), Error> {
     }
 }
 
+/// Whether `value` is `len` bytes long, starts with a character `first` takes, and has
+/// only characters `all` takes.
+fn shaped(
+    value: &str,
+    len: std::ops::RangeInclusive<usize>,
+    first: impl Fn(char) -> bool,
+    all: impl Fn(char) -> bool,
+) -> bool {
+    len.contains(&value.len()) && value.starts_with(first) && value.chars().all(all)
+}
+
+/// A lowercase letter, a digit or a hyphen.
+fn lower_digit_hyphen(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+}
+
+/// Checks a cluster identifier against the AWS rules: 1 to 63 lowercase
+/// letters, digits and hyphens, starting with a letter, not ending with a
+/// hyphen and without two hyphens in a row.
+pub fn cluster_identifier(flag: &str, value: &str) -> Result<(), Error> {
+    let rule = "a cluster identifier is 1 to 63 lowercase letters, digits and hyphens, \
+                starts with a letter, and has no trailing or double hyphen";
+    let ok = shaped(
+        value,
+        1..=63,
+        |c| c.is_ascii_lowercase(),
+        lower_digit_hyphen,
+    ) && !value.ends_with('-')
+        && !value.contains("--");
+    require(ok, flag, value, rule)
+}
+
 /// Checks a serverless workgroup name: 3 to 64 lowercase letters, digits
 /// and hyphens.
 pub fn workgroup(flag: &str, value: &str) -> Result<(), Error> {
-    let ok = (3..=64).contains(&value.len())
-        && !value.starts_with('-')
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            flag,
-            value,
-            "a workgroup name is 3 to 64 lowercase letters, digits and hyphens, not starting with a hyphen",
-        ))
-    }
+    let ok = shaped(value, 3..=64, |c| c != '-', lower_digit_hyphen);
+    require(
+        ok,
+        flag,
+        value,
+        "a workgroup name is 3 to 64 lowercase letters, digits and hyphens, not starting with a hyphen",
+    )
 }
 
 /// Checks a database user name: 1 to 64 characters, a letter first, then only
 /// letters, digits and `_ + . @ -`, and not the reserved name `PUBLIC`.
 pub fn db_user(flag: &str, value: &str) -> Result<(), Error> {
     db_identifier(flag, value)?;
-    if value.eq_ignore_ascii_case("public") {
-        return Err(Error::invalid(
-            flag,
-            value,
-            "PUBLIC is reserved and cannot be a user",
-        ));
-    }
-    Ok(())
+    let reserved = value.eq_ignore_ascii_case("public");
+    require(
+        !reserved,
+        flag,
+        value,
+        "PUBLIC is reserved and cannot be a user",
+    )
 }
 
 /// Checks a database name with the same character rules as a user name.
@@ -66,120 +79,93 @@ pub fn db_name(flag: &str, value: &str) -> Result<(), Error> {
 /// Checks one database group: the user-name rules, in lowercase.
 pub fn db_group(flag: &str, value: &str) -> Result<(), Error> {
     db_identifier(flag, value)?;
-    if value.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(Error::invalid(flag, value, "group names must be lowercase"));
-    }
-    if value == "public" {
-        return Err(Error::invalid(
-            flag,
-            value,
-            "PUBLIC is reserved and cannot be a group",
-        ));
-    }
-    Ok(())
+    let upper = value.chars().any(|c| c.is_ascii_uppercase());
+    require(!upper, flag, value, "group names must be lowercase")?;
+    require(
+        value != "public",
+        flag,
+        value,
+        "PUBLIC is reserved and cannot be a group",
+    )
 }
 
 fn db_identifier(flag: &str, value: &str) -> Result<(), Error> {
-    if value.is_empty() || value.chars().count() > 64 {
-        return Err(Error::invalid(
-            flag,
-            value,
-            "must be 1 to 64 characters long",
-        ));
-    }
-    if value.contains([':', '/']) {
-        return Err(Error::invalid(flag, value, "must not contain ':' or '/'"));
-    }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "_+.@-".contains(c);
-    if !value.chars().all(allowed) {
-        return Err(Error::invalid(
-            flag,
-            value,
-            "may contain only ASCII letters, digits and the characters _ + . @ -",
-        ));
-    }
-    if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Err(Error::invalid(flag, value, "must start with a letter"));
-    }
-    Ok(())
+    let length = (1..=64).contains(&value.chars().count());
+    require(length, flag, value, "must be 1 to 64 characters long")?;
+    let separator = value.contains([':', '/']);
+    require(!separator, flag, value, "must not contain ':' or '/'")?;
+    let allowed = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_+.@-".contains(c));
+    let rule = "may contain only ASCII letters, digits and the characters _ + . @ -";
+    require(allowed, flag, value, rule)?;
+    let letter = value.starts_with(|c: char| c.is_ascii_alphabetic());
+    require(letter, flag, value, "must start with a letter")
 }
 
 /// Checks a credential lifetime: 900 to 3600 seconds.
 pub fn duration(flag: &str, value: i64) -> Result<(), Error> {
-    if DURATION_RANGE.contains(&value) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            flag,
-            &value.to_string(),
-            "must be from 900 to 3600 seconds (15 to 60 minutes)",
-        ))
-    }
+    require(
+        DURATION_RANGE.contains(&value),
+        flag,
+        &value.to_string(),
+        "must be from 900 to 3600 seconds (15 to 60 minutes)",
+    )
 }
 
 /// Checks the refresh margin: zero or more, and below the duration, or a
 /// freshly fetched password would already count as near expiry.
 pub fn refresh_margin(flag: &str, value: i64, duration: i64) -> Result<(), Error> {
-    if (0..duration).contains(&value) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            flag,
-            &value.to_string(),
-            format!("must be at least 0 and below the duration ({duration} s)"),
-        ))
-    }
+    require(
+        (0..duration).contains(&value),
+        flag,
+        &value.to_string(),
+        format!("must be at least 0 and below the duration ({duration} s)"),
+    )
 }
 
 /// Checks a timeout in seconds: 0 to 3600.
 pub fn timeout(flag: &str, value: i64) -> Result<(), Error> {
-    if (0..=3600).contains(&value) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            flag,
-            &value.to_string(),
-            "must be from 0 to 3600 seconds",
-        ))
-    }
+    require(
+        (0..=3600).contains(&value),
+        flag,
+        &value.to_string(),
+        "must be from 0 to 3600 seconds",
+    )
 }
 
 /// Checks an AWS region name such as `us-east-1` or `cn-north-1`.
 pub fn region(flag: &str, value: &str) -> Result<(), Error> {
-    let ok = (1..=32).contains(&value.len())
-        && value.starts_with(|c: char| c.is_ascii_lowercase())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            flag,
-            value,
-            "a region is lowercase letters, digits and hyphens, such as us-east-1",
-        ))
-    }
+    let ok = shaped(
+        value,
+        1..=32,
+        |c| c.is_ascii_lowercase(),
+        lower_digit_hyphen,
+    );
+    require(
+        ok,
+        flag,
+        value,
+        "a region is lowercase letters, digits and hyphens, such as us-east-1",
+    )
 }
 
 /// Checks an AWS profile name: 1 to 128 ASCII letters, digits and
 /// `_ - . @ + / :`, starting with a letter or digit (so it never reads as an
 /// option).
 pub fn profile(flag: &str, value: &str) -> Result<(), Error> {
-    let ok = (1..=128).contains(&value.len())
-        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.@+/:".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            flag,
-            value,
-            "a profile name is 1 to 128 ASCII letters, digits and _ - . @ + / :, starting with a letter or digit",
-        ))
-    }
+    let ok = shaped(
+        value,
+        1..=128,
+        |c| c.is_ascii_alphanumeric(),
+        |c| c.is_ascii_alphanumeric() || "_-.@+/:".contains(c),
+    );
+    require(
+        ok,
+        flag,
+        value,
+        "a profile name is 1 to 128 ASCII letters, digits and _ - . @ + / :, starting with a letter or digit",
+    )
 }
 
 /// Checks an endpoint URL: `http://` or `https://`, a host, and no spaces or
@@ -197,15 +183,12 @@ pub fn endpoint_url(flag: &str, value: &str) -> Result<(), Error> {
         }
         None => false,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            flag,
-            value,
-            "must be an http:// or https:// URL with a host and no spaces",
-        ))
-    }
+    require(
+        ok,
+        flag,
+        value,
+        "must be an http:// or https:// URL with a host and no spaces",
+    )
 }
 
 /// Checks a DNS name such as a custom domain: dot-separated labels of
@@ -218,15 +201,12 @@ pub fn domain_name(flag: &str, value: &str) -> Result<(), Error> {
             && !l.ends_with('-')
     };
     let ok = (1..=253).contains(&value.len()) && value.split('.').all(label_ok);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            flag,
-            value,
-            "must be a DNS name: dot-separated labels of letters, digits and hyphens",
-        ))
-    }
+    require(
+        ok,
+        flag,
+        value,
+        "must be a DNS name: dot-separated labels of letters, digits and hyphens",
+    )
 }
 
 /// Checks a database host: a DNS name, or an IPv4 or IPv6 address.
@@ -262,12 +242,19 @@ mod tests {
         }
     }
 
+    /// Asserts that `check` takes every one of `good` and refuses every one of `bad`.
+    fn sorts(check: fn(&str, &str) -> Result<(), Error>, good: &[&str], bad: &[&str]) {
+        for g in good {
+            assert_eq!(rule_of(check("--flag", g)), "ok", "{g:?}");
+        }
+        for b in bad {
+            assert_ne!(rule_of(check("--flag", b)), "ok", "{b:?}");
+        }
+    }
+
     #[test]
     fn cluster_identifiers() {
-        for good in ["examplecluster", "a", "prod-1", &"a".repeat(63)] {
-            assert_eq!(rule_of(cluster_identifier("--c", good)), "ok", "{good}");
-        }
-        for bad in [
+        let bad = [
             "",
             "Prod",
             "1abc",
@@ -277,9 +264,12 @@ mod tests {
             &"a".repeat(64),
             "a b",
             "é",
-        ] {
-            assert_ne!(rule_of(cluster_identifier("--c", bad)), "ok", "{bad:?}");
-        }
+        ];
+        sorts(
+            cluster_identifier,
+            &["examplecluster", "a", "prod-1", &"a".repeat(63)],
+            &bad,
+        );
     }
 
     #[test]
@@ -376,50 +366,37 @@ mod tests {
 
     #[test]
     fn regions_profiles_endpoints_and_domains() {
-        assert_eq!(rule_of(region("--region", "us-east-1")), "ok");
-        assert_eq!(rule_of(region("--region", "cn-northwest-1")), "ok");
-        for bad in ["", "US-EAST-1", "us east", "us-east-1;rm", "1us"] {
-            assert_ne!(rule_of(region("--region", bad)), "ok", "{bad:?}");
-        }
-        assert_eq!(rule_of(profile("--profile", "dev-admin")), "ok");
-        for bad in ["", "a b", "a\nb", "a\0b", "-rf", "ünï", "$(x)"] {
-            assert_ne!(rule_of(profile("--profile", bad)), "ok", "{bad:?}");
-        }
-        assert_eq!(
-            rule_of(endpoint_url("--endpoint-url", "http://127.0.0.1:5000")),
-            "ok"
+        sorts(
+            region,
+            &["us-east-1", "cn-northwest-1"],
+            &["", "US-EAST-1", "us east", "us-east-1;rm", "1us"],
         );
-        assert_eq!(
-            rule_of(endpoint_url(
-                "--endpoint-url",
-                "https://redshift.example.com/"
-            )),
-            "ok"
+        sorts(
+            profile,
+            &["dev-admin"],
+            &["", "a b", "a\nb", "a\0b", "-rf", "ünï", "$(x)"],
         );
-        for bad in [
-            "",
-            "127.0.0.1:5000",
-            "ftp://x",
-            "http://",
-            "http://a b",
-            "http:///x",
-        ] {
-            assert_ne!(
-                rule_of(endpoint_url("--endpoint-url", bad)),
-                "ok",
-                "{bad:?}"
-            );
-        }
-        assert_eq!(
-            rule_of(domain_name("--custom-domain-name", "db.example.com")),
-            "ok"
+        sorts(
+            endpoint_url,
+            &["http://127.0.0.1:5000", "https://redshift.example.com/"],
+            &[
+                "",
+                "127.0.0.1:5000",
+                "ftp://x",
+                "http://",
+                "http://a b",
+                "http:///x",
+            ],
         );
-        for bad in ["", "a..b", "-a.com", "a_b.com", "a b.com", &"a".repeat(64)] {
-            assert_ne!(
-                rule_of(domain_name("--custom-domain-name", bad)),
-                "ok",
-                "{bad:?}"
-            );
-        }
+        sorts(
+            domain_name,
+            &["db.example.com"],
+            &["", "a..b", "-a.com", "a_b.com", "a b.com", &"a".repeat(64)],
+        );
+        sorts(
+            workgroup,
+            &["abc", "my-group-1", &"w".repeat(64)],
+            &["ab", "-abc", "Abc", "a_b", &"w".repeat(65)],
+        );
     }
 }

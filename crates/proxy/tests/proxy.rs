@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use redshift_creds_proxy::{Options, SourceError, SslMode, client_tls, upstream_tls};
 use support::fake::{self, msg, read_msg};
-use support::pg::server;
-use support::{FakeSource, run_psql, start, target, text};
+use support::{FakeSource, Fronted, front, run_psql, start, target, text};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn conninfo_tcp(p: &support::Running, extra: &str) -> String {
@@ -34,15 +33,15 @@ fn conninfo_unix(p: &support::Running) -> String {
 /// psql through the proxy, over TCP and the Unix socket, against a server using `method`.
 async fn psql_through(method: &'static str, role: &str) {
     support::init_logs();
-    let pg = server(method);
-    pg.role(role, "pw-one");
-    let source = FakeSource::new(role, "pw-one");
     let dir = support::socket_dir();
     let sockdir = dir.path().join("s");
-    let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), Some(&sockdir))],
-        Options::default(),
-    );
+    let Fronted {
+        source, proxy: p, ..
+    } = front(role)
+        .method(method)
+        .password("pw-one")
+        .unix(&sockdir)
+        .start();
     // The socket is named after the TCP port.
     assert_eq!(
         p.unix(),
@@ -241,17 +240,7 @@ async fn pg_client(p: &support::Running) -> tokio_postgres::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_reaches_the_server() {
-    let pg = server("scram-sha-256");
-    pg.role("r_cancel", "pw");
-    let p = start(
-        vec![target(
-            pg.port,
-            pg.ca(),
-            FakeSource::new("r_cancel", "pw"),
-            None,
-        )],
-        Options::default(),
-    );
+    let p = front("r_cancel").start().proxy;
     let client = pg_client(&p).await;
     let token = client.cancel_token();
     let started = Instant::now();
@@ -273,17 +262,15 @@ async fn cancel_reaches_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_and_rejected_cache() {
-    let pg = server("scram-sha-256");
-    pg.role("r_rot", "one");
-    let source = FakeSource::new("r_rot", "one");
-    let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), None)],
-        Options::default(),
-    );
+    let Fronted {
+        pg,
+        source,
+        proxy: p,
+    } = front("r_rot").password("one").start();
     let before = pg_client(&p).await;
     before.simple_query("select 1").await.unwrap();
 
-    pg.sql("ALTER ROLE r_rot PASSWORD 'two'");
+    pg.superuser_sql("ALTER ROLE r_rot PASSWORD 'two'");
     *source.password.lock().unwrap() = "two".into();
     let after = pg_client(&p).await;
     after.simple_query("select 1").await.unwrap();
@@ -300,7 +287,7 @@ async fn rotation_and_rejected_cache() {
     assert_eq!(source.fresh_logins(), 0);
 
     // The cache still holds "two" after the password moved on: rejected, then fresh.
-    pg.sql("ALTER ROLE r_rot PASSWORD 'three'");
+    pg.superuser_sql("ALTER ROLE r_rot PASSWORD 'three'");
     *source.stale.lock().unwrap() = Some("two".into());
     *source.password.lock().unwrap() = "three".into();
     let third = pg_client(&p).await;
@@ -311,13 +298,9 @@ async fn rotation_and_rejected_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_clients_at_once() {
-    let pg = server("password");
-    pg.role("r_many", "pw");
-    let source = FakeSource::new("r_many", "pw");
-    let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), None)],
-        Options::default(),
-    );
+    let Fronted {
+        source, proxy: p, ..
+    } = front("r_many").method("password").start();
     let a = p.tcp();
     let started = Instant::now();
     let barrier = Arc::new(tokio::sync::Barrier::new(200));
@@ -350,17 +333,13 @@ async fn two_hundred_clients_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_source_then_recovery() {
-    let pg = server("scram-sha-256");
-    pg.role("r_fail", "pw");
-    let source = FakeSource::new("r_fail", "pw");
+    let Fronted {
+        source, proxy: p, ..
+    } = front("r_fail").start();
     *source.fail.lock().unwrap() = Some(SourceError {
         message: "no AWS credentials (test)".into(),
         sqlstate: "08001",
     });
-    let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), None)],
-        Options::default(),
-    );
     let o = run_psql(&conninfo_tcp(&p, ""), "select 1", None).await;
     assert!(!o.status.success());
     let err = text(&o.stderr);
@@ -376,11 +355,7 @@ async fn failing_source_then_recovery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_scope_is_enforced() {
-    let pg = server("scram-sha-256");
-    pg.role("r_scope", "pw");
-    let mut t = target(pg.port, pg.ca(), FakeSource::new("r_scope", "pw"), None);
-    t.upstream.db_name = Some("postgres".into());
-    let p = start(vec![t], Options::default());
+    let p = front("r_scope").db_name("postgres").start().proxy;
     let o = run_psql(
         &conninfo_tcp(&p, "").replace("dbname=postgres", "dbname=other"),
         "select 1",
@@ -422,17 +397,13 @@ fn other_user() -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_users_are_refused() {
-    let pg = server("scram-sha-256");
-    pg.role("r_peer", "pw");
     let uid = other_user();
-    let source = FakeSource::new("r_peer", "pw");
     let dir = support::socket_dir();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let sockdir = dir.path().join("s");
-    let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), Some(&sockdir))],
-        Options::default(),
-    );
+    let Fronted {
+        source, proxy: p, ..
+    } = front("r_peer").unix(&sockdir).start();
 
     // TCP from another uid: the proxy finds its uid in /proc/net/tcp and refuses.
     let o = run_psql(&conninfo_tcp(&p, ""), "select 1", Some("rcproxytest")).await;
@@ -463,10 +434,12 @@ async fn other_users_are_refused() {
         ..Options::default()
     };
     let sockdir2 = dir.path().join("s2");
-    let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), Some(&sockdir2))],
-        opts,
-    );
+    let p = front("r_peer")
+        .unix(&sockdir2)
+        .options(opts)
+        .source(source.clone())
+        .start()
+        .proxy;
     for info in [conninfo_unix(&p), conninfo_tcp(&p, "")] {
         let o = run_psql(&info, "select 1", None).await;
         assert!(!o.status.success());
@@ -481,21 +454,14 @@ async fn other_users_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_sessions_then_times_out() {
-    let pg = server("scram-sha-256");
-    pg.role("r_shut", "pw");
-    let opts = Options {
-        shutdown_timeout: Duration::from_secs(20),
-        ..Options::default()
+    let with_timeout = |shutdown_timeout| {
+        let opts = Options {
+            shutdown_timeout,
+            ..Options::default()
+        };
+        front("r_shut").options(opts).start().proxy
     };
-    let mut p = start(
-        vec![target(
-            pg.port,
-            pg.ca(),
-            FakeSource::new("r_shut", "pw"),
-            None,
-        )],
-        opts,
-    );
+    let mut p = with_timeout(Duration::from_secs(20));
     let client = pg_client(&p).await;
     let addr = p.tcp();
     p.shutdown();
@@ -520,19 +486,7 @@ async fn shutdown_waits_for_sessions_then_times_out() {
         .expect("returns once the session ends");
     r.unwrap().unwrap();
 
-    let opts = Options {
-        shutdown_timeout: Duration::from_millis(300),
-        ..Options::default()
-    };
-    let mut p = start(
-        vec![target(
-            pg.port,
-            pg.ca(),
-            FakeSource::new("r_shut", "pw"),
-            None,
-        )],
-        opts,
-    );
+    let mut p = with_timeout(Duration::from_millis(300));
     let client = pg_client(&p).await;
     let started = Instant::now();
     p.shutdown();
@@ -550,8 +504,6 @@ async fn shutdown_waits_for_sessions_then_times_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_tls_with_psql() {
-    let pg = server("scram-sha-256");
-    pg.role("r_tls", "pw");
     let t = tempfile::tempdir().unwrap();
     let tls_dir = t.path().join("client-tls");
     let (config, ca) = client_tls(&tls_dir).unwrap();
@@ -564,15 +516,7 @@ async fn client_tls_with_psql() {
         client_tls: Some(config),
         ..Options::default()
     };
-    let p = start(
-        vec![target(
-            pg.port,
-            pg.ca(),
-            FakeSource::new("r_tls", "pw"),
-            None,
-        )],
-        opts,
-    );
+    let p = front("r_tls").options(opts).start().proxy;
     let base = conninfo_tcp(&p, "");
     let verify = base.replace(
         "sslmode=disable",
@@ -594,13 +538,9 @@ async fn client_tls_with_psql() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encryption_requests_are_declined_and_unknown_cancels_dropped() {
-    let pg = server("scram-sha-256");
-    pg.role("r_raw", "pw");
-    let source = FakeSource::new("r_raw", "pw");
-    let p = start(
-        vec![target(pg.port, pg.ca(), source.clone(), None)],
-        Options::default(),
-    );
+    let Fronted {
+        source, proxy: p, ..
+    } = front("r_raw").start();
     let mut s = tokio::net::TcpStream::connect(p.tcp()).await.unwrap();
     // GSSENCRequest, then SSLRequest: both `N` without client TLS.
     for code in [80_877_104i32, 80_877_103] {

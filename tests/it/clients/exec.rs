@@ -156,6 +156,20 @@ fn psql_through_exec_refuses_a_server_without_tls() {
     assert_eq!(stdout(&o), "IAM:alice|f\n", "{}", rig.explain(&o));
 }
 
+/// dbt's environment for a quiet, local run: `home` as HOME, logs and targets in `scratch`.
+fn dbt_env<'a>(home: &'a str, scratch: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("HOME", home),
+        ("LANG", "C.UTF-8"),
+        ("LC_ALL", "C.UTF-8"),
+        ("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
+        ("DBT_VERSION_CHECK", "false"),
+        ("DBT_USE_COLORS", "false"),
+        ("DBT_LOG_PATH", scratch),
+        ("DBT_TARGET_PATH", scratch),
+    ]
+}
+
 #[test]
 fn pgcli_through_exec_runs_a_query() {
     let Some(pgcli) = require_tool("pgcli", "PGCLI") else {
@@ -201,17 +215,8 @@ fn dbt_through_exec_passes_debug_and_builds_a_model() {
     let scratch = rig.sb.path().join("dbt-scratch");
     let scratch = scratch.to_str().unwrap();
     let home = rig.sb.path().to_str().unwrap();
-    let env = [
-        ("HOME", home),
-        ("LANG", "C.UTF-8"),
-        ("LC_ALL", "C.UTF-8"),
-        ("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
-        ("DBT_VERSION_CHECK", "false"),
-        ("DBT_USE_COLORS", "false"),
-        ("DBT_LOG_PATH", scratch),
-        ("DBT_TARGET_PATH", scratch),
-        ("DBT_PACKAGES_INSTALL_PATH", scratch),
-    ];
+    let mut env = dbt_env(home, scratch);
+    env.push(("DBT_PACKAGES_INSTALL_PATH", scratch));
     let common = ["--project-dir", project, "--profiles-dir", project];
 
     let mut debug = vec!["debug"];
@@ -323,16 +328,7 @@ fn the_example_dbt_profile_passes_debug_with_and_without_db_name() {
     let project = project.to_str().unwrap();
     let scratch = rig.sb.path().join("dbt-scratch");
     let scratch = scratch.to_str().unwrap();
-    let env = [
-        ("HOME", rig.sb.path().to_str().unwrap()),
-        ("LANG", "C.UTF-8"),
-        ("LC_ALL", "C.UTF-8"),
-        ("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
-        ("DBT_VERSION_CHECK", "false"),
-        ("DBT_USE_COLORS", "false"),
-        ("DBT_LOG_PATH", scratch),
-        ("DBT_TARGET_PATH", scratch),
-    ];
+    let env = dbt_env(rig.sb.path().to_str().unwrap(), scratch);
     let debug = ["debug", "--project-dir", project, "--profiles-dir", project];
     let o = rig.exec(&dbt, &debug, &env);
     assert!(

@@ -2,6 +2,7 @@
 
 use crate::support::counting::CountingServer;
 use crate::support::{Sandbox, base_args as base, contract, stderr, stdout};
+use std::process::Output;
 
 #[test]
 fn get_cluster_credentials_with_iam_uses_the_iam_identity() {
@@ -28,11 +29,10 @@ fn get_cluster_credentials_with_iam_uses_the_iam_identity() {
 
 #[test]
 fn serverless_get_credentials_speaks_json_and_finds_the_workgroup_endpoint() {
-    let server = CountingServer::start();
-    server.set_describe_endpoint(Some((
+    let server = CountingServer::describing(
         "analytics.123456789012.us-east-1.redshift-serverless.amazonaws.com",
         5439,
-    )));
+    );
     let url = server.url();
     let sb = Sandbox::new();
     let mut a = vec![
@@ -74,24 +74,32 @@ fn serverless_get_credentials_speaks_json_and_finds_the_workgroup_endpoint() {
     );
 }
 
-#[test]
-fn a_serverless_host_name_supplies_workgroup_and_region() {
+/// `get --host HOST --output env` (then `extra`) at a fresh fake AWS: the server, and
+/// the run's output, checked to have succeeded and to export `PGHOST` as `host`.
+fn get_by_host(host: &str, extra: &[&str]) -> (CountingServer, Output) {
     let server = CountingServer::start();
     let url = server.url();
-    let sb = Sandbox::new();
-    let host = "analytics.123456789012.us-east-1.redshift-serverless.amazonaws.com";
-    let out = sb.run(&[
-        "get",
-        "--host",
-        host,
-        "--endpoint-url",
-        &url,
-        "--cache",
-        "file",
-        "--output",
-        "env",
-    ]);
+    let mut a = vec!["get", "--host", host, "--endpoint-url", &url];
+    a.extend(["--cache", "file", "--output", "env"]);
+    a.extend_from_slice(extra);
+    let out = Sandbox::new().run(&a);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("export PGHOST='{host}'")));
+    (server, out)
+}
+
+#[test]
+fn a_redshift_host_name_supplies_cluster_and_region() {
+    let host = "examplecluster.abc123xyz789.eu-west-1.redshift.amazonaws.com";
+    let (server, _) = get_by_host(host, &["--db-user", "alice"]);
+    assert_eq!(server.operations(), ["GetClusterCredentials"]);
+    assert_eq!(server.calls(), 1);
+    assert_eq!(server.describe_calls(), 0);
+}
+
+#[test]
+fn a_serverless_host_name_supplies_workgroup_and_region() {
+    let host = "analytics.123456789012.us-east-1.redshift-serverless.amazonaws.com";
+    let (server, _) = get_by_host(host, &[]);
     assert_eq!(server.operations(), ["RedshiftServerless.GetCredentials"]);
 }

@@ -1,7 +1,7 @@
 //! `get` against a hostile AWS: every answer is checked before it is cached, printed or handed on, and nothing from outside reaches the terminal raw.
 
 use crate::support::counting::{Answer, Behaviour, CountingServer};
-use crate::support::{Sandbox, contract, stderr, stdout};
+use crate::support::{Sandbox, contract, serverless_get, stderr, stdout};
 use std::process::Output;
 
 fn now() -> i64 {
@@ -9,22 +9,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-fn serverless(url: &str) -> Vec<&str> {
-    vec![
-        "get",
-        "--workgroup",
-        "analytics",
-        "--host",
-        "analytics.example.com",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        url,
-        "--cache",
-        "file",
-    ]
 }
 
 /// The run failed with exit 1, one clear message naming `field`, nothing on
@@ -59,7 +43,7 @@ fn a_far_future_serverless_expiration_is_refused_without_a_panic() {
             expiration: Some(expiration),
             ..Answer::default()
         });
-        let out = sb.run(&serverless(&url));
+        let out = sb.run(&serverless_get(Some(&url)));
         assert_eq!(out.status.code(), Some(1), "{expiration}: {}", stderr(&out));
         refused(&sb, &out, "Expiration");
         assert!(
@@ -104,7 +88,7 @@ fn a_huge_or_control_laden_db_user_is_refused() {
             db_user: Some(user.to_string()),
             ..Answer::default()
         });
-        refused(&sb, &sb.run(&serverless(&url)), "DbUser");
+        refused(&sb, &sb.run(&serverless_get(Some(&url))), "DbUser");
     }
     server.set_answer(Answer {
         db_user: Some("u".repeat(129)),
@@ -131,7 +115,7 @@ fn a_password_with_whitespace_controls_or_too_long_is_refused() {
             db_password: Some(pw.to_string()),
             ..Answer::default()
         });
-        refused(&sb, &sb.run(&serverless(&url)), "DbPassword");
+        refused(&sb, &sb.run(&serverless_get(Some(&url))), "DbPassword");
     }
 }
 
@@ -146,7 +130,7 @@ fn a_sound_answer_at_the_limits_is_accepted() {
         db_password: Some(pw.clone()),
         expiration: Some(now() + 3600),
     });
-    let c = contract(&sb.run(&serverless(&url)));
+    let c = contract(&sb.run(&serverless_get(Some(&url))));
     assert_eq!(c["DbPassword"], pw.as_str());
     assert_eq!(sb.entries().len(), 1);
 }
@@ -157,7 +141,7 @@ fn control_characters_in_an_aws_error_message_are_escaped() {
     server.set_behaviour(Behaviour::HostileError);
     let url = server.url();
     let sb = Sandbox::new();
-    let out = sb.run(&serverless(&url));
+    let out = sb.run(&serverless_get(Some(&url)));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");

@@ -1,7 +1,7 @@
 //! `get` keys its cache by who is calling and where: another credentials file, or another endpoint, is another entry.
 
 use crate::support::counting::CountingServer;
-use crate::support::{Sandbox, password};
+use crate::support::{Sandbox, password, serverless_get};
 
 #[test]
 fn switching_the_shared_credentials_file_is_a_miss() {
@@ -56,17 +56,7 @@ fn changing_the_serverless_endpoint_variable_is_a_miss() {
     let sb = Sandbox::new();
     let run = |endpoint: &str| {
         let out = sb
-            .cmd(&[
-                "get",
-                "--workgroup",
-                "analytics",
-                "--host",
-                "analytics.example.com",
-                "--region",
-                "us-east-1",
-                "--cache",
-                "file",
-            ])
+            .cmd(&serverless_get(None))
             .env("AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS", endpoint)
             .output()
             .unwrap();

@@ -210,12 +210,8 @@ fn cluster_not_found_is_a_clean_error() {
 #[cfg(unix)]
 #[test]
 fn https_endpoints_are_verified_against_the_trust_store() {
-    let Some(openssl) = crate::support::require_tool("openssl", "OPENSSL") else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = crate::support::pg::make_certs(&openssl, dir.path(), dir.path());
-    let Some(moto) = Moto::start_tls(&cert, &key) else {
+    let Some((moto, ca)) = Moto::start_tls_under_test_ca(dir.path()) else {
         return;
     };
     let url = format!("https://localhost:{}", moto.port);

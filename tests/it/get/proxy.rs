@@ -113,12 +113,8 @@ fn an_https_endpoint_goes_through_https_proxy_by_connect() {
     let Some(proxy) = Tinyproxy::start() else {
         return;
     };
-    let Some(openssl) = crate::support::require_tool("openssl", "OPENSSL") else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = crate::support::pg::make_certs(&openssl, dir.path(), dir.path());
-    let Some(moto) = Moto::start_tls(&cert, &key) else {
+    let Some((moto, ca)) = Moto::start_tls_under_test_ca(dir.path()) else {
         return;
     };
     let url = format!("https://localhost:{}", moto.port);

@@ -1,7 +1,7 @@
 //! The common slips of a first session: no arguments, a value after a switch, `exec` without `--`, and help texts that agree with the rules.
 
 use crate::support::counting::CountingServer;
-use crate::support::{Sandbox, get_args, stderr, stdout};
+use crate::support::{Sandbox, stderr, stdout};
 
 #[test]
 fn no_arguments_print_the_short_help_on_stderr_with_exit_2() {
@@ -18,31 +18,20 @@ fn no_arguments_print_the_short_help_on_stderr_with_exit_2() {
     );
 }
 
+/// Long and short switches, alone and bundled (`-qv`), of `get` and `pgpass`.
 #[test]
 fn a_value_after_a_switch_is_named_as_such() {
     let server = CountingServer::start();
     let sb = Sandbox::new();
     let url = server.url();
-    for switch in ["--auto-create", "--with-iam"] {
-        let out = sb.run(&get_args(&url, &[switch, "true"]));
-        assert_eq!(out.status.code(), Some(2), "{out:?}");
-        assert!(out.stdout.is_empty());
-        assert_eq!(
-            stderr(&out),
-            format!(
-                "redshift-creds: error: {switch} is a switch and takes no value: remove \"true\" (see --help)\n"
-            )
-        );
-    }
-    assert_eq!(server.calls(), 0);
-}
-
-#[test]
-fn a_value_after_a_short_switch_is_named_as_such() {
-    let server = CountingServer::start();
-    let sb = Sandbox::new();
-    let url = server.url();
-    for (command, switch) in [("pgpass", "-q"), ("get", "-v"), ("pgpass", "-qv")] {
+    let cases = [
+        ("get", "--auto-create"),
+        ("get", "--with-iam"),
+        ("pgpass", "-q"),
+        ("get", "-v"),
+        ("pgpass", "-qv"),
+    ];
+    for (command, switch) in cases {
         let mut args = vec![command];
         args.extend(crate::support::cred_args(&url, &[switch, "true"]));
         let out = sb.run(&args);

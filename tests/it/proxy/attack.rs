@@ -3,7 +3,7 @@
 //! logs in, forged log lines, and a login refusal that is no fault of the password.
 
 use super::{Raw, Rig, WHO, WHO_ANSWER, parse_error};
-use crate::support::{Sandbox, cred_args, stdout};
+use crate::support::{Sandbox, cred_args, stdout, verified_upstream};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -76,22 +76,9 @@ fn owners_proxy(rig: &Rig) -> OwnersProxy {
     args.extend(cred_args(&rig.url, &[]).iter().map(|s| s.to_string()));
     let port = rig.pg.port.to_string();
     let unix = format!("unix:{}", sock.display());
-    for s in [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--sslmode",
-        "verify-full",
-        "--sslrootcert",
-        ca.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--listen",
-        &unix,
-    ] {
-        args.push(s.to_string());
-    }
+    let upstream = verified_upstream(&port, ca.to_str().unwrap());
+    let listen = ["--listen", "127.0.0.1:0", "--listen", &unix];
+    args.extend(upstream.iter().chain(&listen).map(|s| s.to_string()));
     chown_all(sb.path(), OWNER);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = sb.command(bin.join("redshift-creds"), &args);
@@ -269,17 +256,7 @@ fn the_owner_gets_in_during_a_flood_from_another_user() {
 fn startup_error(addr: std::net::SocketAddr, params: &[(&str, &str)]) -> Option<super::PgError> {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut body = 196_608_i32.to_be_bytes().to_vec();
-    for (k, v) in params {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    msg.extend(body);
-    s.write_all(&msg).unwrap();
+    s.write_all(&super::startup_message(params)).unwrap();
     loop {
         let mut head = [0u8; 5];
         s.read_exact(&mut head).ok()?;

@@ -9,8 +9,8 @@ mod clients;
 mod upstream_tls;
 
 use crate::support::counting::CountingServer;
-use crate::support::pg::PgServer;
-use crate::support::{Sandbox, cred_args};
+use crate::support::pg::{PgBuilder, PgServer};
+use crate::support::{Sandbox, cred_args, verified_upstream};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -59,7 +59,17 @@ impl Rig {
     }
 
     fn start_with(max_connections: u32, turn: Turn) -> Option<Rig> {
-        let pg = PgServer::start_with(true, max_connections)?;
+        Self::on(
+            PgServer::builder()
+                .tls(true)
+                .max_connections(max_connections),
+            turn,
+        )
+    }
+
+    /// A rig on the PostgreSQL `pg` starts, taking its `turn`.
+    fn on(pg: PgBuilder, turn: Turn) -> Option<Rig> {
+        let pg = pg.start()?;
         pg.set_password(ROLE, PASSWORD);
         let aws = CountingServer::start();
         aws.set_login(ROLE, PASSWORD);
@@ -76,18 +86,9 @@ impl Rig {
     pub fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut v = vec!["proxy".to_string()];
         v.extend(cred_args(&self.url, &[]).iter().map(|s| s.to_string()));
-        for s in [
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &self.pg.port.to_string(),
-            "--sslmode",
-            "verify-full",
-            "--sslrootcert",
-            self.pg.ca_cert.to_str().unwrap(),
-        ] {
-            v.push(s.to_string());
-        }
+        let port = self.pg.port.to_string();
+        let upstream = verified_upstream(&port, self.pg.ca_cert.to_str().unwrap());
+        v.extend(upstream.iter().map(|s| s.to_string()));
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     }
@@ -103,6 +104,31 @@ impl Rig {
     pub fn log(&self) -> String {
         self.pg.log_text()
     }
+}
+
+/// The (address, name) of each `listening on ADDR for NAME` line in `stderr`.
+fn listening(stderr: &str) -> Vec<(String, String)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("listening on "))
+        .filter_map(|l| l.split_once(" for "))
+        .map(|(a, n)| (a.to_string(), n.to_string()))
+        .collect()
+}
+
+/// A PostgreSQL StartupMessage (protocol 3.0) with these parameters.
+pub fn startup_message(params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = 196_608_i32.to_be_bytes().to_vec();
+    for (k, v) in params {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    msg.extend(body);
+    msg
 }
 
 /// A running `redshift-creds proxy`, killed on drop.
@@ -149,24 +175,11 @@ impl Proxy {
                 "no listening line: {}",
                 p.stderr()
             );
-            let listening: Vec<(String, String)> = p
-                .stderr()
-                .lines()
-                .filter_map(|l| l.strip_prefix("listening on "))
-                .filter_map(|l| l.split_once(" for "))
-                .map(|(a, n)| (a.to_string(), n.to_string()))
-                .collect();
             // Every listener is bound before the first line is printed, so one means all
             // are on their way; give the rest a moment to be read.
-            if !listening.is_empty() {
+            if !listening(&p.stderr()).is_empty() {
                 std::thread::sleep(Duration::from_millis(100));
-                p.listening = p
-                    .stderr()
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("listening on "))
-                    .filter_map(|l| l.split_once(" for "))
-                    .map(|(a, n)| (a.to_string(), n.to_string()))
-                    .collect();
+                p.listening = listening(&p.stderr());
                 return p;
             }
         }
@@ -240,16 +253,7 @@ impl Raw {
     pub fn connect(addr: SocketAddr, user: &str, database: &str) -> Result<Raw, PgError> {
         let s = TcpStream::connect(addr).map_err(io_error)?;
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut body = 196_608_i32.to_be_bytes().to_vec();
-        for (k, v) in [("user", user), ("database", database)] {
-            body.extend_from_slice(k.as_bytes());
-            body.push(0);
-            body.extend_from_slice(v.as_bytes());
-            body.push(0);
-        }
-        body.push(0);
-        let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-        msg.extend(body);
+        let msg = startup_message(&[("user", user), ("database", database)]);
         let mut raw = Raw { s };
         raw.s.write_all(&msg).map_err(io_error)?;
         loop {

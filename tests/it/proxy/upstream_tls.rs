@@ -1,26 +1,15 @@
 //! The proxy's TLS to a real PostgreSQL whose certificate is its own self-signed CA (CA:TRUE): accepted when sslrootcert holds that very certificate, as psql accepts it, and refused in words when it does not.
 
 use super::{PASSWORD, ROLE, Raw, Rig, TURNS, Turn, WHO, WHO_ANSWER};
-use crate::support::counting::CountingServer;
 use crate::support::pg::PgServer;
-use crate::support::{Sandbox, stderr, stdout};
+use crate::support::{stderr, stdout};
 use std::path::Path;
 use std::process::Command;
 
 /// A [`Rig`] whose PostgreSQL presents its self-signed CA certificate.
 fn rig() -> Option<Rig> {
     let turn = Turn::Shared(TURNS.read().unwrap_or_else(|e| e.into_inner()));
-    let pg = PgServer::start_self_signed()?;
-    pg.set_password(ROLE, PASSWORD);
-    let aws = CountingServer::start();
-    aws.set_login(ROLE, PASSWORD);
-    Some(Rig {
-        url: aws.url(),
-        aws,
-        pg,
-        sb: Sandbox::new(),
-        _turn: turn,
-    })
+    Rig::on(PgServer::builder().self_signed(), turn)
 }
 
 /// The proxy's arguments with `root` as the sslrootcert.

@@ -1,10 +1,11 @@
-//! Shared test support: the binaries under a clean environment, the argument builder, and the real and fake peers (moto, the counting server, PostgreSQL).
+//! Shared test support: the binaries under a clean environment, the argument builder, and moto; the counting server and PostgreSQL come from `redshift-creds-testkit`.
 #![allow(dead_code)]
 
-pub mod counting;
 pub mod moto;
-#[cfg(unix)]
-pub mod pg;
+
+pub use redshift_creds_testkit::{
+    counting, free_port, pg, require_tool, run_ok, skip_or_fail, strict,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,50 +15,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_redshift-creds"))
 }
 
-/// Whether this run must have every real peer (set by tests/run.sh). When
-/// set, a missing tool fails the test instead of skipping it.
-pub fn strict() -> bool {
-    std::env::var_os("REDSHIFT_CREDS_TEST_STRICT").is_some_and(|v| v == "1")
-}
-
 /// Whether the tests run as root (needed to make files of another user).
 #[cfg(unix)]
 pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// A test that cannot run here: under tests/run.sh (strict) a failure,
-/// otherwise a loud skip.
-pub fn skip_or_fail(why: &str) {
-    assert!(!strict(), "cannot run: {why}");
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-}
-
-/// Finds an external tool, or decides what to do without it: under
-/// tests/run.sh its absence is a failure; under plain `cargo test` the suite
-/// says clearly that it skipped and why.
-pub fn require_tool(name: &str, env_override: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env_override) {
-        return Some(PathBuf::from(p));
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let msg = format!(
-            "SKIPPED: `{name}` is not installed (set {env_override} or run tests/run.sh, which installs it)"
-        );
-        assert!(!strict(), "{msg}; tests/run.sh must not skip");
-        // Straight to the process's stderr: the test harness captures
-        // eprintln! of passing tests, and a skip must be seen.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "{msg}");
-    }
-    found
 }
 
 /// A scratch home for one test: its own HOME, cache directory and AWS files,
@@ -80,6 +42,16 @@ impl Sandbox {
     /// The file-store and lock directory this sandbox uses.
     pub fn cache_dir(&self) -> PathBuf {
         self.path().join("cache")
+    }
+
+    /// Makes [`Sandbox::cache_dir`] (if missing) with this mode.
+    #[cfg(unix)]
+    pub fn make_cache_dir(&self, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.cache_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        dir
     }
 
     /// `redshift-creds ARGS` with a clean environment: fake static AWS
@@ -106,6 +78,14 @@ impl Sandbox {
             .env("REDSHIFT_CREDS_CACHE_DIR", self.cache_dir())
             .args(args);
         c
+    }
+
+    /// `redshift-creds ARGS` reading the config file at `config`, run to completion.
+    pub fn run_with_config(&self, config: &Path, args: &[&str]) -> Output {
+        self.cmd(args)
+            .env("REDSHIFT_CREDS_CONFIG", config)
+            .output()
+            .unwrap()
     }
 
     /// Runs `redshift-creds ARGS` and returns its output.
@@ -196,26 +176,52 @@ pub fn cred_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "examplecluster",
         "--db-user",
         "alice",
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        url,
-        "--cache",
-        "file",
     ];
+    v.extend(base_args(url));
     v.extend_from_slice(extra);
     v
 }
 
 /// The flags every API needs besides its target: us-east-1 at `url`, cached in files.
 pub fn base_args(url: &str) -> Vec<&str> {
-    vec![
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        url,
-        "--cache",
-        "file",
+    let mut v = vec!["--region", "us-east-1", "--endpoint-url", url];
+    v.extend(["--cache", "file"]);
+    v
+}
+
+/// `get` for the `analytics` workgroup served at analytics.example.com, in us-east-1,
+/// cached in files; at `url` when given (else wherever the environment says).
+pub fn serverless_get(url: Option<&str>) -> Vec<&str> {
+    let mut v = vec!["get", "--workgroup", "analytics"];
+    v.extend(["--host", "analytics.example.com", "--region", "us-east-1"]);
+    if let Some(url) = url {
+        v.extend(["--endpoint-url", url]);
+    }
+    v.extend(["--cache", "file"]);
+    v
+}
+
+/// `command` for cluster `c` as user `u` in us-east-1 at `url` (an endpoint that
+/// need not answer), then `extra`: for runs that never get as far as a password.
+pub fn unreachable_args<'a>(command: &'a str, url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![command, "--cluster-identifier", "c", "--db-user", "u"];
+    v.extend(["--region", "us-east-1", "--endpoint-url", url]);
+    v.extend_from_slice(extra);
+    v
+}
+
+/// The upstream flags for a PostgreSQL on 127.0.0.1 at `port`, verified (verify-full)
+/// against the root certificate at `root`.
+pub fn verified_upstream<'a>(port: &'a str, root: &'a str) -> [&'a str; 8] {
+    [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        port,
+        "--sslmode",
+        "verify-full",
+        "--sslrootcert",
+        root,
     ]
 }
 
@@ -224,15 +230,6 @@ pub fn get_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["get"];
     v.extend(cred_args(url, extra));
     v
-}
-
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A directory that every user can reach holding both binaries (0755), for tests that

@@ -26,6 +26,14 @@ impl Moto {
         Moto::spawn(Some((cert, key)))
     }
 
+    /// moto serving HTTPS for localhost under a fresh test CA made in `dir`: the
+    /// server and the CA's certificate (for SSL_CERT_FILE).
+    pub fn start_tls_under_test_ca(dir: &Path) -> Option<(Moto, PathBuf)> {
+        let openssl = crate::support::require_tool("openssl", "OPENSSL")?;
+        let (ca, cert, key) = crate::support::pg::make_certs(&openssl, dir, dir);
+        Some((Moto::start_tls(&cert, &key)?, ca))
+    }
+
     fn spawn(tls: Option<(&Path, &Path)>) -> Option<Moto> {
         let exe = crate::support::require_tool("moto_server", "MOTO_SERVER")?;
         let dir = tempfile::tempdir().unwrap();

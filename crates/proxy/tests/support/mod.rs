@@ -1,10 +1,11 @@
-//! Test peers for the proxy: real PostgreSQL servers (one per auth method, shared by the
-//! tests of this binary), fake password sources, a running proxy, and psql.
+//! Test peers for the proxy: real PostgreSQL servers (`redshift-creds-testkit`'s, one per
+//! auth method, shared by the tests of this binary), fake password sources, a running proxy, and psql.
 
 #![allow(dead_code)]
 
 pub mod fake;
-pub mod pg;
+
+pub use redshift_creds_testkit::pg;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -158,9 +159,87 @@ pub fn target(
     }
 }
 
-/// The psql binary: from PostgreSQL's bindir, else PATH. Missing = test failure.
+/// A proxy in front of a shared PostgreSQL ([`pg::shared`]) that logs in as one role,
+/// until [`Front::start`]: scram-sha-256, password `pw`, TCP only, default options.
+pub struct Front {
+    method: &'static str,
+    role: String,
+    password: String,
+    unix: Option<PathBuf>,
+    options: Options,
+    db_name: Option<String>,
+    source: Option<Arc<FakeSource>>,
+}
+
+/// What [`Front::start`] started: the server, the password source, the proxy.
+pub struct Fronted {
+    pub pg: &'static pg::PgServer,
+    pub source: Arc<FakeSource>,
+    pub proxy: Running,
+}
+
+/// A [`Front`] for `role`.
+pub fn front(role: &str) -> Front {
+    Front {
+        method: "scram-sha-256",
+        role: role.to_owned(),
+        password: "pw".to_owned(),
+        unix: None,
+        options: Options::default(),
+        db_name: None,
+        source: None,
+    }
+}
+
+impl Front {
+    /// The server's auth method (`scram-sha-256`, `md5` or `password`).
+    pub fn method(mut self, method: &'static str) -> Self {
+        self.method = method;
+        self
+    }
+    /// The role's password, on the server and in the source.
+    pub fn password(mut self, password: &str) -> Self {
+        self.password = password.to_owned();
+        self
+    }
+    /// Also a Unix socket in `dir`.
+    pub fn unix(mut self, dir: &Path) -> Self {
+        self.unix = Some(dir.to_owned());
+        self
+    }
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+    /// The only database the target serves.
+    pub fn db_name(mut self, db: &str) -> Self {
+        self.db_name = Some(db.to_owned());
+        self
+    }
+    /// This source instead of a new one.
+    pub fn source(mut self, source: Arc<FakeSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+    /// Sets the role's password on the server and starts the proxy on this runtime.
+    pub fn start(self) -> Fronted {
+        let pg = pg::shared(self.method);
+        pg.set_password(&self.role, &self.password);
+        let source = self
+            .source
+            .unwrap_or_else(|| FakeSource::new(&self.role, &self.password));
+        let mut t = target(pg.port, &pg.ca_cert, source.clone(), self.unix.as_deref());
+        t.upstream.db_name = self.db_name;
+        let proxy = start(vec![t], self.options);
+        Fronted { pg, source, proxy }
+    }
+}
+
+/// The psql binary, from PostgreSQL's bindir. Missing = test failure.
 pub fn psql() -> PathBuf {
-    let p = pg::bindir().join("psql");
+    let p = pg::bindir()
+        .expect("PostgreSQL is not installed (set PG_BINDIR)")
+        .join("psql");
     assert!(p.is_file(), "psql is missing at {}", p.display());
     p
 }

@@ -1,12 +1,17 @@
 //! A real PostgreSQL peer: a throwaway server on loopback, optionally with TLS
-//! under a test CA, for end-to-end runs of psql, pgcli and dbt.
+//! under a test CA, for end-to-end runs of psql, pgcli, dbt and the proxy. One
+//! harness for every test crate: [`PgServer::builder`] for one test's own
+//! server, [`shared`] for one per auth method kept for the whole test process.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::{free_port, require_tool, run_ok as run, skip_or_fail};
 
 /// A running PostgreSQL server, stopped (immediate shutdown) and removed on drop.
 pub struct PgServer {
@@ -25,20 +30,51 @@ pub struct PgServer {
     _dir: tempfile::TempDir,
 }
 
-/// Says why a PostgreSQL suite cannot run: a failure under tests/run.sh,
-/// a visible SKIPPED line under plain `cargo test`.
-fn skip(msg: &str) {
-    let msg = format!("SKIPPED: {msg}");
-    assert!(
-        !crate::support::strict(),
-        "{msg}; tests/run.sh must not skip"
-    );
-    let _ = writeln!(std::io::stderr(), "{msg}");
+/// What to start: see [`PgServer::builder`].
+#[derive(Debug, Clone)]
+pub struct PgBuilder {
+    tls: bool,
+    self_signed: bool,
+    max_connections: u32,
+    auth: &'static str,
+}
+
+impl PgBuilder {
+    /// `ssl=on` with a certificate for localhost/127.0.0.1 signed by a test CA, and TCP
+    /// clients must use `hostssl`; without, `ssl=off` and `host`.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+    /// TLS, and the server's certificate is the self-signed CA itself
+    /// (`basicConstraints=CA:TRUE`): `ca_cert` is both the server's certificate
+    /// and the root that verifies it, a set-up psql accepts.
+    pub fn self_signed(mut self) -> Self {
+        self.tls = true;
+        self.self_signed = true;
+        self
+    }
+    /// How many sessions the server allows at once (30 unless set).
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n;
+        self
+    }
+    /// How TCP clients log in: `scram-sha-256` (the default), `md5` or `password`.
+    /// Passwords are stored as MD5 for `md5`, as SCRAM otherwise.
+    pub fn auth(mut self, method: &'static str) -> Self {
+        self.auth = method;
+        self
+    }
+    /// Starts it; None (SKIPPED) when initdb/postgres, psql or openssl is missing
+    /// and the run is not strict.
+    pub fn start(self) -> Option<PgServer> {
+        PgServer::start_built(&self)
+    }
 }
 
 /// The directory with initdb and postgres: $PG_BINDIR, `pg_config --bindir`,
 /// or the newest /usr/lib/postgresql/*/bin (Debian keeps them off PATH).
-fn bindir() -> Option<PathBuf> {
+pub fn bindir() -> Option<PathBuf> {
     let has_server = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
     if let Some(d) = std::env::var_os("PG_BINDIR") {
         let d = PathBuf::from(d);
@@ -93,21 +129,6 @@ fn server_user() -> Result<Option<(u32, u32)>, ()> {
     }
 }
 
-/// Runs a command to completion, panicking with its output on failure.
-fn run(cmd: &mut Command, what: &str) -> Output {
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        o.status.success(),
-        "{what}: {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
 fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -138,7 +159,7 @@ pub fn make_certs(openssl: &Path, ca_dir: &Path, server_dir: &Path) -> (PathBuf,
                 "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
             ])
             // Names, so that the CA can also serve as the server's own
-            // certificate (PgServer::start_self_signed).
+            // certificate ([`PgBuilder::self_signed`]).
             .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]),
         "openssl: CA",
     );
@@ -211,24 +232,20 @@ fn server_certs(
 
 /// Another self-signed CA certificate (CA:TRUE) for localhost, in `dir`.
 pub fn other_ca(dir: &Path) -> PathBuf {
-    let openssl = crate::support::require_tool("openssl", "OPENSSL").expect("openssl");
+    let openssl = require_tool("openssl", "OPENSSL").expect("openssl");
     let (key, cert) = (dir.join("other-ca.key"), dir.join("other-ca.crt"));
-    let out = Command::new(openssl)
-        .args(["req", "-x509", "-nodes", "-days", "2"])
-        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-subj", "/CN=another test CA"])
-        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run(
+        Command::new(openssl)
+            .args(["req", "-x509", "-nodes", "-days", "2"])
+            .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .args(["-subj", "/CN=another test CA"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]),
+        "openssl: another CA",
     );
     cert
 }
@@ -277,15 +294,22 @@ fn wait_ready(
     }
 }
 
-/// Writes pg_hba.conf (TCP clients: `hostssl` with `tls`, else `host`; both scram-sha-256)
-/// and the test settings into postgresql.conf; `tls` is the server's certificate and key.
-fn configure(data: &Path, sock: &Path, tls: Option<(&PathBuf, &PathBuf)>, max_connections: u32) {
-    let hba = if tls.is_some() {
-        "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
-    } else {
-        "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-    };
+/// Writes pg_hba.conf (TCP clients: `hostssl` with `tls`, else `host`; both with the
+/// builder's auth method) and the test settings into postgresql.conf; `tls` is the
+/// server's certificate and key.
+fn configure(data: &Path, sock: &Path, tls: Option<(&PathBuf, &PathBuf)>, b: &PgBuilder) {
+    let host = if tls.is_some() { "hostssl" } else { "host" };
+    let hba = format!(
+        "local all all trust\n{host} all all 127.0.0.1/32 {}\n",
+        b.auth
+    );
     std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+    let encryption = if b.auth == "md5" {
+        "md5"
+    } else {
+        "scram-sha-256"
+    };
+    let max_connections = b.max_connections;
     let mut conf = format!(
         "\n# redshift-creds tests\n\
          listen_addresses = '127.0.0.1'\n\
@@ -295,7 +319,7 @@ fn configure(data: &Path, sock: &Path, tls: Option<(&PathBuf, &PathBuf)>, max_co
          full_page_writes = off\n\
          shared_buffers = 16MB\n\
          max_connections = {max_connections}\n\
-         password_encryption = 'scram-sha-256'\n\
+         password_encryption = '{encryption}'\n\
          logging_collector = off\n\
          log_connections = on\n",
         literal(sock.to_str().unwrap()),
@@ -318,32 +342,25 @@ fn configure(data: &Path, sock: &Path, tls: Option<(&PathBuf, &PathBuf)>, max_co
 }
 
 impl PgServer {
-    /// Starts a throwaway PostgreSQL on 127.0.0.1 at a free port. With `tls`,
-    /// `ssl=on` with a certificate for localhost/127.0.0.1 signed by a test CA
-    /// (at `ca_cert`), and TCP clients must use `hostssl` + scram-sha-256;
-    /// without, `ssl=off` and `host` + scram-sha-256. The superuser `postgres`
-    /// is trusted over the Unix socket only. Returns None (SKIPPED) when
-    /// initdb/postgres, psql or openssl is missing and the run is not strict.
+    /// What to start: TLS off, scram-sha-256, 30 connections, until set otherwise.
+    /// The superuser `postgres` is trusted over the Unix socket only.
+    pub fn builder() -> PgBuilder {
+        PgBuilder {
+            tls: false,
+            self_signed: false,
+            max_connections: 30,
+            auth: "scram-sha-256",
+        }
+    }
+
+    /// A server with or without TLS and the other defaults of [`PgServer::builder`].
     pub fn start(tls: bool) -> Option<PgServer> {
-        Self::start_with(tls, 30)
+        Self::builder().tls(tls).start()
     }
 
-    /// [`PgServer::start`], allowing `max_connections` sessions at once.
-    pub fn start_with(tls: bool, max_connections: u32) -> Option<PgServer> {
-        Self::start_full(tls, max_connections, false)
-    }
-
-    /// A TLS server whose certificate is the self-signed CA itself
-    /// (`basicConstraints=CA:TRUE`, for localhost and 127.0.0.1): `ca_cert` is
-    /// both the server's certificate and the root that verifies it, a set-up
-    /// psql accepts.
-    pub fn start_self_signed() -> Option<PgServer> {
-        Self::start_full(true, 30, true)
-    }
-
-    fn start_full(tls: bool, max_connections: u32, self_signed: bool) -> Option<PgServer> {
+    fn start_built(b: &PgBuilder) -> Option<PgServer> {
         let Some(bin) = bindir() else {
-            skip(
+            skip_or_fail(
                 "PostgreSQL's initdb and postgres are not installed \
                  (set PG_BINDIR, or run tests/run.sh, which installs them)",
             );
@@ -351,10 +368,10 @@ impl PgServer {
         };
         let psql = Some(bin.join("psql"))
             .filter(|p| p.is_file())
-            .or_else(|| crate::support::require_tool("psql", "PSQL"))?;
-        let openssl = crate::support::require_tool("openssl", "OPENSSL")?;
+            .or_else(|| require_tool("psql", "PSQL"))?;
+        let openssl = require_tool("openssl", "OPENSSL")?;
         let Ok(owner) = server_user() else {
-            skip(
+            skip_or_fail(
                 "running as root, and there is no `postgres` OS user to run PostgreSQL as \
                  (run tests/run.sh, which installs the postgresql package that creates it)",
             );
@@ -374,7 +391,7 @@ impl PgServer {
         std::fs::create_dir(&sock).unwrap();
         chmod(&pg, 0o700);
         chmod(&sock, 0o755);
-        let (ca_cert, cert, key) = server_certs(&openssl, &top, &pg, self_signed);
+        let (ca_cert, cert, key) = server_certs(&openssl, &top, &pg, b.self_signed);
         let data = pg.join("data");
         if let Some((uid, gid)) = owner {
             for p in [
@@ -410,7 +427,7 @@ impl PgServer {
                 .args(["--auth-local=trust", "--auth-host=scram-sha-256"]),
             "initdb",
         );
-        configure(&data, &sock, tls.then_some((&cert, &key)), max_connections);
+        configure(&data, &sock, b.tls.then_some((&cert, &key)), b);
 
         let log = top.join("postgres.log");
         let mut attempt = 0;
@@ -418,7 +435,7 @@ impl PgServer {
             attempt += 1;
             // A port picked by the kernel and released: another process can
             // take it before the server binds, so a bind failure retries.
-            let port = crate::support::free_port();
+            let port = free_port();
             let mut child = as_server(bin.join("postgres"))
                 .arg("-D")
                 .arg(&data)
@@ -575,4 +592,51 @@ impl Drop for PgServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The shared servers' (postmaster pid, top directory), stopped at exit: a
+/// static is never dropped.
+static SHARED: Mutex<Vec<(libc::pid_t, PathBuf)>> = Mutex::new(Vec::new());
+
+extern "C" fn stop_shared() {
+    let list = std::mem::take(&mut *SHARED.lock().unwrap_or_else(|e| e.into_inner()));
+    for (pid, dir) in list {
+        // SAFETY: plain syscalls on a child pid we started and have not reaped.
+        unsafe {
+            libc::kill(pid, libc::SIGQUIT);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// One TLS server per auth method (`scram-sha-256`, `md5` or `password`), 240
+/// connections, started on first use and kept for the whole test process (then
+/// stopped and removed at exit). A missing PostgreSQL is a failure here, strict or not.
+pub fn shared(method: &'static str) -> &'static PgServer {
+    static SCRAM: OnceLock<PgServer> = OnceLock::new();
+    static MD5: OnceLock<PgServer> = OnceLock::new();
+    static PASSWORD: OnceLock<PgServer> = OnceLock::new();
+    let cell = match method {
+        "scram-sha-256" => &SCRAM,
+        "md5" => &MD5,
+        "password" => &PASSWORD,
+        m => panic!("no shared server for {m}"),
+    };
+    cell.get_or_init(|| {
+        let server = PgServer::builder()
+            .tls(true)
+            .max_connections(240)
+            .auth(method)
+            .start()
+            .expect("PostgreSQL (initdb, postgres, psql, openssl) is required here");
+        let mut list = SHARED.lock().unwrap();
+        if list.is_empty() {
+            // SAFETY: registers a plain extern "C" function, run at exit().
+            unsafe { libc::atexit(stop_shared) };
+        }
+        let pid = libc::pid_t::try_from(server.child.id()).unwrap();
+        list.push((pid, server._dir.path().to_path_buf()));
+        server
+    })
 }

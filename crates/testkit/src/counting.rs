@@ -1,4 +1,5 @@
-//! A counting test server speaking the Redshift query protocol, for call counting and fault injection.
+//! A counting test server speaking the Redshift query protocol, for call counting and fault
+//! injection: the integration tests' fake AWS, and (as the `counting-server` binary) bench/'s.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -133,6 +134,13 @@ impl CountingServer {
         }
     }
 
+    /// A server whose DescribeClusters (and GetWorkgroup) answers with `host` and `port`.
+    pub fn describing(host: &str, port: u16) -> CountingServer {
+        let server = CountingServer::start();
+        server.set_describe_endpoint(Some((host, port)));
+        server
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -211,6 +219,14 @@ async fn handle(
     describe_calls: Arc<AtomicUsize>,
     state: Arc<Mutex<State>>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if req.method() == hyper::Method::GET && req.uri().path() == "/count" {
+        // For bench/: the credential calls so far, as text.
+        let n = calls.load(Ordering::SeqCst);
+        return Ok(Response::builder()
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from(format!("{n}\n"))))
+            .unwrap());
+    }
     let target = req
         .headers()
         .get("x-amz-target")
