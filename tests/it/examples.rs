@@ -644,23 +644,24 @@ fn the_guides_strict_config_errors_are_what_get_prints() {
     let text = guide();
     let block = fenced(&text, "**Strict.**", "console");
     let lines: Vec<&str> = block.lines().collect();
-    assert_eq!(lines.len(), 4, "{block}");
+    assert_eq!(lines.len(), 6, "{block}");
     let sb = Sandbox::new();
     let dir = sb.path().join(".config/redshift-creds");
     std::fs::create_dir_all(&dir).unwrap();
-    for pair in lines.chunks(2) {
+    // The first example misspells db_user on line 3; the second quotes the port on line 4;
+    // the third asks the example config for a name it lacks.
+    let prod = "[connections.prod]\ncluster_identifier = \"examplecluster\"\n";
+    let configs = [
+        format!("{prod}db_usr = \"alice\"\n"),
+        format!("{prod}db_user = \"alice\"\nport = \"25439\"\n"),
+        std::fs::read_to_string(example("config.toml")).unwrap(),
+    ];
+    for (pair, config) in lines.chunks(2).zip(configs) {
         let args: Vec<&str> = pair[0]
             .strip_prefix("$ redshift-creds ")
             .unwrap()
             .split(' ')
             .collect();
-        // The first example misspells db_user on line 3; the second asks the example config for a name it lacks.
-        let config = if args == ["get", "prod"] {
-            "[connections.prod]\ncluster_identifier = \"examplecluster\"\ndb_usr = \"alice\"\n"
-                .to_string()
-        } else {
-            std::fs::read_to_string(example("config.toml")).unwrap()
-        };
         std::fs::write(dir.join("config.toml"), config).unwrap();
         let out = sb.run(&args);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
