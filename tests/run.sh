@@ -68,7 +68,7 @@ export DBT="$clients/bin/dbt"
 # Database drivers for the proxy's client tests: psycopg 3 and redshift_connector in a
 # venv, node-postgres in a directory of its own.
 drivers="${REDSHIFT_CREDS_DRIVERS_VENV:-$PWD/.venv-drivers}"
-driver_pins=('psycopg[binary]==3.2.10' 'redshift-connector==2.1.8')
+driver_pins=('psycopg[binary]==3.2.10' 'redshift-connector==2.1.8' 'prometheus-client==0.26.0')
 if [ "$(cat "$drivers/.pins" 2>/dev/null)" != "${driver_pins[*]}" ]; then
   log "creating $drivers with ${driver_pins[*]}"
   if [ -f "$drivers/pyvenv.cfg" ]; then rm -rf "$drivers"; fi
