@@ -74,7 +74,7 @@ export DBT="$clients/bin/dbt"
 # Database drivers for the proxy's client tests: psycopg 3 and redshift_connector in a
 # venv, node-postgres in a directory of its own.
 drivers="${REDSHIFT_CREDS_DRIVERS_VENV:-$PWD/.venv-drivers}"
-pinned_venv "$drivers" 'psycopg[binary]==3.2.10' 'redshift-connector==2.1.8'
+pinned_venv "$drivers" 'psycopg[binary]==3.2.10' 'redshift-connector==2.1.8' 'prometheus-client==0.26.0'
 export PYDRIVERS="$drivers/bin/python"
 node_clients="${REDSHIFT_CREDS_NODE_CLIENTS:-$PWD/.node-clients}"
 if [ ! -f "$node_clients/node_modules/pg/package.json" ]; then

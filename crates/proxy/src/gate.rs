@@ -40,6 +40,8 @@ pub(crate) struct Gate {
     /// Descriptors that sessions (two each), starting connections and lingering refusals
     /// (one each) may hold together.
     fd_budget: usize,
+    /// `--max-connections`.
+    max_connections: Option<usize>,
     lingering: AtomicUsize,
     refusals: RateLimited,
     pub(crate) accept_errors: RateLimited,
@@ -99,6 +101,16 @@ impl Refused {
     }
 }
 
+impl Refused {
+    /// The `reason` label of `redshift_creds_proxy_refused_total`.
+    pub(crate) fn metric(&self) -> crate::metrics::RefusedBy {
+        match self.reason {
+            Reason::Peer(_) => crate::metrics::RefusedBy::Uid,
+            Reason::Starting { .. } => crate::metrics::RefusedBy::Limit,
+        }
+    }
+}
+
 /// A connection let in: who it is, and its place among the starting connections, given
 /// back when it is dropped.
 pub(crate) struct Admitted {
@@ -142,14 +154,16 @@ impl Drop for SessionSlot {
 }
 
 impl Gate {
-    /// A gate for `allowed` uids whose sessions fit in `fd_limit` descriptors.
-    pub(crate) fn new(allowed: Vec<u32>, fd_limit: u64) -> Gate {
+    /// A gate for `allowed` uids whose sessions fit in `fd_limit` descriptors, and in
+    /// `max_connections` when set.
+    pub(crate) fn new(allowed: Vec<u32>, fd_limit: u64, max_connections: Option<usize>) -> Gate {
         Gate {
             allowed,
             starting: Mutex::new(Starting::default()),
             sessions: AtomicUsize::new(0),
             fd_budget: usize::try_from(fd_limit.saturating_sub(RESERVE_FDS)).unwrap_or(usize::MAX),
             lingering: AtomicUsize::new(0),
+            max_connections,
             refusals: RateLimited::new(Duration::from_secs(10), 5),
             accept_errors: RateLimited::new(Duration::from_secs(10), 5),
         }
@@ -193,18 +207,34 @@ impl Gate {
             + self.lingering.load(Ordering::Acquire)
     }
 
-    /// A place for one more session, or None when the descriptor budget is spent.
-    pub(crate) fn session(self: &Arc<Self>) -> Option<SessionSlot> {
+    /// A place for one more session, or why there is none (for the client's 53300).
+    pub(crate) fn session(self: &Arc<Self>) -> Result<SessionSlot, String> {
         let starting = self
             .starting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .total;
-        if self.fds_in_use(starting) + 2 > self.fd_budget {
-            return None;
+        // Taken first, then checked: two clients racing for the last place cannot both get it.
+        let before = self.sessions.fetch_add(1, Ordering::AcqRel);
+        let slot = SessionSlot(self.clone());
+        if let Some(max) = self.max_connections
+            && before >= max
+        {
+            return Err(format!(
+                "too many connections for redshift-creds proxy ({max})"
+            ));
         }
-        self.sessions.fetch_add(1, Ordering::AcqRel);
-        Some(SessionSlot(self.clone()))
+        if self.fds_in_use(starting) > self.fd_budget {
+            return Err(format!(
+                "too many connections for redshift-creds proxy ({before} open; its descriptor limit is reached)"
+            ));
+        }
+        Ok(slot)
+    }
+
+    /// Whether `--max-connections` sessions are open (readiness then says 503).
+    pub(crate) fn at_limit(&self) -> bool {
+        self.max_connections.is_some_and(|m| self.sessions() >= m)
     }
 
     /// How many sessions are open.
@@ -360,15 +390,30 @@ mod tests {
 
     #[test]
     fn the_session_budget_keeps_a_reserve() {
-        let g = Arc::new(Gate::new(vec![1], RESERVE_FDS + 4));
+        let g = Arc::new(Gate::new(vec![1], RESERVE_FDS + 4, None));
         let a = g.session().unwrap();
         let _b = g.session().unwrap();
-        assert!(
-            g.session().is_none(),
-            "two sessions fit in four descriptors"
-        );
+        let e = g
+            .session()
+            .err()
+            .expect("two sessions fit in four descriptors");
+        assert!(e.contains("descriptor limit"), "{e}");
+        assert_eq!(g.sessions(), 2, "a refused place is given back");
         drop(a);
-        assert!(g.session().is_some(), "a freed place is given again");
+        assert!(g.session().is_ok(), "a freed place is given again");
+    }
+
+    #[test]
+    fn max_connections_refuses_the_next_and_frees_a_place() {
+        let g = Arc::new(Gate::new(vec![1], 1 << 20, Some(2)));
+        let a = g.session().unwrap();
+        let _b = g.session().unwrap();
+        assert!(g.at_limit());
+        let e = g.session().err().unwrap();
+        assert_eq!(e, "too many connections for redshift-creds proxy (2)");
+        drop(a);
+        assert!(!g.at_limit());
+        assert!(g.session().is_ok());
     }
 
     #[test]
@@ -383,7 +428,7 @@ mod tests {
     #[tokio::test]
     async fn caps_starting_connections_per_uid() {
         let me = peer::own_uid();
-        let g = Arc::new(Gate::new(vec![me], 1 << 20));
+        let g = Arc::new(Gate::new(vec![me], 1 << 20, None));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         let l = tokio::net::UnixListener::bind(&path).unwrap();
@@ -406,7 +451,7 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_a_uid_it_does_not_allow_on_a_unix_socket() {
-        let g = Arc::new(Gate::new(vec![peer::own_uid() + 1], 1 << 20));
+        let g = Arc::new(Gate::new(vec![peer::own_uid() + 1], 1 << 20, None));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         let l = tokio::net::UnixListener::bind(&path).unwrap();

@@ -12,10 +12,14 @@ use crate::cancel::CancelTable;
 use crate::error::ProxyError;
 use crate::gate::Conn;
 use crate::gate::{self, Gate};
+use crate::http;
+use crate::lifecycle::Health;
 use crate::listen::{self, Bound, DEFAULT_PORT, Listen};
+use crate::metrics::Metrics;
 use crate::session::{self, Shared, TargetCtx};
 use crate::source::PasswordSource;
 use crate::upstream::Upstream;
+use std::sync::atomic::Ordering;
 
 /// One connection name: where it listens, where it forwards, where its passwords come from.
 pub struct Target {
@@ -81,17 +85,23 @@ impl Drop for SocketFiles {
 /// A bound proxy, not yet serving: [`Proxy::bind`], then [`Proxy::run`].
 pub struct Proxy {
     listeners: Vec<(Listener, Arc<TargetCtx>)>,
+    targets: Vec<Arc<TargetCtx>>,
     bound: Vec<(String, Bound)>,
+    http: Option<std::net::TcpListener>,
     sockets: SocketFiles,
     options: Options,
 }
 
 impl Proxy {
-    /// Binds every listener of every target. A bind error names the address.
+    /// Binds the `--http` port, then every listener of every target. A bind error names the
+    /// address.
     pub fn bind(targets: Vec<Target>, options: Options) -> Result<Proxy, ProxyError> {
+        let http = options.http.map(listen::bind_tcp_std).transpose()?;
         let mut proxy = Proxy {
             listeners: Vec::new(),
+            targets: Vec::new(),
             bound: Vec::new(),
+            http,
             sockets: SocketFiles(Vec::new()),
             options,
         };
@@ -100,7 +110,9 @@ impl Proxy {
                 name: t.name.clone(),
                 upstream: t.upstream,
                 source: t.source,
+                expiry: std::sync::atomic::AtomicI64::new(0),
             });
+            proxy.targets.push(ctx.clone());
             // TCP first: a Unix socket is named after the first TCP port actually bound.
             let mut port = None;
             for l in &t.listen {
@@ -132,16 +144,25 @@ impl Proxy {
         &self.bound
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, waits up to
-    /// `shutdown_timeout` for open sessions (closing those still open after it) and returns.
+    /// The `--http` port, with the port the kernel picked for port 0.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes or `POST /quitquitquit` arrives: readiness turns
+    /// 503 at once, listeners keep accepting for `min_shutdown_delay`, then stop; open
+    /// sessions get up to `shutdown_timeout`, after which each is told 57P01 and closed.
     /// Must run inside a Tokio runtime with I/O and time enabled.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (kill_tx, kill_rx) = watch::channel(false);
         let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
-        let fd_limit = gate::raise_fd_limit();
         let shared = Arc::new(Shared {
-            gate: Arc::new(Gate::new(self.options.allowed_uids.clone(), fd_limit)),
+            gate: Arc::new(Gate::new(
+                self.options.allowed_uids.clone(),
+                gate::raise_fd_limit(),
+                self.options.max_connections,
+            )),
             client_tls: self
                 .options
                 .client_tls
@@ -149,7 +170,25 @@ impl Proxy {
                 .map(tokio_rustls::TlsAcceptor::from),
             cancels: Arc::new(CancelTable::default()),
             kill: kill_rx,
+            metrics: Metrics::default(),
+            health: Health::default(),
         });
+        let bind_err = |source| ProxyError::Bind {
+            addr: "listener".into(),
+            source,
+        };
+        let _http = match self.http {
+            Some(l) => {
+                let l = tokio::net::TcpListener::from_std(l).map_err(bind_err)?;
+                let targets = Arc::new(self.targets.clone());
+                Some(AbortOnDrop(tokio::spawn(http::serve(
+                    l,
+                    shared.clone(),
+                    targets,
+                ))))
+            }
+            None => None,
+        };
         let mut loops = JoinSet::new();
         for (listener, target) in self.listeners {
             let (shared, open, stop) = (shared.clone(), open_tx.clone(), stop_rx.clone());
@@ -157,15 +196,26 @@ impl Proxy {
                 Listener::Tcp(l) => tokio::net::TcpListener::from_std(l).map(Accept::Tcp),
                 Listener::Unix(l) => tokio::net::UnixListener::from_std(l).map(Accept::Unix),
             }
-            .map_err(|source| ProxyError::Bind {
-                addr: "listener".into(),
-                source,
-            })?;
+            .map_err(bind_err)?;
             loops.spawn(accept_loop(listener, target, shared, open, stop));
         }
         drop(open_tx);
-        shutdown.await;
+        shared.health.started.store(true, Ordering::Release);
+        tokio::select! {
+            () = shutdown => {}
+            () = shared.health.quit.notified() => tracing::info!("POST /quitquitquit received; shutting down"),
+        }
+        shared.health.draining.store(true, Ordering::Release);
+        let delay = self.options.min_shutdown_delay;
+        if !delay.is_zero() {
+            tracing::info!(
+                seconds = delay.as_secs_f64(),
+                "draining: still accepting for the minimum shutdown delay"
+            );
+            tokio::time::sleep(delay).await;
+        }
         let _ = stop_tx.send(true);
+        shared.health.stopped.store(true, Ordering::Release);
         while loops.join_next().await.is_some() {}
         drop(self.sockets);
         let open = open_rx.sender_strong_count();
@@ -178,12 +228,21 @@ impl Proxy {
         {
             tracing::info!(
                 open = open_rx.sender_strong_count(),
-                "shutdown timeout; closing open sessions"
+                "shutdown timeout; closing open sessions (57P01)"
             );
             let _ = kill_tx.send(true);
             let _ = tokio::time::timeout(Duration::from_secs(5), open_rx.recv()).await;
         }
         Ok(())
+    }
+}
+
+/// A task aborted when this is dropped (the HTTP port ends with the proxy).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -231,6 +290,7 @@ async fn accept_loop(
                     ));
                 }
                 Err(refused) => {
+                    shared.metrics.refused(refused.metric());
                     shared.gate.log_refusal(&target.name, &refused);
                     refused.tell(&c);
                     tokio::spawn(shared.gate.clone().close_refused(c));
@@ -256,6 +316,9 @@ pub async fn serve(targets: Vec<Target>, options: Options) -> Result<(), ProxyEr
     let proxy = Proxy::bind(targets, options)?;
     for (name, addr) in proxy.local_addrs() {
         eprintln!("listening on {addr} for {name}");
+    }
+    if let Some(addr) = proxy.http_addr() {
+        eprintln!("serving health checks on http://{addr}");
     }
     proxy
         .run(async move {

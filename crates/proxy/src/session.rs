@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub cancels: Arc<CancelTable>,
     /// Set to true when the shutdown grace period is over: open sessions end.
     pub kill: watch::Receiver<bool>,
+    pub metrics: crate::metrics::Metrics,
+    pub health: crate::lifecycle::Health,
 }
 
 /// One target: its name for logs, its upstream, its password source.
@@ -40,6 +42,8 @@ pub(crate) struct TargetCtx {
     pub name: String,
     pub upstream: Upstream,
     pub source: Arc<dyn PasswordSource>,
+    /// When the credential of its last login expires (Unix seconds; 0: none yet).
+    pub expiry: std::sync::atomic::AtomicI64,
 }
 
 /// A client stream: plain TCP, Unix, or TLS over either.
@@ -57,9 +61,15 @@ pub(crate) async fn run(
     _open: mpsc::Sender<()>,
 ) {
     let mut kill = shared.kill.clone();
+    // A relaying session tells its client 57P01 itself when killed; this is for the rest,
+    // a moment later.
+    let killed = async {
+        let _ = kill.wait_for(|k| *k).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     tokio::select! {
         () = serve(conn, admitted, &target, &shared) => {}
-        _ = kill.wait_for(|k| *k) => {
+        () = killed => {
             tracing::info!(target = %target.name, "session ended by shutdown");
         }
     }
@@ -82,13 +92,25 @@ async fn serve(conn: Conn, mut admitted: Admitted, target: &TargetCtx, shared: &
     match startup {
         Startup::Cancel { pid, key } => shared.cancels.forward(pid, key).await,
         Startup::Params { version, params } => {
-            let Some(_slot) = shared.gate.session() else {
-                let open = shared.gate.sessions();
-                tracing::warn!(target = %target.name, %peer, open, "session refused: too many connections");
-                let msg = format!("too many connections for redshift-creds proxy ({open} open)");
-                let _ = client.write_all(&wire::error_response("53300", &msg)).await;
-                return;
+            let _slot = match shared.gate.session() {
+                Ok(slot) => slot,
+                Err(msg) => {
+                    shared.metrics.refused(crate::metrics::RefusedBy::Limit);
+                    tracing::warn!(target = %target.name, %peer, reason = %msg, "session refused");
+                    let _ = client.write_all(&wire::error_response("53300", &msg)).await;
+                    return;
+                }
             };
+            if !shared.health.accepting() {
+                shared.metrics.refused(crate::metrics::RefusedBy::Draining);
+                let msg = "the proxy is shutting down";
+                let _ = client.write_all(&wire::error_response("57P01", msg)).await;
+                return;
+            }
+            shared
+                .metrics
+                .connections_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let who = Who {
                 peer: &peer,
                 uid: admitted.uid,
@@ -206,6 +228,9 @@ async fn open_upstream(
     let login = login
         .map_err(|e| SessionError::connect(format!("password source failed: {e}")))?
         .map_err(|e| SessionError::new(e.sqlstate, e.message))?;
+    target
+        .expiry
+        .store(login.expiration, std::sync::atomic::Ordering::Relaxed);
     let mut tls = tls?;
     let mut startup = BytesMut::new();
     let mut params: Vec<(&str, &str)> = vec![("user", &login.user), ("database", &req.database)];
@@ -309,6 +334,10 @@ async fn relay_session(
     let (mut up, user, database, ready) = match setup.await {
         Ok(x) => x,
         Err(e) => {
+            shared
+                .metrics
+                .login_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let error = e.to_string();
             tracing::warn!(target = %target.name, peer = %who.peer, uid = who.uid, error = %logged(&error), "session refused");
             let _ = client
@@ -322,13 +351,25 @@ async fn relay_session(
         read: 0,
         written: 0,
     };
-    let end = tokio::io::copy_bidirectional(&mut counted, &mut up).await;
+    let mut kill = shared.kill.clone();
+    let end = tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut counted, &mut up) => r.map(|_| "closed"),
+        () = async { let _ = kill.wait_for(|k| *k).await; } => {
+            // The shutdown timeout ran out: say so as a server would, then close.
+            let msg = wire::error_response("57P01", "terminating connection: the proxy is shutting down");
+            let _ = counted.write_all(&msg).await;
+            Ok("shutdown")
+        }
+    };
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    shared.metrics.bytes_in.fetch_add(counted.read, relaxed);
+    shared.metrics.bytes_out.fetch_add(counted.written, relaxed);
     tracing::info!(
         target = %target.name, peer = %who.peer, uid = who.uid, user = %logged(&user), database = %logged(&database),
         backend_pid = ready.backend_pid.unwrap_or(0),
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         bytes_from_client = counted.read, bytes_to_client = counted.written,
-        end = %end.map_or_else(|e| e.to_string(), |_| "closed".to_owned()),
+        end = %end.map_or_else(|e| e.to_string(), str::to_owned),
         "session closed"
     );
 }
