@@ -243,13 +243,13 @@ async fn cancel_reaches_the_server() {
     let p = front("r_cancel").start().proxy;
     let client = pg_client(&p).await;
     let token = client.cancel_token();
-    let started = Instant::now();
-    let query = tokio::spawn(async move { client.simple_query("select pg_sleep(30)").await });
+    let query = tokio::spawn(async move { client.simple_query("select pg_sleep(60)").await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     token.cancel_query(tokio_postgres::NoTls).await.unwrap();
-    let r = tokio::time::timeout(Duration::from_secs(2), query)
+    // Well before the sleep would end by itself (a bound on a loaded machine, not a speed goal).
+    let r = tokio::time::timeout(Duration::from_secs(20), query)
         .await
-        .expect("cancelled within 2 s")
+        .expect("cancelled, not slept out")
         .unwrap();
     let e = r.expect_err("the query was cancelled");
     assert_eq!(
@@ -257,7 +257,6 @@ async fn cancel_reaches_the_server() {
         Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
         "{e}"
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
