@@ -1,8 +1,13 @@
-//! Warnings for the user on stderr, and the optional tracing log (`-v`, `RUST_LOG`) that never shows secrets.
+//! Warnings for the user on stderr, and the optional tracing log (`-v`, `RUST_LOG`) that never
+//! shows secrets; for a service (`proxy --structured-logs`), both as one JSON object a line.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::{EnvFilter, FilterFn};
+use tracing_subscriber::Layer;
 use tracing_subscriber::prelude::*;
+
+pub mod json;
 
 /// Prints one warning line on stderr, once per process however often the
 /// same thing is noticed (the cache is read before and after the lock).
@@ -11,7 +16,10 @@ pub fn warn(message: &str) {
     static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let line = one_line(message);
     let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
-    if !said.contains(&line) {
+    if !said.contains(&line) && structured() {
+        json::say("WARN", &line);
+        said.push(line);
+    } else if !said.contains(&line) {
         let text = format!("redshift-creds: warning: {line}");
         match HELD.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             Some(held) => held.push(text),
@@ -24,6 +32,9 @@ pub fn warn(message: &str) {
 /// Prints one line of news for the user on stderr (what a command did),
 /// held back like a warning while the run may still be handed over.
 pub fn note(message: &str) {
+    if structured() {
+        return json::say("INFO", &one_line(message));
+    }
     let text = format!("redshift-creds: {}", one_line(message));
     match HELD.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
         Some(held) => held.push(text),
@@ -60,6 +71,9 @@ pub fn discard() {
 
 /// Prints the error that ends the run, once, on stderr.
 pub fn error(message: &str) {
+    if structured() {
+        return json::say("ERROR", &one_line(message));
+    }
     eprintln!("redshift-creds: error: {}", one_line(message));
 }
 
@@ -97,8 +111,23 @@ pub fn init_log(verbose: u8) {
 /// The log of a long-running service (`proxy`): like [`init_log`], but a
 /// plain run logs at INFO (one line per session), since a daemon's log is
 /// how its user sees it work.
-pub fn init_service_log(verbose: u8) {
+///
+/// `structured` (`--structured-logs`): every line on stderr is one JSON object from
+/// here on, the log's events, [`warn`], [`note`], [`error`] and whatever else writes to
+/// stderr (see [`json::wrap_stderr`], whose guard the caller keeps until it is done).
+pub fn init_service_log(verbose: u8, structured: bool) {
+    if structured {
+        STRUCTURED.store(true, Ordering::SeqCst);
+    }
     start_log(verbose, Some("redshift_creds=info"));
+}
+
+/// Set once a service asked for JSON lines on stderr.
+static STRUCTURED: AtomicBool = AtomicBool::new(false);
+
+/// Whether stderr speaks JSON (`proxy --structured-logs`).
+pub fn structured() -> bool {
+    STRUCTURED.load(Ordering::SeqCst)
 }
 
 /// Starts the log with `quiet` as the filter of a run without `-v` or
@@ -123,9 +152,17 @@ fn start_log(verbose: u8, quiet: Option<&str>) {
         (None, 1) => EnvFilter::new("redshift_creds=debug"),
         (None, _) => EnvFilter::new("redshift_creds=trace,aws_config=info"),
     };
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(true)
+    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+    let layer: Boxed = if structured() {
+        Box::new(json::JsonLayer)
+    } else {
+        Box::new(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(true),
+        )
+    };
+    let layer = layer
         .with_filter(filter)
         .with_filter(FilterFn::new(never_secret));
     let _ = tracing_subscriber::registry().with(layer).try_init();
