@@ -138,6 +138,9 @@ pub fn wrap_stderr() -> std::io::Result<WrappedStderr> {
         return Err(std::io::Error::last_os_error());
     }
     drop(write_end);
+    // A panic aborts (the release profile) before the reader could pass its message on:
+    // say it on the real stderr at once.
+    std::panic::set_hook(Box::new(|info| write(&line("ERROR", &info.to_string(), &[]))));
     let reader = std::thread::Builder::new()
         .name("stderr-json".into())
         .spawn(move || {
