@@ -6,6 +6,7 @@
 mod attack;
 mod behaviour;
 mod clients;
+mod service;
 mod upstream_tls;
 
 use crate::support::counting::CountingServer;
