@@ -6,8 +6,8 @@ use redshift_creds_core::cache::refresh::{self, Clock, SystemClock};
 use redshift_creds_core::cli::{ConnArgs, CredArgs, ProxyArgs};
 use redshift_creds_core::config::{ProcessEnv, Resolved};
 use redshift_creds_core::credential::Credential;
-use redshift_creds_core::error::Error;
 use redshift_creds_core::endpoint::DEFAULT_PORT;
+use redshift_creds_core::error::Error;
 use redshift_creds_core::{commands, config_file, report, source};
 use redshift_creds_proxy::{
     Listen, Login, Options, PasswordSource, ProxyError, SourceError, SslMode, Target, Upstream,
@@ -50,9 +50,10 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
     // Keeps stderr one JSON object a line until the proxy has stopped.
     #[cfg(unix)]
     let _wrapped = if report::structured() {
-        Some(report::json::wrap_stderr().map_err(|e| {
-            Error::Proxy(format!("--structured-logs: cannot wrap stderr: {e}"))
-        })?)
+        Some(
+            report::json::wrap_stderr()
+                .map_err(|e| Error::Proxy(format!("--structured-logs: cannot wrap stderr: {e}")))?,
+        )
     } else {
         None
     };
@@ -145,7 +146,10 @@ fn file_service(a: &ProxyArgs) -> Result<Keys, Error> {
         },
         (None, false) => top,
     };
-    Ok(Keys { keys, path: Some(path) })
+    Ok(Keys {
+        keys,
+        path: Some(path),
+    })
 }
 
 /// The service keys read, and the file they were read from.
@@ -176,21 +180,44 @@ fn service(a: &ProxyArgs, keys: Keys) -> Result<ServiceOptions, Error> {
     let seconds = |v: Option<(i64, String)>, default: u64| match v {
         None => Ok(default),
         Some((s @ 0..=86_400, _)) => Ok(s as u64),
-        Some((s, input)) => Err(Error::invalid(&input, &s.to_string(), "must be 0 to 86400 seconds")),
+        Some((s, input)) => Err(Error::invalid(
+            &input,
+            &s.to_string(),
+            "must be 0 to 86400 seconds",
+        )),
     };
     let shutdown_timeout = seconds(
-        pick(a.shutdown_timeout, "--shutdown-timeout", keys.shutdown_timeout, "shutdown_timeout"),
+        pick(
+            a.shutdown_timeout,
+            "--shutdown-timeout",
+            keys.shutdown_timeout,
+            "shutdown_timeout",
+        ),
         30,
     )?;
     let min_shutdown_delay = seconds(
-        pick(a.min_shutdown_delay, "--min-shutdown-delay", keys.min_shutdown_delay, "min_shutdown_delay"),
+        pick(
+            a.min_shutdown_delay,
+            "--min-shutdown-delay",
+            keys.min_shutdown_delay,
+            "min_shutdown_delay",
+        ),
         0,
     )?;
-    let max_connections = match pick(a.max_connections, "--max-connections", keys.max_connections, "max_connections") {
+    let max_connections = match pick(
+        a.max_connections,
+        "--max-connections",
+        keys.max_connections,
+        "max_connections",
+    ) {
         None => None,
         Some((n @ 1..=1_000_000, _)) => Some(n as usize),
         Some((n, input)) => {
-            return Err(Error::invalid(&input, &n.to_string(), "must be 1 to 1000000"));
+            return Err(Error::invalid(
+                &input,
+                &n.to_string(),
+                "must be 1 to 1000000",
+            ));
         }
     };
     let http = match (&a.http, &keys.http) {
@@ -238,14 +265,22 @@ fn describe(plans: &[Plan], s: &ServiceOptions, client_tls: bool) -> String {
             })
             .collect();
         let c = &p.r.connection;
-        let upstream = match c.host.clone().or_else(|| p.r.request.custom_domain_name.clone()) {
+        let upstream = match c
+            .host
+            .clone()
+            .or_else(|| p.r.request.custom_domain_name.clone())
+        {
             Some(host) => format!("{host}:{}", c.port.unwrap_or(DEFAULT_PORT)),
             None => format!("the endpoint of {} (looked up at start)", p.name),
         };
         let _ = writeln!(
             out,
             "serve {} on {} to {upstream} with sslmode {}",
-            if p.name.is_empty() { &upstream } else { &p.name },
+            if p.name.is_empty() {
+                &upstream
+            } else {
+                &p.name
+            },
             listen.join(", "),
             p.r.tls().mode.as_str()
         );
@@ -261,7 +296,8 @@ fn describe(plans: &[Plan], s: &ServiceOptions, client_tls: bool) -> String {
         "http: {}\nmax_connections: {}\nshutdown_timeout: {}\nmin_shutdown_delay: {}\n\
          allow_uid: {}\nclient_tls: {client_tls}\nstructured_logs: {}\n",
         s.http.map_or_else(none, |h| h.to_string()),
-        s.max_connections.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+        s.max_connections
+            .map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
         s.shutdown_timeout,
         s.min_shutdown_delay,
         uids.join(" "),

@@ -104,7 +104,11 @@ fn check_refuses_a_bad_service_value_in_one_line_with_exit_2() {
         ("--max-connections", "-3", "must be 1 to 1000000"),
         ("--max-connections", "1000001", "must be 1 to 1000000"),
         ("--min-shutdown-delay", "-1", "must be 0 to 86400 seconds"),
-        ("--min-shutdown-delay", "86401", "must be 0 to 86400 seconds"),
+        (
+            "--min-shutdown-delay",
+            "86401",
+            "must be 0 to 86400 seconds",
+        ),
         ("--shutdown-timeout", "-1", "must be 0 to 86400 seconds"),
     ] {
         let o = sb.run(&proxy_args(&url, &[flag, value, "--check"]));
@@ -113,7 +117,9 @@ fn check_refuses_a_bad_service_value_in_one_line_with_exit_2() {
         assert!(stdout(&o).is_empty(), "{flag} {value}: {}", stdout(&o));
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
-            err.starts_with(&format!("redshift-creds: error: invalid {flag} \"{value}\": {rule}")),
+            err.starts_with(&format!(
+                "redshift-creds: error: invalid {flag} \"{value}\": {rule}"
+            )),
             "{err}"
         );
     }
@@ -188,14 +194,24 @@ fn the_config_keys_work_like_the_flags() {
     let mut with_flags = vec!["a"];
     with_flags.extend(flags);
     assert_eq!(by_keys, check(&with_flags));
-    assert!(by_keys.contains("http: 0.0.0.0:9090\nmax_connections: 5\n"), "{by_keys}");
-    assert!(by_keys.contains("allow_uid: ") && by_keys.contains(" 4343"), "{by_keys}");
+    assert!(
+        by_keys.contains("http: 0.0.0.0:9090\nmax_connections: 5\n"),
+        "{by_keys}"
+    );
+    assert!(
+        by_keys.contains("allow_uid: ") && by_keys.contains(" 4343"),
+        "{by_keys}"
+    );
     // `b` has no keys of its own: the top level's.
     assert!(check(&["b"]).contains("http: 0.0.0.0:9191\nmax_connections: 6\n"));
     // `--all` reads the top level (and says that `a`'s own keys are not used).
     let o = run_with(&sb, &config, &["proxy", "--all", "--check"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("http: 0.0.0.0:9191\n"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("http: 0.0.0.0:9191\n"),
+        "{}",
+        stdout(&o)
+    );
     assert!(stderr(&o).contains("connection \"a\"'s own service keys are not used"));
     // A flag beats the key.
     assert!(check(&["a", "--max-connections", "9"]).contains("max_connections: 9\n"));
@@ -204,7 +220,10 @@ fn the_config_keys_work_like_the_flags() {
     // even that line JSON.
     let config = write_config(
         &sb,
-        &format!("structured_logs = true\n{}", connection("a", 15439, "max_connections = 0\n")),
+        &format!(
+            "structured_logs = true\n{}",
+            connection("a", 15439, "max_connections = 0\n")
+        ),
     );
     let o = run_with(&sb, &config, &["proxy", "a", "--check"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -304,13 +323,22 @@ fn structured_logs_are_one_json_object_a_line_with_the_session_fields_and_no_pas
     let s = session.unwrap_or_else(|| panic!("no session line: {text}"));
     assert_eq!(s["level"], "INFO");
     assert_eq!(s["target"], "examplecluster", "{s}");
-    assert!(s["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{s}");
+    assert!(
+        s["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{s}"
+    );
     assert_eq!(s["uid"], u64::from(unsafe { libc::geteuid() }), "{s}");
     for number in ["duration_ms", "bytes_from_client", "bytes_to_client"] {
         assert!(s[number].is_u64(), "{number} in {s}");
     }
     assert!(s["bytes_to_client"].as_u64().unwrap() > 0, "{s}");
-    assert_eq!(s["user"], super::ROLE, "the upstream user, not the client's name");
+    assert_eq!(
+        s["user"],
+        super::ROLE,
+        "the upstream user, not the client's name"
+    );
 }
 
 /// The Kubernetes examples, parsed to JSON by PyYAML (which moto's venv has), in order.
@@ -348,7 +376,10 @@ fn the_kubernetes_examples_parse_check_and_probe_the_right_paths() {
     let Some(docs) = kubernetes_examples() else {
         return;
     };
-    let kinds: Vec<&str> = docs.iter().map(|(_, d)| d["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = docs
+        .iter()
+        .map(|(_, d)| d["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["ServiceAccount", "ConfigMap", "Deployment", "Job"]);
     let sb = Sandbox::new();
     let config = write_config(&sb, docs[1].1["data"]["config.toml"].as_str().unwrap());
@@ -390,7 +421,11 @@ fn the_kubernetes_examples_parse_check_and_probe_the_right_paths() {
             "{}",
             stdout(&o)
         );
-        assert!(stdout(&o).contains("http: 0.0.0.0:9090\n"), "{}", stdout(&o));
+        assert!(
+            stdout(&o).contains("http: 0.0.0.0:9090\n"),
+            "{}",
+            stdout(&o)
+        );
         // The probes ask the --http port for /startup and /liveness.
         let port = &proxy["ports"][0];
         assert_eq!(port["containerPort"], 9090, "{file}");
@@ -405,9 +440,15 @@ fn the_kubernetes_examples_parse_check_and_probe_the_right_paths() {
         );
         if *file == "job.yaml" {
             let script = app["args"][0].as_str().unwrap();
-            assert!(script.contains("trap 'http POST /quitquitquit' EXIT"), "{script}");
+            assert!(
+                script.contains("trap 'http POST /quitquitquit' EXIT"),
+                "{script}"
+            );
             assert!(script.contains("until http GET /startup"), "{script}");
-            let o = Command::new("bash").args(["-n", "-c", script]).output().unwrap();
+            let o = Command::new("bash")
+                .args(["-n", "-c", script])
+                .output()
+                .unwrap();
             assert!(o.status.success(), "{}", stderr(&o));
         }
     }
@@ -423,30 +464,43 @@ fn the_containerfile_builds_both_binaries_with_the_workspace_rust_and_runs_unpri
         .find_map(|l| l.strip_prefix("rust-version = "))
         .unwrap()
         .trim_matches('"');
-    assert!(text.contains(&format!("ARG RUST_VERSION={rust}\n")), "rust {rust}");
+    assert!(
+        text.contains(&format!("ARG RUST_VERSION={rust}\n")),
+        "rust {rust}"
+    );
     let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
     assert_eq!(froms.len(), 2, "{froms:?}");
     assert!(froms[0].ends_with(" AS build"), "{}", froms[0]);
-    assert!(froms[1].contains("debian:") && froms[1].ends_with("-slim"), "{}", froms[1]);
+    assert!(
+        froms[1].contains("debian:") && froms[1].ends_with("-slim"),
+        "{}",
+        froms[1]
+    );
     assert!(
         text.contains("cargo build --release --locked -p redshift-creds -p redshift-creds-aws"),
         "both binaries, from Cargo.lock"
     );
     // Side by side, so that the front finds redshift-creds-aws beside it.
-    assert!(text.contains(
-        "COPY --from=build /out/redshift-creds /out/redshift-creds-aws /usr/local/bin/"
-    ));
+    assert!(
+        text.contains(
+            "COPY --from=build /out/redshift-creds /out/redshift-creds-aws /usr/local/bin/"
+        )
+    );
     let user = text
         .lines()
         .filter_map(|l| l.strip_prefix("USER "))
         .next_back()
         .unwrap();
-    let uid: u32 = user.split(':').next().unwrap().parse().expect("a numeric uid");
+    let uid: u32 = user
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a numeric uid");
     assert_ne!(uid, 0);
     // The sidecar examples run it as that uid.
     let deployment =
-        std::fs::read_to_string(root.join("install/examples/kubernetes/deployment.yaml"))
-            .unwrap();
+        std::fs::read_to_string(root.join("install/examples/kubernetes/deployment.yaml")).unwrap();
     assert!(deployment.contains(&format!("runAsUser: {uid}")));
     // The build context leaves out the build output.
     let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap();

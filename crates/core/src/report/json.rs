@@ -45,11 +45,7 @@ fn write(line: &str) {
 pub struct JsonLayer;
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for JsonLayer {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _: tracing_subscriber::layer::Context<'_, S>,
-    ) {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         let mut v = Fields::default();
         event.record(&mut v);
         let meta = event.metadata();
@@ -130,7 +126,8 @@ pub fn wrap_stderr() -> std::io::Result<WrappedStderr> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: both ends were just made and are owned here alone.
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
     *REAL_STDERR.lock().unwrap_or_else(|e| e.into_inner()) =
         Some(std::fs::File::from(real.try_clone()?));
     // SAFETY: fd 2 becomes a copy of the write end; the write end itself is closed below.
@@ -140,7 +137,9 @@ pub fn wrap_stderr() -> std::io::Result<WrappedStderr> {
     drop(write_end);
     // A panic aborts (the release profile) before the reader could pass its message on:
     // say it on the real stderr at once.
-    std::panic::set_hook(Box::new(|info| write(&line("ERROR", &info.to_string(), &[]))));
+    std::panic::set_hook(Box::new(|info| {
+        write(&line("ERROR", &info.to_string(), &[]))
+    }));
     let reader = std::thread::Builder::new()
         .name("stderr-json".into())
         .spawn(move || {
