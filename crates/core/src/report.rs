@@ -105,7 +105,9 @@ pub fn escape(text: &str) -> String {
 /// SDK and HTTP layers above INFO are dropped whatever `RUST_LOG` says: at
 /// debug and trace they can print request and response bodies.
 pub fn init_log(verbose: u8) {
-    start_log(verbose, None);
+    if let Some(filter) = log_filter(verbose, None) {
+        install(plain_layer(), filter);
+    }
 }
 
 /// The log of a long-running service (`proxy`): like [`init_log`], but a
@@ -119,7 +121,15 @@ pub fn init_service_log(verbose: u8, structured: bool) {
     if structured {
         STRUCTURED.store(true, Ordering::SeqCst);
     }
-    start_log(verbose, Some("redshift_creds=info"));
+    let Some(filter) = log_filter(verbose, Some("redshift_creds=info")) else {
+        return;
+    };
+    // Only here, so the front (which calls `init_log`) links no JSON layer.
+    if structured {
+        install(json::JsonLayer, filter);
+    } else {
+        install(plain_layer(), filter);
+    }
 }
 
 /// Set once a service asked for JSON lines on stderr.
@@ -130,38 +140,38 @@ pub fn structured() -> bool {
     STRUCTURED.load(Ordering::SeqCst)
 }
 
-/// Starts the log with `quiet` as the filter of a run without `-v` or
-/// `RUST_LOG` (none: no log at all).
-fn start_log(verbose: u8, quiet: Option<&str>) {
+/// The filter of the log: `RUST_LOG`, else `-v`, else `quiet` (none: no log at all).
+fn log_filter(verbose: u8, quiet: Option<&str>) -> Option<EnvFilter> {
     // A RUST_LOG that is not UTF-8 cannot be a filter: it reads as unset, as
     // logging must never stop a run.
     let from_env = crate::env::text(&crate::env::ProcessEnv, "RUST_LOG")
         .ok()
         .flatten();
-    let filter = match (&from_env, verbose) {
+    Some(match (&from_env, verbose) {
         (Some(spec), _) => EnvFilter::try_new(spec).unwrap_or_else(|e| {
             warn(&format!(
                 "RUST_LOG is not a valid filter ({e}); using redshift_creds=debug"
             ));
             EnvFilter::new("redshift_creds=debug")
         }),
-        (None, 0) => match quiet {
-            Some(spec) => EnvFilter::new(spec),
-            None => return,
-        },
+        (None, 0) => EnvFilter::new(quiet?),
         (None, 1) => EnvFilter::new("redshift_creds=debug"),
         (None, _) => EnvFilter::new("redshift_creds=trace,aws_config=info"),
-    };
-    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
-    let layer: Boxed = if structured() {
-        Box::new(json::JsonLayer)
-    } else {
-        Box::new(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_target(true),
-        )
-    };
+    })
+}
+
+/// The human-readable log layer.
+fn plain_layer<S>() -> impl Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(true)
+}
+
+/// Starts the log with `layer`, behind `filter` and [`never_secret`].
+fn install<L: Layer<tracing_subscriber::Registry> + Send + Sync>(layer: L, filter: EnvFilter) {
     let layer = layer
         .with_filter(filter)
         .with_filter(FilterFn::new(never_secret));
