@@ -506,3 +506,58 @@ fn the_containerfile_builds_both_binaries_with_the_workspace_rust_and_runs_unpri
     let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
     assert!(ignore.lines().any(|l| l == "target"));
 }
+
+#[test]
+fn the_systemd_unit_checks_the_config_before_it_starts_the_proxy() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(root.join("install/examples/redshift-creds-proxy.service"))
+        .unwrap();
+    let command = |key: &str| -> Vec<String> {
+        let line = unit
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key}"));
+        let mut words = line.split(' ').map(str::to_owned);
+        assert_eq!(words.next().unwrap(), "%h/.local/bin/redshift-creds");
+        words.collect()
+    };
+    let (pre, start) = (command("ExecStartPre="), command("ExecStart="));
+    assert_eq!(pre, [&start[..], &["--check".to_owned()]].concat());
+    let sb = Sandbox::new();
+    let aws = CountingServer::start();
+    let config = write_config(
+        &sb,
+        &format!(
+            "http = \"127.0.0.1:9090\"\nmin_shutdown_delay = 5\n[connections.prod]\n\
+             cluster_identifier = \"examplecluster\"\ndb_user = \"alice\"\n\
+             region = \"us-east-1\"\nendpoint_url = \"{}\"\nlisten = [\"127.0.0.1:15439\"]\n",
+            aws.url()
+        ),
+    );
+    let pre: Vec<&str> = pre.iter().map(String::as_str).collect();
+    let o = run_with(&sb, &config, &pre);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("serve prod on 127.0.0.1:15439 "),
+        "{}",
+        stdout(&o)
+    );
+    let seconds = |key: &str| -> u64 {
+        let line = stdout(&o);
+        let v = line.lines().find_map(|l| l.strip_prefix(key)).unwrap();
+        v.parse().unwrap()
+    };
+    let stop: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(stop > seconds("shutdown_timeout: ") + seconds("min_shutdown_delay: "));
+    // A bad key fails the start: exit 2, one line.
+    let config = write_config(&sb, "max_connections = 0\n");
+    let o = run_with(&sb, &config, &pre);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert_eq!(aws.calls() + aws.describe_calls(), 0);
+}
