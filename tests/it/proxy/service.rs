@@ -291,9 +291,13 @@ fn spawn_structured(mut cmd: Command) -> Proxy {
 #[test]
 fn structured_logs_are_one_json_object_a_line_with_the_session_fields_and_no_password() {
     let Some(rig) = Rig::start() else { return };
-    let args = rig.args(&["--listen", "127.0.0.1:0", "--structured-logs"]);
+    // At trace level, with a session token in the AWS credentials.
+    const TOKEN: &str = "session-token-never-logged";
+    let args = rig.args(&["--listen", "127.0.0.1:0", "--structured-logs", "-vv"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut proxy = spawn_structured(rig.sb.cmd(&args));
+    let mut cmd = rig.sb.cmd(&args);
+    cmd.env("AWS_SESSION_TOKEN", TOKEN);
+    let mut proxy = spawn_structured(cmd);
     let addr = proxy.tcp();
     let mut c = Raw::connect(addr, "someone", "postgres").unwrap();
     assert_eq!(c.query(WHO).unwrap(), [WHO_ANSWER]);
@@ -307,7 +311,9 @@ fn structured_logs_are_one_json_object_a_line_with_the_session_fields_and_no_pas
     assert_eq!(proxy.wait_exit(Duration::from_secs(20)), Some(0));
     std::thread::sleep(Duration::from_millis(200));
     let text = proxy.stderr();
-    assert!(!text.contains(PASSWORD), "{text}");
+    for secret in [PASSWORD, TOKEN, "testing-secret-key-value"] {
+        assert!(!text.contains(secret), "{secret}: {text}");
+    }
     let mut session = None;
     for line in text.lines() {
         let v: Value = serde_json::from_str(line)
@@ -382,7 +388,17 @@ fn the_kubernetes_examples_parse_check_and_probe_the_right_paths() {
         .collect();
     assert_eq!(kinds, ["ServiceAccount", "ConfigMap", "Deployment", "Job"]);
     let sb = Sandbox::new();
-    let config = write_config(&sb, docs[1].1["data"]["config.toml"].as_str().unwrap());
+    let toml_text = docs[1].1["data"]["config.toml"].as_str().unwrap();
+    let config = write_config(&sb, toml_text);
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/config.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema).unwrap()).unwrap();
+    let as_json = serde_json::to_value(toml::from_str::<toml::Value>(toml_text).unwrap()).unwrap();
+    assert!(
+        jsonschema::draft202012::new(&schema)
+            .unwrap()
+            .is_valid(&as_json),
+        "the ConfigMap's config.toml is valid against the schema"
+    );
     let account = docs[0].1["metadata"]["name"].as_str().unwrap();
     for (file, doc) in &docs[2..] {
         let pod = &doc["spec"]["template"]["spec"];

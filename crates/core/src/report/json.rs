@@ -12,17 +12,25 @@ use tracing::field::{Field, Visit};
 static REAL_STDERR: Mutex<Option<std::fs::File>> = Mutex::new(None);
 
 /// One JSON line: `timestamp` (RFC 3339, UTC, milliseconds), `level`, `message`, then
-/// `fields` (a field named like one of the first three is dropped).
+/// `fields` in order (a field named like one of the first three, or said twice, is dropped).
 pub fn line(level: &str, message: &str, fields: &[(String, Value)]) -> String {
     let timestamp = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    let mut object = serde_json::Map::new();
-    object.insert("timestamp".into(), timestamp.into());
-    object.insert("level".into(), level.into());
-    object.insert("message".into(), message.into());
+    let quoted = |s: &str| Value::from(s).to_string();
+    let mut out = format!(
+        "{{\"timestamp\":{},\"level\":{},\"message\":{}",
+        quoted(&timestamp),
+        quoted(level),
+        quoted(message)
+    );
+    let mut seen = vec!["timestamp", "level", "message"];
     for (name, value) in fields {
-        object.entry(name.clone()).or_insert_with(|| value.clone());
+        if !seen.contains(&name.as_str()) {
+            seen.push(name);
+            out.push_str(&format!(",{}:{value}", quoted(name)));
+        }
     }
-    Value::Object(object).to_string()
+    out.push('}');
+    out
 }
 
 /// Writes one JSON line of `message` at `level` on stderr.
@@ -189,5 +197,6 @@ mod tests {
         assert_eq!(v["message"], "a\nb\u{1b}");
         assert_eq!(v["uid"], 1000);
         assert!(v["timestamp"].as_str().unwrap().ends_with('Z'), "{text}");
+        assert!(text.starts_with("{\"timestamp\":"), "{text}");
     }
 }
