@@ -79,15 +79,11 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
             })?;
         }
         let (config, ca) = redshift_creds_proxy::client_tls(&dir).map_err(from_proxy)?;
-        let line = format!(
+        // Wrapped as JSON with --structured-logs, like the engine's `listening on` lines.
+        eprintln!(
             "client TLS: clients verify the proxy with sslrootcert={}",
             ca.display()
         );
-        if report::structured() {
-            report::json::say("INFO", &line);
-        } else {
-            eprintln!("{line}");
-        }
         options.client_tls = Some(config);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

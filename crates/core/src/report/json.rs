@@ -110,7 +110,8 @@ impl Visit for Fields {
 #[cfg(unix)]
 pub struct WrappedStderr {
     real: std::os::fd::OwnedFd,
-    reader: Option<std::thread::JoinHandle<()>>,
+    /// Says when the reader has passed on the last line.
+    done: std::sync::mpsc::Receiver<()>,
 }
 
 /// Makes stderr a pipe read by a thread that wraps each line (see [`WrappedStderr`]).
@@ -148,7 +149,8 @@ pub fn wrap_stderr() -> std::io::Result<WrappedStderr> {
     std::panic::set_hook(Box::new(|info| {
         write(&line("ERROR", &info.to_string(), &[]))
     }));
-    let reader = std::thread::Builder::new()
+    let (tell, done) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
         .name("stderr-json".into())
         .spawn(move || {
             let pipe = std::io::BufReader::new(std::fs::File::from(read_end));
@@ -159,11 +161,9 @@ pub fn wrap_stderr() -> std::io::Result<WrappedStderr> {
                     write(&line("INFO", text, &[]));
                 }
             }
+            let _ = tell.send(());
         })?;
-    Ok(WrappedStderr {
-        real,
-        reader: Some(reader),
-    })
+    Ok(WrappedStderr { real, done })
 }
 
 #[cfg(unix)]
@@ -173,9 +173,9 @@ impl Drop for WrappedStderr {
         let _ = std::io::stderr().flush();
         // SAFETY: fd 2 goes back to the real stderr, which closes the pipe's last write end.
         unsafe { libc::dup2(self.real.as_raw_fd(), 2) };
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
+        // A child that inherited the pipe (a credential_process) and outlives us keeps it
+        // open: do not wait for it for long.
+        let _ = self.done.recv_timeout(std::time::Duration::from_secs(2));
         REAL_STDERR.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
