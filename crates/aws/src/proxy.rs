@@ -420,9 +420,16 @@ fn plan(r: Resolved, mut listen: Vec<Listen>) -> Result<Plan, Error> {
     if listen.is_empty() {
         listen = parse_listen(&[DEFAULT_LISTEN.to_owned()], "--listen")?;
     }
-    // The TLS rules are checked here, so that `--check` says a bad sslrootcert.
+    // The TLS rules and the root certificates are checked here, so that `--check` says a
+    // bad sslrootcert (its content: a file that cannot be read is `r`'s error already).
     let tls = r.tls();
-    let _: SslMode = tls.mode.as_str().parse().map_err(from_proxy)?;
+    let mode: SslMode = tls.mode.as_str().parse().map_err(from_proxy)?;
+    if let Err(e) = redshift_creds_proxy::upstream_tls(mode, tls.root_cert.as_deref()) {
+        return Err(match e {
+            ProxyError::Tls(reason) => Error::Usage(format!("TLS: {reason}")),
+            other => from_proxy(other),
+        });
+    }
     Ok(Plan {
         name: r.request.label(),
         r,

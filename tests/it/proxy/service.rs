@@ -123,6 +123,17 @@ fn check_refuses_a_bad_service_value_in_one_line_with_exit_2() {
             "{err}"
         );
     }
+    // A root certificate file with no certificate in it.
+    let pem = sb.path().join("roots.pem");
+    std::fs::write(&pem, "not a certificate\n").unwrap();
+    let o = sb.run(&proxy_args(
+        &url,
+        &["--sslrootcert", pem.to_str().unwrap(), "--check"],
+    ));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("no certificates"), "{}", stderr(&o));
     // Not a number at all: clap's usage error, one line too.
     let o = sb.run(&proxy_args(&url, &["--max-connections", "many", "--check"]));
     assert_eq!(o.status.code(), Some(2));
