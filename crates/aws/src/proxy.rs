@@ -6,12 +6,14 @@ use redshift_creds_core::cache::refresh::{self, Clock, SystemClock};
 use redshift_creds_core::cli::{ConnArgs, CredArgs, ProxyArgs};
 use redshift_creds_core::config::{ProcessEnv, Resolved};
 use redshift_creds_core::credential::Credential;
+use redshift_creds_core::endpoint::DEFAULT_PORT;
 use redshift_creds_core::error::{AwsFailure, Error};
 use redshift_creds_core::{commands, config_file, private_fs, report, source};
 use redshift_creds_proxy::{
     Listen, Login, Options, PasswordSource, ProxyError, SourceError, SslMode, Target, Upstream,
 };
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,41 +30,47 @@ const RETRY_AFTER: i64 = 10;
 /// A forced fetch this recent is reused by other sessions whose password was rejected too.
 const FORCED_REUSE: Duration = Duration::from_secs(5);
 
-/// Runs `redshift-creds proxy` until SIGINT or SIGTERM.
+/// Runs `redshift-creds proxy` until SIGINT or SIGTERM (or, with `--check`, says what it
+/// would serve and returns).
 pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
-    report::init_service_log(a.cred.verbose);
-    let shutdown_timeout = match a.shutdown_timeout {
-        None => 30,
-        Some(s @ 0..=86_400) => s,
-        Some(s) => {
-            return Err(Error::invalid(
-                "--shutdown-timeout",
-                &s.to_string(),
-                "must be 0 to 86400 seconds",
-            ));
-        }
-    };
-    let listen = parse_listen(&a.listen, "--listen")?;
-    let targets = if a.all {
-        all_targets(a)?
+    // The flag turns JSON on before anything can be said; the key, once the file is read.
+    if a.structured_logs {
+        report::init_service_log(a.cred.verbose, true);
+    }
+    let keys = file_service(a)?;
+    if !a.structured_logs {
+        report::init_service_log(a.cred.verbose, keys.structured_logs == Some(true));
+    }
+    let service = service(a, keys)?;
+    let plans = plans(a)?;
+    if a.check {
+        print!("{}", describe(&plans, &service, a.client_tls));
+        return Ok(true);
+    }
+    // Keeps stderr one JSON object a line until the proxy has stopped.
+    #[cfg(unix)]
+    let _wrapped = if report::structured() {
+        Some(
+            report::json::wrap_stderr()
+                .map_err(|e| Error::Proxy(format!("--structured-logs: cannot wrap stderr: {e}")))?,
+        )
     } else {
-        let r = commands::resolve(&a.cred, &a.conn)?;
-        let listen = match (listen, &r.request.connection) {
-            (l, _) if !l.is_empty() => l,
-            (_, Some(name)) => file_listen(name)?,
-            (_, None) => Vec::new(),
-        };
-        vec![target(r, listen)?]
+        None
     };
+    let targets = plans
+        .into_iter()
+        .map(build)
+        .collect::<Result<Vec<_>, _>>()?;
     let mut options = Options {
-        shutdown_timeout: Duration::from_secs(shutdown_timeout as u64),
+        shutdown_timeout: Duration::from_secs(service.shutdown_timeout),
+        http: service.http,
+        max_connections: service.max_connections,
+        min_shutdown_delay: Duration::from_secs(service.min_shutdown_delay),
         ..Options::default()
     };
-    options.allowed_uids.extend(&a.allow_uid);
+    options.allowed_uids.extend(&service.allow_uid);
     if a.client_tls {
-        let dir = config_file::config_dir()
-            .ok_or_else(|| Error::Usage("--client-tls: no config directory is known".into()))?
-            .join("proxy-tls");
+        let dir = client_tls_dir()?;
         if let Some(parent) = dir.parent() {
             // 0700 whatever the umask: a config.toml another user could drop
             // here would be read as ours.
@@ -74,6 +82,7 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
         }
         check_dir_parents(&dir)?;
         let (config, ca) = redshift_creds_proxy::client_tls(&dir).map_err(from_proxy)?;
+        // Wrapped as JSON with --structured-logs, like the engine's `listening on` lines.
         eprintln!(
             "client TLS: clients verify the proxy with sslrootcert={}",
             ca.display()
@@ -108,6 +117,212 @@ fn check_dir_parents(dir: &std::path::Path) -> Result<(), Error> {
         .map_err(|reason| Error::Proxy(format!("unsafe directory {}: {reason}", dir.display())))
 }
 
+/// Where `--client-tls` keeps its local CA.
+fn client_tls_dir() -> Result<std::path::PathBuf, Error> {
+    Ok(config_file::config_dir()
+        .ok_or_else(|| Error::Usage("--client-tls: no config directory is known".into()))?
+        .join("proxy-tls"))
+}
+
+/// The service options in force, each checked: the flag, else the config file's key.
+#[derive(Debug)]
+struct ServiceOptions {
+    http: Option<SocketAddr>,
+    max_connections: Option<usize>,
+    shutdown_timeout: u64,
+    min_shutdown_delay: u64,
+    allow_uid: Vec<u32>,
+    structured_logs: bool,
+}
+
+/// The config file's service keys for this run: with `--all` the top level's; for a named
+/// connection its own, each else the top level's. No file, or no config directory: none.
+fn file_service(a: &ProxyArgs) -> Result<Keys, Error> {
+    let Some(path) = config_file::path(&ProcessEnv) else {
+        return Ok(Keys::default());
+    };
+    let Some(file) = config_file::load(&path)? else {
+        return Ok(Keys::default());
+    };
+    let top = file.service();
+    let keys = match (&a.cred.name, a.all) {
+        (_, true) => {
+            for (name, c) in &file.connections {
+                if !c.service().is_empty() {
+                    report::warn(&format!(
+                        "--all serves every connection in one process, so connection \
+                         \"{name}\"'s own service keys are not used; the top-level ones are"
+                    ));
+                }
+            }
+            top
+        }
+        (Some(name), false) => match file.connections.get(name) {
+            Some(c) => c.service().or(top),
+            None => top,
+        },
+        (None, false) => top,
+    };
+    Ok(Keys {
+        keys,
+        path: Some(path),
+    })
+}
+
+/// The service keys read, and the file they were read from.
+#[derive(Default)]
+struct Keys {
+    keys: config_file::Service,
+    path: Option<std::path::PathBuf>,
+}
+
+impl std::ops::Deref for Keys {
+    type Target = config_file::Service;
+    fn deref(&self) -> &config_file::Service {
+        &self.keys
+    }
+}
+
+/// Checks each service option; a bad one is a usage error naming the flag, or the key
+/// and its file.
+fn service(a: &ProxyArgs, keys: Keys) -> Result<ServiceOptions, Error> {
+    let key = |name: &str| match &keys.path {
+        Some(p) => format!("{name} in {}", p.display()),
+        None => name.to_owned(),
+    };
+    let pick = |flag: Option<i64>, flag_name: &str, k: Option<i64>, key_name: &str| {
+        flag.map(|v| (v, flag_name.to_owned()))
+            .or_else(|| k.map(|v| (v, key(key_name))))
+    };
+    let seconds = |v: Option<(i64, String)>, default: u64| match v {
+        None => Ok(default),
+        Some((s @ 0..=86_400, _)) => Ok(s as u64),
+        Some((s, input)) => Err(Error::invalid(
+            &input,
+            &s.to_string(),
+            "must be 0 to 86400 seconds",
+        )),
+    };
+    let shutdown_timeout = seconds(
+        pick(
+            a.shutdown_timeout,
+            "--shutdown-timeout",
+            keys.shutdown_timeout,
+            "shutdown_timeout",
+        ),
+        30,
+    )?;
+    let min_shutdown_delay = seconds(
+        pick(
+            a.min_shutdown_delay,
+            "--min-shutdown-delay",
+            keys.min_shutdown_delay,
+            "min_shutdown_delay",
+        ),
+        0,
+    )?;
+    let max_connections = match pick(
+        a.max_connections,
+        "--max-connections",
+        keys.max_connections,
+        "max_connections",
+    ) {
+        None => None,
+        Some((n @ 1..=1_000_000, _)) => Some(n as usize),
+        Some((n, input)) => {
+            return Err(Error::invalid(
+                &input,
+                &n.to_string(),
+                "must be 1 to 1000000",
+            ));
+        }
+    };
+    let http = match (&a.http, &keys.http) {
+        (Some(v), _) => Some(parse_http(v, "--http")?),
+        (None, Some(v)) => Some(parse_http(v, &key("http"))?),
+        (None, None) => None,
+    };
+    let allow_uid = if a.allow_uid.is_empty() {
+        keys.allow_uid.clone().unwrap_or_default()
+    } else {
+        a.allow_uid.clone()
+    };
+    Ok(ServiceOptions {
+        http,
+        max_connections,
+        shutdown_timeout,
+        min_shutdown_delay,
+        allow_uid,
+        structured_logs: report::structured(),
+    })
+}
+
+/// An `--http` address: an IP address and a port (any address: nothing served there is secret).
+fn parse_http(v: &str, input: &str) -> Result<SocketAddr, Error> {
+    v.parse().map_err(|_| {
+        Error::invalid(
+            input,
+            v,
+            "expected IP:PORT, e.g. 127.0.0.1:9090, or 0.0.0.0:9090 in a pod",
+        )
+    })
+}
+
+/// What `--check` prints: each target, then the service options.
+fn describe(plans: &[Plan], s: &ServiceOptions, client_tls: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for p in plans {
+        let listen: Vec<String> = p
+            .listen
+            .iter()
+            .map(|l| match l {
+                Listen::Tcp(a) => a.to_string(),
+                Listen::Unix(dir) => format!("unix:{}", dir.display()),
+            })
+            .collect();
+        let c = &p.r.client;
+        let upstream = match c
+            .host
+            .clone()
+            .or_else(|| p.r.request.custom_domain_name.clone())
+        {
+            Some(host) => format!("{host}:{}", c.port.unwrap_or(DEFAULT_PORT)),
+            None => format!("the endpoint of {} (looked up at start)", p.name),
+        };
+        let _ = writeln!(
+            out,
+            "serve {} on {} to {upstream} with sslmode {}",
+            if p.name.is_empty() {
+                &upstream
+            } else {
+                &p.name
+            },
+            listen.join(", "),
+            p.r.tls().mode.as_str()
+        );
+    }
+    let mut uids = Options::default().allowed_uids;
+    uids.extend(&s.allow_uid);
+    uids.sort_unstable();
+    uids.dedup();
+    let uids: Vec<String> = uids.iter().map(ToString::to_string).collect();
+    let none = || "none".to_owned();
+    let _ = write!(
+        out,
+        "http: {}\nmax_connections: {}\nshutdown_timeout: {}\nmin_shutdown_delay: {}\n\
+         allow_uid: {}\nclient_tls: {client_tls}\nstructured_logs: {}\n",
+        s.http.map_or_else(none, |h| h.to_string()),
+        s.max_connections
+            .map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+        s.shutdown_timeout,
+        s.min_shutdown_delay,
+        uids.join(" "),
+        s.structured_logs,
+    );
+    out
+}
+
 /// Parses listen values; a bad one is a usage error naming `input` and the rule.
 fn parse_listen(specs: &[String], input: &str) -> Result<Vec<Listen>, Error> {
     specs
@@ -127,9 +342,32 @@ fn file_listen(name: &str) -> Result<Vec<Listen>, Error> {
     parse_listen(c.listen.as_deref().unwrap_or_default(), "listen")
 }
 
+/// One target as resolved, before anything is looked up or bound.
+struct Plan {
+    r: Resolved,
+    listen: Vec<Listen>,
+    name: String,
+}
+
+/// The targets of this run, resolved: the named connection or the flags, or with `--all`
+/// every connection in the config file with `listen`.
+fn plans(a: &ProxyArgs) -> Result<Vec<Plan>, Error> {
+    let listen = parse_listen(&a.listen, "--listen")?;
+    if a.all {
+        return all_plans(a);
+    }
+    let r = commands::resolve(&a.cred, &a.conn)?;
+    let listen = match (listen, &r.request.connection) {
+        (l, _) if !l.is_empty() => l,
+        (_, Some(name)) => file_listen(name)?,
+        (_, None) => Vec::new(),
+    };
+    Ok(vec![plan(r, listen)?])
+}
+
 /// `--all`: every connection in the config file with `listen`, each resolved as
 /// `NAME` would be, with the credential and TLS flags given on top.
-fn all_targets(a: &ProxyArgs) -> Result<Vec<Target>, Error> {
+fn all_plans(a: &ProxyArgs) -> Result<Vec<Plan>, Error> {
     let path = config_file::path(&ProcessEnv).ok_or_else(|| {
         Error::Usage("--all: no config directory is known; set REDSHIFT_CREDS_CONFIG".into())
     })?;
@@ -160,7 +398,7 @@ fn all_targets(a: &ProxyArgs) -> Result<Vec<Target>, Error> {
                 ..a.cred.clone()
             };
             let r = commands::resolve(&cred, &tls_only(&a.conn))?;
-            target(r, file_listen(name)?)
+            plan(r, file_listen(name)?)
         })
         .collect()
 }
@@ -175,21 +413,40 @@ fn tls_only(c: &ConnArgs) -> ConnArgs {
     }
 }
 
-/// One proxy target: the endpoint found as `exec` finds it, the TLS rules of `exec`,
-/// and passwords from the shared cache.
-fn target(r: Resolved, mut listen: Vec<Listen>) -> Result<Target, Error> {
+/// A target's listeners (the default when none is given) and its name in `listening on
+/// ADDR for NAME`: the connection, cluster or workgroup (else, at build, its upstream).
+fn plan(r: Resolved, mut listen: Vec<Listen>) -> Result<Plan, Error> {
     if listen.is_empty() {
         listen = parse_listen(&[DEFAULT_LISTEN.to_owned()], "--listen")?;
     }
+    // The TLS rules and the root certificates are checked here, so that `--check` says a
+    // bad sslrootcert (its content: a file that cannot be read is `r`'s error already).
+    let tls = r.tls();
+    let mode: SslMode = tls.mode.as_str().parse().map_err(from_proxy)?;
+    if let Err(e) = redshift_creds_proxy::upstream_tls(mode, tls.root_cert.as_deref()) {
+        return Err(match e {
+            ProxyError::Tls(reason) => Error::Usage(format!("TLS: {reason}")),
+            other => from_proxy(other),
+        });
+    }
+    Ok(Plan {
+        name: r.request.label(),
+        r,
+        listen,
+    })
+}
+
+/// One proxy target: the endpoint found as `exec` finds it, the TLS rules of `exec`,
+/// and passwords from the shared cache.
+fn build(plan: Plan) -> Result<Target, Error> {
+    let Plan { r, listen, name } = plan;
     let endpoint = commands::endpoint(&r, &Aws::new(&r))?;
     let tls = r.tls();
     if let Some(note) = &tls.note {
         report::warn(note);
     }
     let mode: SslMode = tls.mode.as_str().parse().map_err(from_proxy)?;
-    // The name in `listening on ADDR for NAME`: the connection, cluster or
-    // workgroup, else the upstream it serves.
-    let name = Some(r.request.label())
+    let name = Some(name)
         .filter(|l| !l.is_empty())
         .unwrap_or_else(|| format!("{}:{}", endpoint.host, endpoint.port));
     let upstream = Upstream {
@@ -210,6 +467,7 @@ fn target(r: Resolved, mut listen: Vec<Listen>) -> Result<Target, Error> {
             refreshing: AtomicBool::new(false),
             last_attempt: AtomicI64::new(0),
             last_forced: Mutex::new(None),
+            fetches: AtomicU64::new(0),
         }))),
     })
 }
@@ -240,6 +498,8 @@ struct Inner {
     last_attempt: AtomicI64,
     /// When the last forced fetch (after a rejected password) happened.
     last_forced: Mutex<Option<std::time::Instant>>,
+    /// Fresh credentials fetched from AWS by this source, for `/metrics`.
+    fetches: AtomicU64,
 }
 
 impl Inner {
@@ -251,7 +511,18 @@ impl Inner {
             return Ok(c);
         }
         let _one = self.refresh.lock().unwrap_or_else(|e| e.into_inner());
-        Aws::new(&self.r).credential_within(&self.r, self.r.settings.refresh_margin)
+        self.obtain(&Aws::new(&self.r), self.r.settings.refresh_margin)
+    }
+
+    /// The credential if it outlives `margin`, else a fetched one (counted in `fetches`).
+    fn obtain(&self, aws: &Aws, margin: i64) -> Result<Credential, Error> {
+        let mut cache = source::credential_cache(&self.r)?;
+        let fetch = aws.credential_fetch(&self.r);
+        let (c, outcome) = refresh::obtain(&mut cache, &*fetch, &SystemClock, margin)?;
+        if matches!(outcome, refresh::Outcome::Fetched) {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(c)
     }
 
     /// A credential fetched past the cache, because upstream rejected the cached one.
@@ -260,11 +531,11 @@ impl Inner {
         let mut last = self.last_forced.lock().unwrap_or_else(|e| e.into_inner());
         let aws = Aws::new(&self.r);
         if last.is_some_and(|t| t.elapsed() < FORCED_REUSE) {
-            return aws.credential_within(&self.r, 0);
+            return self.obtain(&aws, 0);
         }
         tracing::info!(connection = %self.r.request.label(), "fetching a fresh password");
         // No cached entry outlives this margin: the fetch happens (under the lock).
-        let c = aws.credential_within(&self.r, i64::MAX)?;
+        let c = self.obtain(&aws, i64::MAX)?;
         *last = Some(std::time::Instant::now());
         Ok(c)
     }
@@ -278,7 +549,7 @@ impl Inner {
             .spawn(move || {
                 let result = {
                     let _one = inner.refresh.lock().unwrap_or_else(|e| e.into_inner());
-                    Aws::new(&inner.r).credential_within(&inner.r, inner.r.settings.refresh_margin)
+                    inner.obtain(&Aws::new(&inner.r), inner.r.settings.refresh_margin)
                 };
                 match result {
                     Ok(c) => {
@@ -325,6 +596,10 @@ impl PasswordSource for AwsPasswords {
         }
         inner.last_attempt.store(now, Ordering::SeqCst);
         inner.refresh_in_background();
+    }
+
+    fn fetches(&self) -> u64 {
+        self.0.fetches.load(Ordering::SeqCst)
     }
 }
 

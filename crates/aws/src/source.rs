@@ -26,7 +26,10 @@ impl Aws {
     }
 
     /// The API call that makes a new credential for `r`.
-    fn credential_fetch<'a>(&'a self, r: &'a Resolved) -> Box<dyn Fetch<Credential> + 'a> {
+    pub(crate) fn credential_fetch<'a>(
+        &'a self,
+        r: &'a Resolved,
+    ) -> Box<dyn Fetch<Credential> + 'a> {
         let (request, session) = (&r.request, &self.session);
         match r.request.api {
             Api::ServerlessGetCredentials => Box::new(ServerlessSource { request, session }),

@@ -257,6 +257,27 @@ pub struct ProxyArgs {
     /// when the proxy runs as root or with --allow-uid 0.
     #[arg(long, value_name = "UID")]
     pub allow_uid: Vec<u32>,
+
+    /// Serve /startup, /liveness, /readiness, /metrics and POST /quitquitquit over HTTP at
+    /// ADDR (HOST:PORT; any address, as nothing served there is secret).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+
+    /// Serve at most N sessions at once; the next client is refused with SQLSTATE 53300.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_connections: Option<i64>,
+
+    /// On SIGTERM or POST /quitquitquit, keep accepting this long before draining [default: 0].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub min_shutdown_delay: Option<i64>,
+
+    /// Log every line on stderr as one JSON object (timestamp, level, message and fields).
+    #[arg(long)]
+    pub structured_logs: bool,
+
+    /// Resolve the configuration, print what would be served, bind nothing, and exit.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Says a clap usage error in one line from its kind and context (never by

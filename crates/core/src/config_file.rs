@@ -16,6 +16,74 @@ pub struct ConfigFile {
     /// `[connections.NAME]` tables.
     #[serde(default)]
     pub connections: BTreeMap<String, FileConnection>,
+    // `redshift-creds proxy --all`'s service options (see [`Service`]); a connection's
+    // own keys of the same names apply when it is served alone.
+    pub http: Option<String>,
+    pub max_connections: Option<i64>,
+    pub shutdown_timeout: Option<i64>,
+    pub min_shutdown_delay: Option<i64>,
+    pub structured_logs: Option<bool>,
+    pub allow_uid: Option<Vec<u32>>,
+}
+
+/// The proxy's service options as written in the file, each `None` when absent:
+/// the keys of `--http`, `--max-connections`, `--shutdown-timeout`,
+/// `--min-shutdown-delay`, `--structured-logs` and `--allow-uid`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub http: Option<String>,
+    pub max_connections: Option<i64>,
+    pub shutdown_timeout: Option<i64>,
+    pub min_shutdown_delay: Option<i64>,
+    pub structured_logs: Option<bool>,
+    pub allow_uid: Option<Vec<u32>>,
+}
+
+impl Service {
+    /// Each key of `self`, else of `under` (a connection's keys over the top level's).
+    pub fn or(self, under: Service) -> Service {
+        Service {
+            http: self.http.or(under.http),
+            max_connections: self.max_connections.or(under.max_connections),
+            shutdown_timeout: self.shutdown_timeout.or(under.shutdown_timeout),
+            min_shutdown_delay: self.min_shutdown_delay.or(under.min_shutdown_delay),
+            structured_logs: self.structured_logs.or(under.structured_logs),
+            allow_uid: self.allow_uid.or(under.allow_uid),
+        }
+    }
+
+    /// Whether no key is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Service::default()
+    }
+}
+
+impl ConfigFile {
+    /// The top-level service keys.
+    pub fn service(&self) -> Service {
+        Service {
+            http: self.http.clone(),
+            max_connections: self.max_connections,
+            shutdown_timeout: self.shutdown_timeout,
+            min_shutdown_delay: self.min_shutdown_delay,
+            structured_logs: self.structured_logs,
+            allow_uid: self.allow_uid.clone(),
+        }
+    }
+}
+
+impl FileConnection {
+    /// This connection's own service keys.
+    pub fn service(&self) -> Service {
+        Service {
+            http: self.http.clone(),
+            max_connections: self.max_connections,
+            shutdown_timeout: self.shutdown_timeout,
+            min_shutdown_delay: self.min_shutdown_delay,
+            structured_logs: self.structured_logs,
+            allow_uid: self.allow_uid.clone(),
+        }
+    }
 }
 
 /// One `[connections.NAME]` table. Every key is optional; an unknown key is an error.
@@ -45,6 +113,13 @@ pub struct FileConnection {
     pub sslrootcert: Option<PathBuf>,
     /// Where `redshift-creds proxy` serves this connection (`--listen` values).
     pub listen: Option<Vec<String>>,
+    // The proxy's service options when this connection is served alone (see [`Service`]).
+    pub http: Option<String>,
+    pub max_connections: Option<i64>,
+    pub shutdown_timeout: Option<i64>,
+    pub min_shutdown_delay: Option<i64>,
+    pub structured_logs: Option<bool>,
+    pub allow_uid: Option<Vec<u32>>,
 }
 
 /// The largest config file we read; anything bigger is a mistake.

@@ -1,8 +1,13 @@
-//! Warnings for the user on stderr, and the optional tracing log (`-v`, `RUST_LOG`) that never shows secrets.
+//! Warnings for the user on stderr, and the optional tracing log (`-v`, `RUST_LOG`) that never
+//! shows secrets; for a service (`proxy --structured-logs`), both as one JSON object a line.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::{Level, Metadata};
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{EnvFilter, FilterFn};
 use tracing_subscriber::prelude::*;
+
+pub mod json;
 
 /// Prints one warning line on stderr, once per process however often the
 /// same thing is noticed (the cache is read before and after the lock).
@@ -11,7 +16,10 @@ pub fn warn(message: &str) {
     static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let line = one_line(message);
     let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
-    if !said.contains(&line) {
+    if !said.contains(&line) && structured() {
+        json::say("WARN", &line);
+        said.push(line);
+    } else if !said.contains(&line) {
         let text = format!("redshift-creds: warning: {line}");
         match HELD.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             Some(held) => held.push(text),
@@ -24,6 +32,9 @@ pub fn warn(message: &str) {
 /// Prints one line of news for the user on stderr (what a command did),
 /// held back like a warning while the run may still be handed over.
 pub fn note(message: &str) {
+    if structured() {
+        return json::say("INFO", &one_line(message));
+    }
     let text = format!("redshift-creds: {}", one_line(message));
     match HELD.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
         Some(held) => held.push(text),
@@ -60,6 +71,9 @@ pub fn discard() {
 
 /// Prints the error that ends the run, once, on stderr.
 pub fn error(message: &str) {
+    if structured() {
+        return json::say("ERROR", &one_line(message));
+    }
     eprintln!("redshift-creds: error: {}", one_line(message));
 }
 
@@ -91,41 +105,74 @@ pub fn escape(text: &str) -> String {
 /// crate but ours below INFO are dropped whatever `RUST_LOG` says: the SDK's
 /// can print request and response bodies at debug and trace.
 pub fn init_log(verbose: u8) {
-    start_log(verbose, None);
+    if let Some(filter) = log_filter(verbose, None) {
+        install(plain_layer(), filter);
+    }
 }
 
 /// The log of a long-running service (`proxy`): like [`init_log`], but a
 /// plain run logs at INFO (one line per session), since a daemon's log is
 /// how its user sees it work.
-pub fn init_service_log(verbose: u8) {
-    start_log(verbose, Some("redshift_creds=info"));
+///
+/// `structured` (`--structured-logs`): every line on stderr is one JSON object from
+/// here on, the log's events, [`warn`], [`note`], [`error`] and whatever else writes to
+/// stderr (see [`json::wrap_stderr`], whose guard the caller keeps until it is done).
+pub fn init_service_log(verbose: u8, structured: bool) {
+    if structured {
+        STRUCTURED.store(true, Ordering::SeqCst);
+    }
+    let Some(filter) = log_filter(verbose, Some("redshift_creds=info")) else {
+        return;
+    };
+    // Only here, so the front (which calls `init_log`) links no JSON layer.
+    if structured {
+        install(json::JsonLayer, filter);
+    } else {
+        install(plain_layer(), filter);
+    }
 }
 
-/// Starts the log with `quiet` as the filter of a run without `-v` or
-/// `RUST_LOG` (none: no log at all).
-fn start_log(verbose: u8, quiet: Option<&str>) {
+/// Set once a service asked for JSON lines on stderr.
+static STRUCTURED: AtomicBool = AtomicBool::new(false);
+
+/// Whether stderr speaks JSON (`proxy --structured-logs`).
+pub fn structured() -> bool {
+    STRUCTURED.load(Ordering::SeqCst)
+}
+
+/// The filter of the log: `RUST_LOG`, else `-v`, else `quiet` (none: no log at all).
+fn log_filter(verbose: u8, quiet: Option<&str>) -> Option<EnvFilter> {
     // A RUST_LOG that is not UTF-8 cannot be a filter: it reads as unset, as
     // logging must never stop a run.
     let from_env = crate::env::text(&crate::env::ProcessEnv, "RUST_LOG")
         .ok()
         .flatten();
-    let filter = match (&from_env, verbose) {
+    Some(match (&from_env, verbose) {
         (Some(spec), _) => EnvFilter::try_new(spec).unwrap_or_else(|e| {
             warn(&format!(
                 "RUST_LOG is not a valid filter ({e}); using redshift_creds=debug"
             ));
             EnvFilter::new("redshift_creds=debug")
         }),
-        (None, 0) => match quiet {
-            Some(spec) => EnvFilter::new(spec),
-            None => return,
-        },
+        (None, 0) => EnvFilter::new(quiet?),
         (None, 1) => EnvFilter::new("redshift_creds=debug"),
         (None, _) => EnvFilter::new("redshift_creds=trace,aws_config=info"),
-    };
-    let layer = tracing_subscriber::fmt::layer()
+    })
+}
+
+/// The human-readable log layer.
+fn plain_layer<S>() -> impl Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(true)
+}
+
+/// Starts the log with `layer`, behind `filter` and [`never_secret`].
+fn install<L: Layer<tracing_subscriber::Registry> + Send + Sync>(layer: L, filter: EnvFilter) {
+    let layer = layer
         .with_filter(filter)
         .with_filter(FilterFn::new(never_secret));
     let _ = tracing_subscriber::registry().with(layer).try_init();

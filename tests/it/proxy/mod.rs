@@ -7,6 +7,7 @@ mod attack;
 mod behaviour;
 mod clients;
 mod endpoints;
+mod service;
 mod upstream_tls;
 
 use crate::support::counting::CountingServer;
