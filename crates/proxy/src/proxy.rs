@@ -137,6 +137,7 @@ impl Proxy {
                 .clone()
                 .map(tokio_rustls::TlsAcceptor::from),
             cancels: Arc::new(CancelTable::default()),
+            dial: Arc::new(crate::dial::TlsDial),
             kill: kill_rx,
         });
         let mut loops = JoinSet::new();
