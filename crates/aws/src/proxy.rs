@@ -5,9 +5,10 @@ use crate::source::Aws;
 use redshift_creds_core::cache::refresh::{self, Clock, SystemClock};
 use redshift_creds_core::cli::{ConnArgs, CredArgs, ProxyArgs};
 use redshift_creds_core::config::{ProcessEnv, Resolved};
+use redshift_creds_core::config_file::ListenAt;
 use redshift_creds_core::credential::Credential;
 use redshift_creds_core::error::Error;
-use redshift_creds_core::{commands, config_file, report, source};
+use redshift_creds_core::{commands, config_file, report, source, tls};
 use redshift_creds_proxy::{
     Listen, Login, Options, PasswordSource, ProxyError, SourceError, SslMode, Target, Upstream,
 };
@@ -87,17 +88,35 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Parses listen values; a bad one is a usage error naming `input` and the rule.
+/// Parses listen values by the core's rule; a bad one is a usage error naming `input` and
+/// the rule.
 fn parse_listen(specs: &[String], input: &str) -> Result<Vec<Listen>, Error> {
     specs
         .iter()
         .map(|s| {
-            s.parse::<Listen>().map_err(|e| match e {
-                ProxyError::Listen { reason, .. } => Error::invalid(input, s, reason),
-                other => from_proxy(other),
-            })
+            config_file::check_listen(s)
+                .map(engine_listen)
+                .map_err(|rule| Error::invalid(input, s, rule))
         })
         .collect()
+}
+
+/// A checked listen address as the engine takes it.
+fn engine_listen(at: ListenAt) -> Listen {
+    match at {
+        ListenAt::Tcp(addr) => Listen::Tcp(addr),
+        ListenAt::Unix(dir) => Listen::Unix(dir),
+    }
+}
+
+/// The core's sslmode as the engine takes it. Exhaustive, so a new mode in the core does
+/// not compile until it is mapped here.
+pub(crate) fn engine_mode(mode: tls::SslMode) -> SslMode {
+    match mode {
+        tls::SslMode::Require => SslMode::Require,
+        tls::SslMode::VerifyCa => SslMode::VerifyCa,
+        tls::SslMode::VerifyFull => SslMode::VerifyFull,
+    }
 }
 
 /// The `listen` of a named connection in the config file.
@@ -187,7 +206,6 @@ fn target(r: Resolved, mut listen: Vec<Listen>) -> Result<Target, Error> {
     if let Some(note) = &tls.note {
         report::warn(note);
     }
-    let mode: SslMode = tls.mode.as_str().parse().map_err(from_proxy)?;
     // The name in `listening on ADDR for NAME`: the connection, cluster or
     // workgroup, else the upstream it serves.
     let name = Some(r.request.label())
@@ -196,7 +214,7 @@ fn target(r: Resolved, mut listen: Vec<Listen>) -> Result<Target, Error> {
     let upstream = Upstream {
         host: endpoint.host,
         port: endpoint.port,
-        tls: redshift_creds_proxy::upstream_tls(mode, tls.root_cert.as_deref())
+        tls: redshift_creds_proxy::upstream_tls(engine_mode(tls.mode), tls.root_cert.as_deref())
             .map_err(from_proxy)?,
         db_name: r.request.db_name.clone(),
     };
@@ -215,13 +233,10 @@ fn target(r: Resolved, mut listen: Vec<Listen>) -> Result<Target, Error> {
     })
 }
 
-/// The proxy engine's errors as the tool's: a bad listen value is a usage error (exit 2),
-/// anything else (a taken port, a socket directory that is not private) exit 1.
+/// The proxy engine's errors as the tool's (a taken port, a socket directory that is not
+/// private, a bad root certificate file): exit 1. Bad listen values never reach the engine.
 fn from_proxy(e: ProxyError) -> Error {
-    match e {
-        ProxyError::Listen { spec, reason } => Error::invalid("--listen", &spec, reason),
-        other => Error::Proxy(other.to_string()),
-    }
+    Error::Proxy(e.to_string())
 }
 
 /// Logins for one connection, from the cache `get` and `exec` use (same key, store and
@@ -371,6 +386,29 @@ mod tests {
         assert_eq!(
             source_error(&aws_error("AWS is throttling requests")).sqlstate,
             "08001"
+        );
+    }
+
+    #[test]
+    fn every_sslmode_maps_to_the_engine_mode_of_the_same_name() {
+        for mode in tls::SslMode::ALL {
+            assert_eq!(
+                format!("{:?}", engine_mode(mode)),
+                format!("{mode:?}"),
+                "{}",
+                mode.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn listen_values_reach_the_engine_as_checked() {
+        assert_eq!(
+            parse_listen(&["127.0.0.1:15439".into(), "unix:/run/x".into()], "listen").unwrap(),
+            [
+                Listen::Tcp("127.0.0.1:15439".parse().unwrap()),
+                Listen::Unix("/run/x".into())
+            ]
         );
     }
 

@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let password = std::env::var("BENCH_PROXY_PASSWORD")?;
     let target = Target {
         name: "bench".to_owned(),
-        listen: vec![listen.parse::<Listen>()?],
+        listen: vec![Listen::Tcp(listen.parse()?)],
         upstream: Upstream {
             host: host.clone(),
             port: port.parse()?,
