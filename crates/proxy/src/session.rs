@@ -361,6 +361,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn without_client_tls_it_declines_encryption_and_reads_the_startup() {
+        let (ours, mut app) = tokio::io::duplex(4096);
+        let packet = |code: i32, rest: &[u8]| {
+            let mut p = i32::try_from(8 + rest.len())
+                .unwrap()
+                .to_be_bytes()
+                .to_vec();
+            p.extend_from_slice(&code.to_be_bytes());
+            p.extend_from_slice(rest);
+            p
+        };
+        app.write_all(&packet(80_877_104, b"")).await.unwrap();
+        app.write_all(&packet(80_877_103, b"")).await.unwrap();
+        app.write_all(&packet(wire::PROTOCOL_3_0, b"user\0me\0\0"))
+            .await
+            .unwrap();
+        let (_, startup) = negotiate(Box::new(ours), None).await.unwrap();
+        assert_eq!(
+            startup,
+            Startup::Params {
+                version: wire::PROTOCOL_3_0,
+                params: vec![("user".into(), "me".into())]
+            }
+        );
+        let mut answers = [0u8; 2];
+        app.read_exact(&mut answers).await.unwrap();
+        assert_eq!(&answers, b"NN", "GSSENCRequest and SSLRequest declined");
+    }
+
+    #[tokio::test]
     async fn a_refused_session_tells_the_client_why_without_dialing() {
         let dial = Arc::new(FakeDial::default());
         let shared = shared(dial.clone());
