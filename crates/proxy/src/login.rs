@@ -16,7 +16,6 @@ use crate::wire::{self, ServerMessage};
 use crate::wire_io;
 
 /// What the client asked for, once checked.
-#[cfg_attr(test, derive(Debug))]
 pub(crate) struct Request {
     pub database: String,
     /// Startup parameters passed through (without user and database).
