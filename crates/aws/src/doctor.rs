@@ -277,7 +277,7 @@ const TLS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The TLS handshake with the database, as the proxy makes it (sslmode and
 /// sslrootcert as exec would pass them to a client).
 fn tls(report: &mut Report, r: &Resolved, e: &Endpoint) {
-    use redshift_creds_proxy::{SslMode, TlsCheckError, Upstream};
+    use redshift_creds_proxy::{TlsCheckError, Upstream};
     let tls = r.tls();
     let at = format!("{}:{}", e.host, e.port);
     let settings = format!(
@@ -288,11 +288,10 @@ fn tls(report: &mut Report, r: &Resolved, e: &Endpoint) {
             .map(|p| format!(", sslrootcert {}", p.display()))
             .unwrap_or_default()
     );
-    let config = tls
-        .mode
-        .as_str()
-        .parse::<SslMode>()
-        .and_then(|mode| redshift_creds_proxy::upstream_tls(mode, tls.root_cert.as_deref()));
+    let config = redshift_creds_proxy::upstream_tls(
+        crate::proxy::engine_mode(tls.mode),
+        tls.root_cert.as_deref(),
+    );
     let config = match config {
         Ok(c) => c,
         Err(err) => return report.add(Mark::Fail, format!("TLS: {err} ({settings})")),

@@ -5,10 +5,11 @@ use crate::source::Aws;
 use redshift_creds_core::cache::refresh::{self, Clock, SystemClock};
 use redshift_creds_core::cli::{ConnArgs, CredArgs, ProxyArgs};
 use redshift_creds_core::config::{ProcessEnv, Resolved};
+use redshift_creds_core::config_file::ListenAt;
 use redshift_creds_core::credential::Credential;
 use redshift_creds_core::endpoint::DEFAULT_PORT;
 use redshift_creds_core::error::{AwsFailure, Error};
-use redshift_creds_core::{commands, config_file, private_fs, report, source};
+use redshift_creds_core::{commands, config_file, private_fs, report, source, tls};
 use redshift_creds_proxy::{
     Listen, Login, Options, PasswordSource, ProxyError, SourceError, SslMode, Target, Upstream,
 };
@@ -323,17 +324,35 @@ fn describe(plans: &[Plan], s: &ServiceOptions, client_tls: bool) -> String {
     out
 }
 
-/// Parses listen values; a bad one is a usage error naming `input` and the rule.
+/// Parses listen values by the core's rule; a bad one is a usage error naming `input` and
+/// the rule.
 fn parse_listen(specs: &[String], input: &str) -> Result<Vec<Listen>, Error> {
     specs
         .iter()
         .map(|s| {
-            s.parse::<Listen>().map_err(|e| match e {
-                ProxyError::Listen { reason, .. } => Error::invalid(input, s, reason),
-                other => from_proxy(other),
-            })
+            config_file::check_listen(s)
+                .map(engine_listen)
+                .map_err(|rule| Error::invalid(input, s, rule))
         })
         .collect()
+}
+
+/// A checked listen address as the engine takes it.
+fn engine_listen(at: ListenAt) -> Listen {
+    match at {
+        ListenAt::Tcp(addr) => Listen::Tcp(addr),
+        ListenAt::Unix(dir) => Listen::Unix(dir),
+    }
+}
+
+/// The core's sslmode as the engine takes it. Exhaustive, so a new mode in the core does
+/// not compile until it is mapped here.
+pub(crate) fn engine_mode(mode: tls::SslMode) -> SslMode {
+    match mode {
+        tls::SslMode::Require => SslMode::Require,
+        tls::SslMode::VerifyCa => SslMode::VerifyCa,
+        tls::SslMode::VerifyFull => SslMode::VerifyFull,
+    }
 }
 
 /// The `listen` of a named connection in the config file.
@@ -422,8 +441,9 @@ fn plan(r: Resolved, mut listen: Vec<Listen>) -> Result<Plan, Error> {
     // The TLS rules and the root certificates are checked here, so that `--check` says a
     // bad sslrootcert (its content: a file that cannot be read is `r`'s error already).
     let tls = r.tls();
-    let mode: SslMode = tls.mode.as_str().parse().map_err(from_proxy)?;
-    if let Err(e) = redshift_creds_proxy::upstream_tls(mode, tls.root_cert.as_deref()) {
+    if let Err(e) =
+        redshift_creds_proxy::upstream_tls(engine_mode(tls.mode), tls.root_cert.as_deref())
+    {
         return Err(match e {
             ProxyError::Tls(reason) => Error::Usage(format!("TLS: {reason}")),
             other => from_proxy(other),
@@ -445,14 +465,13 @@ fn build(plan: Plan) -> Result<Target, Error> {
     if let Some(note) = &tls.note {
         report::warn(note);
     }
-    let mode: SslMode = tls.mode.as_str().parse().map_err(from_proxy)?;
     let name = Some(name)
         .filter(|l| !l.is_empty())
         .unwrap_or_else(|| format!("{}:{}", endpoint.host, endpoint.port));
     let upstream = Upstream {
         host: endpoint.host,
         port: endpoint.port,
-        tls: redshift_creds_proxy::upstream_tls(mode, tls.root_cert.as_deref())
+        tls: redshift_creds_proxy::upstream_tls(engine_mode(tls.mode), tls.root_cert.as_deref())
             .map_err(from_proxy)?,
         db_name: r.request.db_name.clone(),
     };
@@ -472,13 +491,10 @@ fn build(plan: Plan) -> Result<Target, Error> {
     })
 }
 
-/// The proxy engine's errors as the tool's: a bad listen value is a usage error (exit 2),
-/// anything else (a taken port, a socket directory that is not private) exit 1.
+/// The proxy engine's errors as the tool's (a taken port, a socket directory that is not
+/// private, a bad root certificate file): exit 1. Bad listen values never reach the engine.
 fn from_proxy(e: ProxyError) -> Error {
-    match e {
-        ProxyError::Listen { spec, reason } => Error::invalid("--listen", &spec, reason),
-        other => Error::Proxy(other.to_string()),
-    }
+    Error::Proxy(e.to_string())
 }
 
 /// Logins for one connection, from the cache `get` and `exec` use (same key, store and
@@ -686,6 +702,29 @@ mod tests {
         }
         let other = source_error(&Error::Usage("access denied".into()));
         assert_eq!(other.sqlstate, "08001");
+    }
+
+    #[test]
+    fn every_sslmode_maps_to_the_engine_mode_of_the_same_name() {
+        for mode in tls::SslMode::ALL {
+            assert_eq!(
+                format!("{:?}", engine_mode(mode)),
+                format!("{mode:?}"),
+                "{}",
+                mode.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn listen_values_reach_the_engine_as_checked() {
+        assert_eq!(
+            parse_listen(&["127.0.0.1:15439".into(), "unix:/run/x".into()], "listen").unwrap(),
+            [
+                Listen::Tcp("127.0.0.1:15439".parse().unwrap()),
+                Listen::Unix("/run/x".into())
+            ]
+        );
     }
 
     #[test]

@@ -224,17 +224,28 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
-/// A `listen` value: `127.0.0.1:PORT`, `[::1]:PORT` (loopback only) or `unix:DIR`.
-pub fn check_listen(spec: &str) -> Result<(), &'static str> {
+/// Where a `listen` value says to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAt {
+    /// A loopback TCP address (port 0 picks one).
+    Tcp(std::net::SocketAddr),
+    /// A directory for a libpq-style socket `DIR/.s.PGSQL.PORT`.
+    Unix(PathBuf),
+}
+
+/// A `listen` value (in the file or `--listen`): `127.0.0.1:PORT`, `[::1]:PORT` (loopback
+/// only: the proxy hands out database sessions without a password) or `unix:DIR`. The one
+/// home of this rule: the proxy command builds the engine's listen addresses from the result.
+pub fn check_listen(spec: &str) -> Result<ListenAt, &'static str> {
     if let Some(dir) = spec.strip_prefix("unix:") {
         return if dir.is_empty() {
             Err("unix: needs a directory")
         } else {
-            Ok(())
+            Ok(ListenAt::Unix(PathBuf::from(dir)))
         };
     }
     match spec.parse::<std::net::SocketAddr>() {
-        Ok(a) if a.ip().is_loopback() => Ok(()),
+        Ok(a) if a.ip().is_loopback() => Ok(ListenAt::Tcp(a)),
         Ok(_) => Err("only loopback addresses are allowed (anyone who can connect gets a session)"),
         Err(_) => Err("expected 127.0.0.1:PORT, [::1]:PORT or unix:DIR"),
     }
@@ -526,6 +537,33 @@ mod tests {
             err.ends_with("connections.prod must be a table, not a number"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn check_listen_gives_the_address_it_accepts() {
+        assert_eq!(
+            check_listen("127.0.0.1:15439"),
+            Ok(ListenAt::Tcp("127.0.0.1:15439".parse().unwrap()))
+        );
+        assert_eq!(
+            check_listen("[::1]:0"),
+            Ok(ListenAt::Tcp("[::1]:0".parse().unwrap()))
+        );
+        assert_eq!(
+            check_listen("unix:/run/x"),
+            Ok(ListenAt::Unix("/run/x".into()))
+        );
+        for (bad, rule) in [
+            ("0.0.0.0:5439", "only loopback"),
+            ("10.1.2.3:5439", "only loopback"),
+            ("[::]:1", "only loopback"),
+            ("localhost", "expected 127.0.0.1:PORT"),
+            ("", "expected 127.0.0.1:PORT"),
+            ("unix:", "unix: needs a directory"),
+        ] {
+            let e = check_listen(bad).unwrap_err();
+            assert!(e.starts_with(rule), "{bad}: {e}");
+        }
     }
 
     #[test]

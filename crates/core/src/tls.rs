@@ -17,6 +17,10 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    /// Every mode, for code that must map each one (the proxy command's conversion to the
+    /// engine's own `SslMode` is tested over this list).
+    pub const ALL: [SslMode; 3] = [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull];
+
     /// libpq's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -179,6 +183,21 @@ mod tests {
         .unwrap();
         assert_eq!(tls.mode, SslMode::VerifyCa);
         assert_eq!(tls.root_cert.as_deref(), Some(f.path()));
+    }
+
+    #[test]
+    fn all_names_every_mode_once_and_each_parses_back() {
+        use crate::choice::Choice;
+        for (i, mode) in SslMode::ALL.iter().enumerate() {
+            // A new variant fails to compile here until it is listed in ALL.
+            let index = match mode {
+                SslMode::Require => 0,
+                SslMode::VerifyCa => 1,
+                SslMode::VerifyFull => 2,
+            };
+            assert_eq!(index, i, "{mode:?}");
+            assert_eq!(SslMode::parse(mode.as_str()), Ok(*mode));
+        }
     }
 
     #[test]

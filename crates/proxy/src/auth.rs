@@ -1,5 +1,6 @@
 //! Logging in to the upstream with a [`Login`]: answering cleartext (3), MD5 (5),
-//! SCRAM-SHA-256 (10/11/12) and Redshift's extensible digest (13) requests.
+//! SCRAM-SHA-256 (10/11/12) and Redshift's extensible digest (13) requests. [`Authenticator`]
+//! answers parsed messages and does no I/O; [`authenticate`] runs it on a connection.
 
 use bytes::{BufMut, BytesMut};
 use postgres_protocol::authentication::md5_hash;
@@ -12,7 +13,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::SessionError;
 use crate::source::Login;
-use crate::wire::{self, Frame, cstr, i32_at};
+use crate::wire::{self, AuthRequest, ServerMessage};
+use crate::wire_io;
 
 /// How a login attempt failed.
 #[derive(Debug)]
@@ -41,34 +43,136 @@ pub(crate) async fn authenticate<S>(s: &mut S, login: &Login) -> Result<(), Logi
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut scram: Option<ScramSha256> = None;
+    let mut auth = Authenticator::new(login);
     loop {
-        let frame = wire::read_frame(s).await.map_err(io_err)?;
-        match frame.tag {
-            b'R' => {
-                let code = i32_at(frame.body(), 0)
-                    .ok_or_else(|| SessionError::protocol("short authentication request"))?;
-                if code == 0 {
-                    return Ok(());
-                }
-                let mut reply = answer(code, &frame, login, &mut scram)?;
+        let frame = wire_io::read_frame(s).await.map_err(io_err)?;
+        let message = wire::decode(&frame).map_err(|e| {
+            SessionError::protocol(format!(
+                "malformed message from the server during login: {e}"
+            ))
+        })?;
+        match auth.step(message)? {
+            Step::Done => return Ok(()),
+            Step::Wait => {}
+            Step::Reply(mut reply) => {
                 let sent = s.write_all(&reply).await;
                 // The reply may carry the password (cleartext) or a hash of it.
                 reply[..].zeroize();
                 sent.map_err(io_err)?;
             }
-            b'E' => return Err(server_error(frame.body())),
+        }
+    }
+}
+
+/// What to do after a server message.
+pub(crate) enum Step {
+    /// Logged in.
+    Done,
+    /// Nothing to send; read the next message.
+    Wait,
+    /// Send this.
+    Reply(BytesMut),
+}
+
+/// The client side of a login, one server message at a time.
+pub(crate) struct Authenticator<'a> {
+    login: &'a Login,
+    scram: Option<ScramSha256>,
+}
+
+impl<'a> Authenticator<'a> {
+    pub(crate) fn new(login: &'a Login) -> Self {
+        Authenticator { login, scram: None }
+    }
+
+    /// The answer to one server message.
+    pub(crate) fn step(&mut self, message: ServerMessage) -> Result<Step, LoginError> {
+        match message {
+            ServerMessage::Auth(AuthRequest::Ok) => Ok(Step::Done),
+            ServerMessage::Auth(request) => self.answer(request).map(Step::Reply),
+            ServerMessage::Error { code, message } => Err(server_error(code, &message)),
             // NoticeResponse or NegotiateProtocolVersion during login: nothing to do.
-            b'N' | b'v' => {}
-            t => {
-                return Err(SessionError::protocol(format!(
-                    "unexpected message {:?} from the server during login",
-                    char::from(t)
+            ServerMessage::Notice | ServerMessage::NegotiateProtocolVersion => Ok(Step::Wait),
+            ServerMessage::BackendKeyData { .. } => Err(unexpected('K')),
+            ServerMessage::ReadyForQuery => Err(unexpected('Z')),
+            ServerMessage::Other(t) => Err(unexpected(char::from(t))),
+        }
+    }
+
+    /// The reply to an authentication request other than AuthenticationOk.
+    fn answer(&mut self, request: AuthRequest) -> Result<BytesMut, LoginError> {
+        let password = self.login.password.expose_secret().as_bytes();
+        let mut out = BytesMut::new();
+        let proto = |e: std::io::Error| SessionError::protocol(format!("authentication: {e}"));
+        match request {
+            AuthRequest::Ok => {}
+            AuthRequest::Cleartext => {
+                frontend::password_message(password, &mut out).map_err(proto)?
+            }
+            AuthRequest::Md5 { salt } => {
+                let hash = Zeroizing::new(md5_hash(self.login.user.as_bytes(), password, salt));
+                frontend::password_message(hash.as_bytes(), &mut out).map_err(proto)?;
+            }
+            AuthRequest::Sasl { mechanisms } => {
+                if !mechanisms.iter().any(|m| m == "SCRAM-SHA-256") {
+                    return Err(SessionError::connect(
+                        "the server offers no SASL mechanism we support",
+                    )
+                    .into());
+                }
+                // Channel binding is not implemented: say so ("n"), so a server offering
+                // SCRAM-SHA-256-PLUS does not expect it.
+                let s = ScramSha256::new(password, ChannelBinding::unsupported());
+                frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut out)
+                    .map_err(proto)?;
+                self.scram = Some(s);
+            }
+            AuthRequest::SaslContinue(data) => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or_else(|| SessionError::protocol("SASL continue before SASL start"))?;
+                s.update(&data).map_err(proto)?;
+                frontend::sasl_response(s.message(), &mut out).map_err(proto)?;
+            }
+            AuthRequest::SaslFinal(data) => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or_else(|| SessionError::protocol("SASL final before SASL start"))?;
+                s.finish(&data).map_err(|e| {
+                    SessionError::connect(format!("the server's SCRAM signature is invalid: {e}"))
+                })?;
+            }
+            AuthRequest::Digest {
+                algorithm,
+                salt,
+                server_nonce,
+            } => out = digest_reply(algorithm, &salt, &server_nonce, password)?,
+            AuthRequest::IdentityProvider => {
+                return Err(SessionError::connect(
+                    "the server asked for an identity provider token (Redshift authentication \
+                     method 14), which redshift-creds does not support: the database user must \
+                     log in with a password",
+                )
+                .into());
+            }
+            AuthRequest::Other(c) => {
+                return Err(SessionError::connect(format!(
+                    "the server asked for authentication method {c}, which redshift-creds does not support"
                 ))
                 .into());
             }
         }
+        Ok(out)
     }
+}
+
+fn unexpected(tag: char) -> LoginError {
+    SessionError::protocol(format!(
+        "unexpected message {tag:?} from the server during login"
+    ))
+    .into()
 }
 
 /// The ErrorResponse the server ended the login with, as the client will see it: the
@@ -76,8 +180,7 @@ where
 /// one: 28P01, or 28000 with PostgreSQL's wording for it, which is what Redshift (and any
 /// server older than 9.0) sends. Other 28000s (a pg_hba.conf rule, a refused replication
 /// connection) are no fault of the password, and a fresh one would change nothing.
-fn server_error(body: &[u8]) -> LoginError {
-    let (code, msg) = wire::error_fields(body);
+fn server_error(code: String, msg: &str) -> LoginError {
     let rejected =
         code == "28P01" || (code == "28000" && msg.starts_with("password authentication failed"));
     let code = if code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -93,101 +196,20 @@ fn server_error(body: &[u8]) -> LoginError {
     }
 }
 
-/// The reply to authentication request `code`.
-fn answer(
-    code: i32,
-    frame: &Frame,
-    login: &Login,
-    scram: &mut Option<ScramSha256>,
+/// The reply to Redshift's AUTH_REQ_DIGEST: message `d` with the digest and the client
+/// nonce, each Int32-length-prefixed.
+fn digest_reply(
+    algorithm: i32,
+    salt: &[u8],
+    server_nonce: &[u8],
+    password: &[u8],
 ) -> Result<BytesMut, LoginError> {
-    let password = login.password.expose_secret().as_bytes();
-    let body = &frame.body()[4..];
-    let mut out = BytesMut::new();
-    let proto = |e: std::io::Error| SessionError::protocol(format!("authentication: {e}"));
-    match code {
-        3 => frontend::password_message(password, &mut out).map_err(proto)?,
-        5 => {
-            let salt: [u8; 4] = body
-                .get(..4)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| SessionError::protocol("short MD5 salt"))?;
-            let hash = Zeroizing::new(md5_hash(login.user.as_bytes(), password, salt));
-            frontend::password_message(hash.as_bytes(), &mut out).map_err(proto)?;
-        }
-        10 => {
-            if !sasl_mechanisms(body).iter().any(|m| m == "SCRAM-SHA-256") {
-                return Err(SessionError::connect(
-                    "the server offers no SASL mechanism we support",
-                )
-                .into());
-            }
-            // Channel binding is not implemented: say so ("n"), so a server offering
-            // SCRAM-SHA-256-PLUS does not expect it.
-            let s = ScramSha256::new(password, ChannelBinding::unsupported());
-            frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut out)
-                .map_err(proto)?;
-            *scram = Some(s);
-        }
-        11 => {
-            let s = scram
-                .as_mut()
-                .ok_or_else(|| SessionError::protocol("SASL continue before SASL start"))?;
-            s.update(body).map_err(proto)?;
-            frontend::sasl_response(s.message(), &mut out).map_err(proto)?;
-        }
-        12 => {
-            let s = scram
-                .as_mut()
-                .ok_or_else(|| SessionError::protocol("SASL final before SASL start"))?;
-            s.finish(body).map_err(|e| {
-                SessionError::connect(format!("the server's SCRAM signature is invalid: {e}"))
-            })?;
-        }
-        13 => out = digest_reply(body, password)?,
-        c => {
-            return Err(SessionError::connect(format!(
-                "the server asked for authentication method {c}, which redshift-creds does not support"
-            ))
-            .into());
-        }
-    }
-    Ok(out)
-}
-
-/// The mechanism names in an AuthenticationSASL body.
-fn sasl_mechanisms(mut body: &[u8]) -> Vec<String> {
-    let mut names = Vec::new();
-    while let Ok((name, rest)) = cstr(body) {
-        if name.is_empty() {
-            break;
-        }
-        names.push(name);
-        body = rest;
-    }
-    names
-}
-
-/// A length-prefixed field of an AUTH_REQ_DIGEST body at `at`, and the offset after it.
-fn lv(body: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let len = usize::try_from(i32_at(body, at)?).ok()?;
-    let start = at + 4;
-    Some((body.get(start..start + len)?, start + len))
-}
-
-/// The reply to Redshift's AUTH_REQ_DIGEST: the request is Int32 algorithm (0 = SHA-256),
-/// then salt and server nonce, each Int32-length-prefixed; the reply is message `d` with the
-/// digest and the client nonce, each Int32-length-prefixed.
-fn digest_reply(body: &[u8], password: &[u8]) -> Result<BytesMut, LoginError> {
-    let short = || SessionError::protocol("malformed digest authentication request");
-    let algorithm = i32_at(body, 0).ok_or_else(short)?;
     if algorithm != 0 {
         return Err(SessionError::connect(format!(
             "the server asked for digest algorithm {algorithm}; only 0 (SHA-256) is supported"
         ))
         .into());
     }
-    let (salt, next) = lv(body, 4).ok_or_else(short)?;
-    let (server_nonce, _) = lv(body, next).ok_or_else(short)?;
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -239,34 +261,135 @@ mod tests {
         );
     }
 
-    #[test]
-    fn digest_reply_has_the_wire_layout() {
-        let mut req = Vec::new();
-        req.extend_from_slice(&0i32.to_be_bytes());
-        req.extend_from_slice(&4i32.to_be_bytes());
-        req.extend_from_slice(b"salt");
-        req.extend_from_slice(&2i32.to_be_bytes());
-        req.extend_from_slice(b"sn");
-        let out = digest_reply(&req, b"pw").unwrap();
-        assert_eq!(out[0], b'd');
-        let len = i32_at(&out, 1).unwrap() as usize;
-        assert_eq!(len, out.len() - 1);
-        assert_eq!(i32_at(&out, 5), Some(32));
-        let nonce_len = i32_at(&out, 41).unwrap() as usize;
-        let nonce = &out[45..45 + nonce_len];
-        assert!(nonce.iter().all(u8::is_ascii_digit));
-        assert_eq!(&out[9..41], &redshift_digest(b"pw", b"salt", b"sn", nonce));
-        let mut bad = req.clone();
-        bad[3] = 1;
-        assert!(digest_reply(&bad, b"pw").is_err());
-        assert!(digest_reply(&req[..10], b"pw").is_err());
+    fn i32_at(b: &[u8], at: usize) -> usize {
+        i32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize
     }
 
     #[test]
-    fn lists_sasl_mechanisms() {
+    fn digest_reply_has_the_wire_layout() {
+        let out = digest_reply(0, b"salt", b"sn", b"pw").unwrap();
+        assert_eq!(out[0], b'd');
+        assert_eq!(i32_at(&out, 1), out.len() - 1);
+        assert_eq!(i32_at(&out, 5), 32);
+        let nonce_len = i32_at(&out, 41);
+        let nonce = &out[45..45 + nonce_len];
+        assert!(nonce.iter().all(u8::is_ascii_digit));
+        assert_eq!(&out[9..41], &redshift_digest(b"pw", b"salt", b"sn", nonce));
+        assert!(digest_reply(1, b"salt", b"sn", b"pw").is_err());
+    }
+
+    fn login() -> Login {
+        Login {
+            user: "IAM:alice".into(),
+            password: secrecy::SecretString::from("s3cret"),
+            expiration: 0,
+        }
+    }
+
+    fn auth(request: AuthRequest) -> ServerMessage {
+        ServerMessage::Auth(request)
+    }
+
+    fn reply(step: Result<Step, LoginError>) -> BytesMut {
+        match step {
+            Ok(Step::Reply(r)) => r,
+            Ok(Step::Done) => panic!("done"),
+            Ok(Step::Wait) => panic!("wait"),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    fn failed(step: Result<Step, LoginError>) -> SessionError {
+        match step {
+            Err(LoginError::Failed(e)) => e,
+            Err(LoginError::Rejected(e)) => panic!("rejected: {e}"),
+            Ok(_) => panic!("no error"),
+        }
+    }
+
+    #[test]
+    fn answers_cleartext_and_md5_with_the_login() {
+        let l = login();
+        let mut a = Authenticator::new(&l);
+        let mut want = BytesMut::new();
+        frontend::password_message(b"s3cret", &mut want).unwrap();
+        assert_eq!(reply(a.step(auth(AuthRequest::Cleartext))), want);
+        let mut want = BytesMut::new();
+        let hash = md5_hash(b"IAM:alice", b"s3cret", *b"salt");
+        frontend::password_message(hash.as_bytes(), &mut want).unwrap();
         assert_eq!(
-            sasl_mechanisms(b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0"),
-            vec!["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]
+            reply(a.step(auth(AuthRequest::Md5 { salt: *b"salt" }))),
+            want
         );
+        assert!(matches!(a.step(auth(AuthRequest::Ok)), Ok(Step::Done)));
+    }
+
+    #[test]
+    fn starts_scram_only_when_offered_and_in_order() {
+        let l = login();
+        let mut a = Authenticator::new(&l);
+        let e = failed(a.step(auth(AuthRequest::SaslContinue(b"r=x".to_vec()))));
+        assert_eq!(e.sqlstate, "08P01");
+        let e = failed(a.step(auth(AuthRequest::Sasl {
+            mechanisms: vec!["SCRAM-SHA-256-PLUS".into()],
+        })));
+        assert!(e.message.contains("no SASL mechanism"), "{e}");
+        let first = reply(a.step(auth(AuthRequest::Sasl {
+            mechanisms: vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()],
+        })));
+        assert_eq!(first[0], b'p');
+        let text = String::from_utf8_lossy(&first);
+        assert!(text.contains("SCRAM-SHA-256\0"), "{text}");
+        assert!(text.contains("n,,n=,r="), "no channel binding: {text}");
+        // A server nonce that does not extend ours.
+        let e = failed(a.step(auth(AuthRequest::SaslContinue(
+            b"r=other,s=c2FsdA==,i=4096".to_vec(),
+        ))));
+        assert_eq!(e.sqlstate, "08P01");
+    }
+
+    #[test]
+    fn refuses_methods_it_cannot_answer() {
+        let l = login();
+        let mut a = Authenticator::new(&l);
+        let e = failed(a.step(auth(AuthRequest::IdentityProvider)));
+        assert!(e.message.contains("identity provider"), "{e}");
+        let e = failed(a.step(auth(AuthRequest::Other(7))));
+        assert!(e.message.contains("method 7"), "{e}");
+        let e = failed(a.step(ServerMessage::ReadyForQuery));
+        assert_eq!(e.sqlstate, "08P01");
+        assert!(matches!(a.step(ServerMessage::Notice), Ok(Step::Wait)));
+        assert!(matches!(
+            a.step(ServerMessage::NegotiateProtocolVersion),
+            Ok(Step::Wait)
+        ));
+    }
+
+    #[test]
+    fn only_a_refused_password_is_worth_a_retry() {
+        let l = login();
+        let mut a = Authenticator::new(&l);
+        let mut error = |code: &str, message: &str| {
+            a.step(ServerMessage::Error {
+                code: code.into(),
+                message: message.into(),
+            })
+        };
+        assert!(matches!(
+            error("28P01", "x"),
+            Err(LoginError::Rejected(e)) if e.sqlstate == "28P01"
+        ));
+        assert!(matches!(
+            error("28000", "password authentication failed for user \"a\""),
+            Err(LoginError::Rejected(_))
+        ));
+        assert!(matches!(
+            error("28000", "no pg_hba.conf entry"),
+            Err(LoginError::Failed(e)) if e.sqlstate == "28000"
+        ));
+        assert!(matches!(
+            error("28\n00", "x"),
+            Err(LoginError::Failed(e)) if e.sqlstate == "08001"
+        ));
     }
 }

@@ -5,9 +5,6 @@ use std::path::PathBuf;
 /// Why the proxy could not start (or stop cleanly). Each message names the thing at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    /// A `--listen` value that is not `127.0.0.1:PORT`, `[::1]:PORT` or `unix:DIR`.
-    #[error("invalid listen address {spec:?}: {reason}")]
-    Listen { spec: String, reason: String },
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -12,8 +12,8 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::Semaphore;
 
+use crate::ctx::{Shared, TargetCtx};
 use crate::metrics::TargetMetrics;
-use crate::session::{Shared, TargetCtx};
 
 /// HTTP connections served at once; past that a new one is closed at once.
 const MAX_HTTP_CONNECTIONS: usize = 64;
@@ -123,6 +123,7 @@ mod tests {
             gate: Arc::new(Gate::new(vec![0], 1 << 20, max_connections)),
             client_tls: None,
             cancels: Arc::default(),
+            dial: Arc::new(crate::dial::TlsDial),
             kill: tokio::sync::watch::channel(false).1,
             metrics: crate::metrics::Metrics::default(),
             health: crate::lifecycle::Health::default(),

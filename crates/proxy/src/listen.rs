@@ -1,4 +1,4 @@
-//! Listen addresses: parsing `--listen` values, binding loopback TCP and libpq-style Unix
+//! Listen addresses: binding loopback TCP and libpq-style Unix
 //! sockets (`DIR/.s.PGSQL.PORT` in a private directory), and cleaning up stale sockets.
 
 use std::net::SocketAddr;
@@ -10,41 +10,15 @@ use crate::error::ProxyError;
 /// The port a Unix socket is named after when its target has no TCP listener (Redshift's).
 pub(crate) const DEFAULT_PORT: u16 = 5439;
 
-/// Where a target listens.
+/// Where a target listens. The engine binds what it is given: the caller checks the value
+/// first (the `redshift-creds proxy` command with the core's `config_file::check_listen`, which
+/// allows loopback TCP and Unix sockets only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
     /// A loopback TCP address (`127.0.0.1:PORT`, `[::1]:PORT`; port 0 picks one).
     Tcp(SocketAddr),
     /// A directory for a libpq-style socket `DIR/.s.PGSQL.PORT` (from `unix:DIR`).
     Unix(PathBuf),
-}
-
-impl std::str::FromStr for Listen {
-    type Err = ProxyError;
-
-    /// Parses `127.0.0.1:PORT`, `[::1]:PORT` or `unix:DIR`. A TCP address that is not
-    /// loopback is refused: the proxy hands out database sessions without a password.
-    fn from_str(spec: &str) -> Result<Self, ProxyError> {
-        let err = |reason: &str| ProxyError::Listen {
-            spec: spec.to_owned(),
-            reason: reason.to_owned(),
-        };
-        if let Some(dir) = spec.strip_prefix("unix:") {
-            if dir.is_empty() {
-                return Err(err("unix: needs a directory"));
-            }
-            return Ok(Listen::Unix(PathBuf::from(dir)));
-        }
-        let addr: SocketAddr = spec
-            .parse()
-            .map_err(|_| err("expected 127.0.0.1:PORT, [::1]:PORT or unix:DIR"))?;
-        if !addr.ip().is_loopback() {
-            return Err(err(
-                "only loopback addresses are allowed (anyone who can connect gets a session)",
-            ));
-        }
-        Ok(Listen::Tcp(addr))
-    }
 }
 
 /// An address a [`crate::Proxy`] is listening on.
@@ -164,35 +138,6 @@ fn remove_stale(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_listen_values() {
-        assert_eq!(
-            "127.0.0.1:15439".parse::<Listen>().unwrap(),
-            Listen::Tcp("127.0.0.1:15439".parse().unwrap())
-        );
-        assert_eq!(
-            "[::1]:0".parse::<Listen>().unwrap(),
-            Listen::Tcp("[::1]:0".parse().unwrap())
-        );
-        assert_eq!(
-            "unix:/run/x".parse::<Listen>().unwrap(),
-            Listen::Unix("/run/x".into())
-        );
-        for bad in [
-            "0.0.0.0:5439",
-            "10.1.2.3:5439",
-            "[::]:1",
-            "localhost",
-            "unix:",
-            "",
-        ] {
-            let e = bad.parse::<Listen>().unwrap_err();
-            assert!(matches!(e, ProxyError::Listen { .. }), "{bad}: {e}");
-        }
-        let e = "0.0.0.0:5439".parse::<Listen>().unwrap_err().to_string();
-        assert!(e.contains("only loopback"), "{e}");
-    }
 
     #[test]
     fn creates_a_private_dir_and_refuses_an_open_one() {

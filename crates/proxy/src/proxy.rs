@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::cancel::CancelTable;
+use crate::ctx::{Shared, TargetCtx};
 use crate::error::ProxyError;
 use crate::gate::Conn;
 use crate::gate::{self, Gate};
@@ -16,7 +17,7 @@ use crate::http;
 use crate::lifecycle::Health;
 use crate::listen::{self, Bound, DEFAULT_PORT, Listen};
 use crate::metrics::Metrics;
-use crate::session::{self, Shared, TargetCtx};
+use crate::session;
 use crate::source::PasswordSource;
 use crate::upstream::Upstream;
 use std::sync::atomic::Ordering;
@@ -169,6 +170,7 @@ impl Proxy {
                 .clone()
                 .map(tokio_rustls::TlsAcceptor::from),
             cancels: Arc::new(CancelTable::default()),
+            dial: Arc::new(crate::dial::TlsDial),
             kill: kill_rx,
             metrics: Metrics::default(),
             health: Health::default(),

@@ -7,49 +7,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::{LoginError, authenticate};
-use crate::cancel::{CancelTable, Registration};
+pub(crate) use crate::ctx::{Client, Shared, TargetCtx, logged};
 use crate::error::SessionError;
-use crate::gate::{Admitted, Conn, Gate};
-use crate::source::{Login, PasswordSource};
-use crate::upstream::{Upstream, connect_tls};
+use crate::gate::{Admitted, Conn};
+use crate::login::{hand_over, login, request};
 use crate::wire::{self, Startup};
+use crate::wire_io;
 
 /// How long a client may take to negotiate encryption and send its startup packet.
 pub(crate) const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the proxy may take to log in upstream.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What every session of the proxy shares.
-pub(crate) struct Shared {
-    pub gate: Arc<Gate>,
-    pub client_tls: Option<TlsAcceptor>,
-    pub cancels: Arc<CancelTable>,
-    /// Set to true when the shutdown grace period is over: open sessions end.
-    pub kill: watch::Receiver<bool>,
-    pub metrics: crate::metrics::Metrics,
-    pub health: crate::lifecycle::Health,
-}
-
-/// One target: its name for logs, its upstream, its password source.
-pub(crate) struct TargetCtx {
-    pub name: String,
-    pub upstream: Upstream,
-    pub source: Arc<dyn PasswordSource>,
-    /// When the credential of its last login expires (Unix seconds; 0: none yet).
-    pub expiry: std::sync::atomic::AtomicI64,
-}
-
-/// A client stream: plain TCP, Unix, or TLS over either.
-pub(crate) trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for T {}
-type Client = Box<dyn ClientIo>;
 
 /// Serves one connection to its end. `_open` is dropped when the session ends, which is how
 /// the shutdown knows every session is over.
@@ -64,7 +36,7 @@ pub(crate) async fn run(
     // A relaying session tells its client 57P01 itself when killed; this is for the rest,
     // a moment later.
     let killed = async {
-        let _ = kill.wait_for(|k| *k).await;
+        killed(&mut kill).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     tokio::select! {
@@ -90,7 +62,7 @@ async fn serve(conn: Conn, mut admitted: Admitted, target: &TargetCtx, shared: &
         };
     admitted.started();
     match startup {
-        Startup::Cancel { pid, key } => shared.cancels.forward(pid, key).await,
+        Startup::Cancel { pid, key } => shared.cancels.forward(pid, key, &*shared.dial).await,
         Startup::Params { version, params } => {
             let _slot = match shared.gate.session() {
                 Ok(slot) => slot,
@@ -121,10 +93,12 @@ async fn serve(conn: Conn, mut admitted: Admitted, target: &TargetCtx, shared: &
     }
 }
 
-/// A client- or server-supplied string as it may appear in a log line: control characters,
-/// quotes and backslashes escaped, so it can forge no line and move no cursor.
-fn logged(s: &str) -> std::str::EscapeDebug<'_> {
-    s.escape_debug()
+/// Completes when the shutdown grace period is over; never, if the proxy that would say so
+/// is gone (a closed channel is no order to kill).
+async fn killed(kill: &mut watch::Receiver<bool>) {
+    if kill.wait_for(|k| *k).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Answers SSLRequest (`S` and a handshake when `tls` is set, else `N`) and GSSENCRequest
@@ -135,7 +109,7 @@ async fn negotiate(
 ) -> std::io::Result<(Client, Startup)> {
     let mut encrypted = false;
     loop {
-        match wire::read_startup(&mut stream).await? {
+        match wire_io::read_startup(&mut stream).await? {
             Startup::Ssl if !encrypted => {
                 if let Some(acceptor) = tls {
                     stream.write_all(b"S").await?;
@@ -157,156 +131,6 @@ async fn negotiate(
     }
 }
 
-/// What the client asked for, once checked.
-struct Request {
-    database: String,
-    /// Startup parameters passed through (without user and database).
-    params: Vec<(String, String)>,
-    /// `_pq_.` options we do not support, or None when the client needs no
-    /// NegotiateProtocolVersion (it asked for 3.0 and no options).
-    negotiate: Option<Vec<String>>,
-}
-
-/// Checks the client's startup parameters against the target.
-fn request(
-    version: i32,
-    params: Vec<(String, String)>,
-    up: &Upstream,
-) -> Result<Request, SessionError> {
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let database = get("database")
-        .filter(|d| !d.is_empty())
-        .or_else(|| up.db_name.clone())
-        .or_else(|| get("user"))
-        .unwrap_or_default();
-    if let Some(allowed) = &up.db_name
-        && *allowed != database
-    {
-        return Err(SessionError::new(
-            "3D000",
-            format!(
-                "the password only works for database {allowed:?}; the client asked for {database:?}"
-            ),
-        ));
-    }
-    let unsupported: Vec<String> = params
-        .iter()
-        .filter(|(n, _)| n.starts_with("_pq_."))
-        .map(|(n, _)| n.clone())
-        .collect();
-    let negotiate =
-        (version != wire::PROTOCOL_3_0 || !unsupported.is_empty()).then_some(unsupported);
-    let params = params
-        .into_iter()
-        .filter(|(n, _)| n != "user" && n != "database" && !n.starts_with("_pq_."))
-        .collect();
-    Ok(Request {
-        database,
-        params,
-        negotiate,
-    })
-}
-
-/// A logged-in (or logging-in) upstream connection.
-type UpstreamConn = tokio_rustls::client::TlsStream<TcpStream>;
-
-/// One login attempt on a new upstream connection, with the password fetched while the
-/// connection is being opened.
-async fn open_upstream(
-    target: &TargetCtx,
-    req: &Request,
-    fresh: bool,
-) -> Result<(UpstreamConn, Login), LoginError> {
-    let source = target.source.clone();
-    let fetch = tokio::task::spawn_blocking(move || {
-        if !fresh {
-            source.refresh_ahead();
-        }
-        source.login(fresh)
-    });
-    let (tls, login) = tokio::join!(connect_tls(&target.upstream), fetch);
-    let login = login
-        .map_err(|e| SessionError::connect(format!("password source failed: {e}")))?
-        .map_err(|e| SessionError::new(e.sqlstate, e.message))?;
-    target
-        .expiry
-        .store(login.expiration, std::sync::atomic::Ordering::Relaxed);
-    let mut tls = tls?;
-    let mut startup = BytesMut::new();
-    let mut params: Vec<(&str, &str)> = vec![("user", &login.user), ("database", &req.database)];
-    params.extend(req.params.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    postgres_protocol::message::frontend::startup_message(params, &mut startup)
-        .map_err(|e| SessionError::protocol(format!("startup parameters: {e}")))?;
-    tls.write_all(&startup)
-        .await
-        .map_err(|e| SessionError::connect(format!("upstream connection lost: {e}")))?;
-    authenticate(&mut tls, &login).await?;
-    Ok((tls, login))
-}
-
-/// Logs in upstream; when the server rejects the cached password, once more with a fresh one.
-async fn login(target: &TargetCtx, req: &Request) -> Result<(UpstreamConn, Login), SessionError> {
-    match open_upstream(target, req, false).await {
-        Ok(x) => Ok(x),
-        Err(LoginError::Failed(e)) => Err(e),
-        Err(LoginError::Rejected(e)) => {
-            let error = e.to_string();
-            tracing::info!(target = %target.name, error = %logged(&error), "cached password rejected; retrying with a fresh one");
-            match open_upstream(target, req, true).await {
-                Ok(x) => Ok(x),
-                Err(LoginError::Failed(e) | LoginError::Rejected(e)) => Err(e),
-            }
-        }
-    }
-}
-
-/// What the server said between AuthenticationOk and ReadyForQuery.
-struct Ready {
-    backend_pid: Option<i32>,
-    _cancel: Option<Registration>,
-}
-
-/// Forwards AuthenticationOk and then the server's messages up to ReadyForQuery, recording
-/// BackendKeyData for cancellation. The client gets the real pid and key.
-async fn hand_over(
-    client: &mut Client,
-    up: &mut UpstreamConn,
-    req: &Request,
-    target: &TargetCtx,
-    shared: &Shared,
-) -> Result<Ready, SessionError> {
-    let mut out = BytesMut::new();
-    if let Some(unsupported) = &req.negotiate {
-        out.extend_from_slice(&wire::negotiate_protocol_version(unsupported));
-    }
-    out.extend_from_slice(&wire::authentication_ok());
-    let mut ready = Ready {
-        backend_pid: None,
-        _cancel: None,
-    };
-    loop {
-        let frame = wire::read_frame(up).await.map_err(|e| {
-            SessionError::connect(format!("upstream connection lost after login: {e}"))
-        })?;
-        out.extend_from_slice(&frame.bytes);
-        match frame.tag {
-            b'K' => {
-                if let (Some(pid), Some(key)) =
-                    (wire::i32_at(frame.body(), 0), wire::i32_at(frame.body(), 4))
-                {
-                    ready.backend_pid = Some(pid);
-                    ready._cancel =
-                        Some(shared.cancels.register(pid, key, target.upstream.clone()));
-                }
-            }
-            b'Z' | b'E' => break,
-            _ => {}
-        }
-    }
-    let _ = client.write_all(&out).await;
-    Ok(ready)
-}
-
 /// The client, for log lines.
 struct Who<'a> {
     peer: &'a str,
@@ -325,7 +149,7 @@ async fn relay_session(
     let started = Instant::now();
     let setup = async {
         let req = request(version, params, &target.upstream)?;
-        let (mut up, login) = tokio::time::timeout(LOGIN_TIMEOUT, login(target, &req))
+        let (mut up, login) = tokio::time::timeout(LOGIN_TIMEOUT, login(target, shared, &req))
             .await
             .map_err(|_| SessionError::connect("timed out logging in to the server"))??;
         let ready = hand_over(&mut client, &mut up, &req, target, shared).await?;
@@ -354,7 +178,7 @@ async fn relay_session(
     let mut kill = shared.kill.clone();
     let end = tokio::select! {
         r = tokio::io::copy_bidirectional(&mut counted, &mut up) => r.map(|_| "closed"),
-        () = async { let _ = kill.wait_for(|k| *k).await; } => {
+        () = killed(&mut kill) => {
             // The shutdown timeout ran out: say so as a server would, then close.
             let msg = wire::error_response("57P01", "terminating connection: the proxy is shutting down");
             let _ = counted.write_all(&msg).await;
@@ -411,5 +235,148 @@ impl AsyncWrite for Counted {
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::ctx::fixtures::{shared, target};
+    use crate::dial::fake::FakeDial;
+
+    #[tokio::test]
+    async fn relays_a_whole_session_and_forgets_its_key_at_the_end() {
+        let dial = Arc::new(FakeDial::default());
+        let mut server = dial.queue();
+        let shared = shared(dial.clone());
+        let target = target(None, Arc::default());
+        let (client, mut app) = tokio::io::duplex(64 * 1024);
+        let params = vec![
+            ("user".into(), "me".into()),
+            ("database".into(), "dev".into()),
+        ];
+        let who = Who {
+            peer: "test",
+            uid: 0,
+        };
+        let session = relay_session(
+            Box::new(client),
+            wire::PROTOCOL_3_0,
+            params,
+            &who,
+            &target,
+            &shared,
+        );
+        let script = async {
+            let params = server.startup().await;
+            assert!(
+                params.contains(&("user".into(), "IAM:alice".into())),
+                "{params:?}"
+            );
+            assert!(
+                params.contains(&("database".into(), "dev".into())),
+                "{params:?}"
+            );
+            server.send(b'R', &0i32.to_be_bytes()).await;
+            server.send(b'K', &[0, 0, 0, 7, 0, 0, 0, 9]).await;
+            server.send(b'Z', b"I").await;
+            // AuthenticationOk, BackendKeyData and ReadyForQuery reach the client as sent.
+            let mut hello = [0u8; 9 + 13 + 6];
+            app.read_exact(&mut hello).await.unwrap();
+            assert_eq!(&hello[..9], &wire::authentication_ok()[..]);
+            assert_eq!(hello[9], b'K');
+            assert_eq!(hello[22], b'Z');
+            assert!(shared.cancels.knows(7, 9));
+            // Then bytes flow both ways, untouched.
+            app.write_all(b"query").await.unwrap();
+            let mut q = [0u8; 5];
+            server.0.read_exact(&mut q).await.unwrap();
+            assert_eq!(&q, b"query");
+            server.0.write_all(b"rows").await.unwrap();
+            let mut r = [0u8; 4];
+            app.read_exact(&mut r).await.unwrap();
+            assert_eq!(&r, b"rows");
+            drop(app);
+            // The client left: the proxy closes the upstream side too.
+            let mut rest = Vec::new();
+            server.0.read_to_end(&mut rest).await.unwrap();
+            assert!(rest.is_empty());
+            drop(server);
+        };
+        tokio::join!(session, script);
+        assert!(!shared.cancels.knows(7, 9), "the key outlived the session");
+    }
+
+    #[tokio::test]
+    async fn without_client_tls_it_declines_encryption_and_reads_the_startup() {
+        let (ours, mut app) = tokio::io::duplex(4096);
+        let packet = |code: i32, rest: &[u8]| {
+            let mut p = i32::try_from(8 + rest.len())
+                .unwrap()
+                .to_be_bytes()
+                .to_vec();
+            p.extend_from_slice(&code.to_be_bytes());
+            p.extend_from_slice(rest);
+            p
+        };
+        app.write_all(&packet(80_877_104, b"")).await.unwrap();
+        app.write_all(&packet(80_877_103, b"")).await.unwrap();
+        app.write_all(&packet(wire::PROTOCOL_3_0, b"user\0me\0\0"))
+            .await
+            .unwrap();
+        let (_, startup) = negotiate(Box::new(ours), None).await.unwrap();
+        assert_eq!(
+            startup,
+            Startup::Params {
+                version: wire::PROTOCOL_3_0,
+                params: vec![("user".into(), "me".into())]
+            }
+        );
+        let mut answers = [0u8; 2];
+        app.read_exact(&mut answers).await.unwrap();
+        assert_eq!(&answers, b"NN", "GSSENCRequest and SSLRequest declined");
+    }
+
+    #[tokio::test]
+    async fn a_refused_session_tells_the_client_why_without_dialing() {
+        let dial = Arc::new(FakeDial::default());
+        let shared = shared(dial.clone());
+        let target = target(Some("dev"), Arc::default());
+        let (client, mut app) = tokio::io::duplex(64 * 1024);
+        let params = vec![
+            ("user".into(), "me".into()),
+            ("database".into(), "prod".into()),
+        ];
+        let who = Who {
+            peer: "test",
+            uid: 0,
+        };
+        relay_session(
+            Box::new(client),
+            wire::PROTOCOL_3_0,
+            params,
+            &who,
+            &target,
+            &shared,
+        )
+        .await;
+        let mut answer = Vec::new();
+        app.read_to_end(&mut answer).await.unwrap();
+        let frame = wire::Frame {
+            tag: answer[0],
+            bytes: answer.into(),
+        };
+        match wire::decode(&frame).unwrap() {
+            wire::ServerMessage::Error { code, message } => {
+                assert_eq!(code, "3D000");
+                assert!(message.contains("\"dev\""), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(dial.dials(), 0);
     }
 }

@@ -42,8 +42,9 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
-/// How the upstream's certificate is checked (libpq's sslmode names; weaker modes do not
-/// exist: the upstream is always TLS).
+/// How the upstream's certificate is checked (libpq's sslmode; weaker modes do not exist:
+/// the upstream is always TLS). The names and their parsing live in the core's
+/// `tls::SslMode`; the `redshift-creds proxy` command maps each of its values to this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     /// Encrypt, check nothing.
@@ -52,20 +53,6 @@ pub enum SslMode {
     VerifyCa,
     /// Check the chain and that the certificate names the host.
     VerifyFull,
-}
-
-impl std::str::FromStr for SslMode {
-    type Err = ProxyError;
-    fn from_str(s: &str) -> Result<Self, ProxyError> {
-        match s {
-            "require" => Ok(SslMode::Require),
-            "verify-ca" => Ok(SslMode::VerifyCa),
-            "verify-full" => Ok(SslMode::VerifyFull),
-            _ => Err(ProxyError::Tls(format!(
-                "unknown sslmode {s:?} (expected require, verify-ca or verify-full)"
-            ))),
-        }
-    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -86,7 +73,12 @@ pub fn upstream_tls(
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let Some(path) = root_cert else {
                 return Err(ProxyError::Tls(format!(
-                    "sslmode {mode:?} needs a root certificate file"
+                    "sslmode {} needs a root certificate file",
+                    if mode == SslMode::VerifyCa {
+                        "verify-ca"
+                    } else {
+                        "verify-full"
+                    }
                 )));
             };
             let (store, certs) = roots(path)?;
