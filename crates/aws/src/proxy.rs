@@ -582,6 +582,19 @@ impl Inner {
     }
 }
 
+/// The engine's login for a database user's temporary password.
+fn password_login(c: &Credential) -> Login {
+    Login::password(c.db_user.clone(), c.password.clone(), c.expiration)
+}
+
+/// The engine's login for an IAM Identity Center token of type `token_type` (`ACCESS_TOKEN`,
+/// `EXT_JWT`, ...), valid until `expiration` (Unix seconds): the proxy logs in with Redshift's
+/// token login (authentication request 14) and names no database user.
+#[allow(dead_code)] // Wired to the token credential when the Identity Center source lands.
+fn token_login(token: secrecy::SecretString, token_type: &str, expiration: i64) -> Login {
+    Login::token(token, token_type, expiration)
+}
+
 impl PasswordSource for AwsPasswords {
     fn login(&self, fresh: bool) -> Result<Login, SourceError> {
         let inner = &self.0;
@@ -592,11 +605,7 @@ impl PasswordSource for AwsPasswords {
         }
         .map_err(|e| source_error(&e))?;
         inner.known_expiry.store(c.expiration, Ordering::SeqCst);
-        Ok(Login {
-            user: c.db_user.clone(),
-            password: c.password.clone(),
-            expiration: c.expiration,
-        })
+        Ok(password_login(&c))
     }
 
     fn refresh_ahead(&self) {

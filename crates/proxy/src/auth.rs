@@ -1,6 +1,7 @@
 //! Logging in to the upstream with a [`Login`]: answering cleartext (3), MD5 (5),
-//! SCRAM-SHA-256 (10/11/12) and Redshift's extensible digest (13) requests. [`Authenticator`]
-//! answers parsed messages and does no I/O; [`authenticate`] runs it on a connection.
+//! SCRAM-SHA-256 (10/11/12) and Redshift's extensible digest (13) requests with a password,
+//! and Redshift's identity provider request (14) with a token. [`Authenticator`] answers
+//! parsed messages and does no I/O; [`authenticate`] runs it on a connection.
 
 use bytes::{BufMut, BytesMut};
 use postgres_protocol::authentication::md5_hash;
@@ -12,14 +13,15 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::SessionError;
-use crate::source::Login;
+use crate::source::{Login, LoginSecret};
 use crate::wire::{self, AuthRequest, ServerMessage};
 use crate::wire_io;
 
 /// How a login attempt failed.
 #[derive(Debug)]
 pub(crate) enum LoginError {
-    /// The server refused the password (see [`server_error`]): worth one retry with a fresh one.
+    /// The server refused the password or token (see [`server_error`]): worth one retry with
+    /// a fresh one.
     Rejected(SessionError),
     /// Anything else.
     Failed(SessionError),
@@ -78,11 +80,17 @@ pub(crate) enum Step {
 pub(crate) struct Authenticator<'a> {
     login: &'a Login,
     scram: Option<ScramSha256>,
+    /// The token has been sent: a 28000 now is the server refusing it.
+    token_sent: bool,
 }
 
 impl<'a> Authenticator<'a> {
     pub(crate) fn new(login: &'a Login) -> Self {
-        Authenticator { login, scram: None }
+        Authenticator {
+            login,
+            scram: None,
+            token_sent: false,
+        }
     }
 
     /// The answer to one server message.
@@ -90,7 +98,9 @@ impl<'a> Authenticator<'a> {
         match message {
             ServerMessage::Auth(AuthRequest::Ok) => Ok(Step::Done),
             ServerMessage::Auth(request) => self.answer(request).map(Step::Reply),
-            ServerMessage::Error { code, message } => Err(server_error(code, &message)),
+            ServerMessage::Error { code, message } => {
+                Err(server_error(code, &message, self.token_sent))
+            }
             // NoticeResponse or NegotiateProtocolVersion during login: nothing to do.
             ServerMessage::Notice | ServerMessage::NegotiateProtocolVersion => Ok(Step::Wait),
             ServerMessage::BackendKeyData { .. } => Err(unexpected('K')),
@@ -101,7 +111,38 @@ impl<'a> Authenticator<'a> {
 
     /// The reply to an authentication request other than AuthenticationOk.
     fn answer(&mut self, request: AuthRequest) -> Result<BytesMut, LoginError> {
-        let password = self.login.password.expose_secret().as_bytes();
+        let (user, password) = match (&self.login.secret, &request) {
+            (LoginSecret::Token { token, .. }, AuthRequest::IdentityProvider) => {
+                self.token_sent = true;
+                return idp_token_message(token.expose_secret().as_bytes());
+            }
+            (LoginSecret::Password { .. }, AuthRequest::IdentityProvider) => {
+                return Err(SessionError::connect(
+                    "the server asked for an identity provider token (Redshift authentication \
+                     method 14), but this connection logs in with a database user's password: \
+                     the server expects an IAM Identity Center login for this connection",
+                )
+                .into());
+            }
+            (_, AuthRequest::Other(c)) => {
+                return Err(SessionError::connect(format!(
+                    "the server asked for authentication method {c}, which redshift-creds does not support"
+                ))
+                .into());
+            }
+            (LoginSecret::Token { .. }, r) => {
+                return Err(SessionError::connect(format!(
+                    "the server asked for a password (authentication method {}), but this \
+                     connection logs in with an IAM Identity Center token: the server did not \
+                     take the token login (idp_type=AwsIdc)",
+                    password_method(r)
+                ))
+                .into());
+            }
+            (LoginSecret::Password { user, password }, _) => {
+                (user.as_str(), password.expose_secret().as_bytes())
+            }
+        };
         let mut out = BytesMut::new();
         let proto = |e: std::io::Error| SessionError::protocol(format!("authentication: {e}"));
         match request {
@@ -110,7 +151,7 @@ impl<'a> Authenticator<'a> {
                 frontend::password_message(password, &mut out).map_err(proto)?
             }
             AuthRequest::Md5 { salt } => {
-                let hash = Zeroizing::new(md5_hash(self.login.user.as_bytes(), password, salt));
+                let hash = Zeroizing::new(md5_hash(user.as_bytes(), password, salt));
                 frontend::password_message(hash.as_bytes(), &mut out).map_err(proto)?;
             }
             AuthRequest::Sasl { mechanisms } => {
@@ -149,23 +190,53 @@ impl<'a> Authenticator<'a> {
                 salt,
                 server_nonce,
             } => out = digest_reply(algorithm, &salt, &server_nonce, password)?,
-            AuthRequest::IdentityProvider => {
-                return Err(SessionError::connect(
-                    "the server asked for an identity provider token (Redshift authentication \
-                     method 14), which redshift-creds does not support: the database user must \
-                     log in with a password",
-                )
-                .into());
-            }
-            AuthRequest::Other(c) => {
-                return Err(SessionError::connect(format!(
-                    "the server asked for authentication method {c}, which redshift-creds does not support"
-                ))
-                .into());
-            }
+            // Answered or refused above.
+            AuthRequest::IdentityProvider | AuthRequest::Other(_) => {}
         }
         Ok(out)
     }
+}
+
+/// The method code of a request that needs a password, for messages.
+fn password_method(request: &AuthRequest) -> i32 {
+    match request {
+        AuthRequest::Ok => 0,
+        AuthRequest::Cleartext => 3,
+        AuthRequest::Md5 { .. } => 5,
+        AuthRequest::Sasl { .. } => 10,
+        AuthRequest::SaslContinue(_) => 11,
+        AuthRequest::SaslFinal(_) => 12,
+        AuthRequest::Digest { .. } => 13,
+        AuthRequest::IdentityProvider => 14,
+        AuthRequest::Other(c) => *c,
+    }
+}
+
+/// The answer to Redshift's AUTH_REQ_IDP (14): message `i`, an Int32 length (counting
+/// itself), the token's bytes, then one NUL. This is the JDBC driver's layout,
+/// aws/amazon-redshift-jdbc-driver src/main/java/com/amazon/redshift/core/v3/
+/// ConnectionFactoryImpl.java lines 800-826 (`case AUTH_REQ_IDP`: `sendChar('i')`,
+/// `sendInteger4(4 + token.length + 1)`, `send(token)`, `sendChar(0)`). redshift_connector
+/// (aws/amazon-redshift-python-driver redshift_connector/core.py lines 1374-1389) sends the
+/// same without the NUL (`create_message(b"i", token)`; its `_write(NULL_BYTE)` is
+/// commented out); Redshift takes both.
+fn idp_token_message(token: &[u8]) -> Result<BytesMut, LoginError> {
+    if token.is_empty() || token.contains(&0) {
+        return Err(SessionError::connect(
+            "the identity provider token is empty or holds a NUL byte; it cannot be sent",
+        )
+        .into());
+    }
+    let mut out = BytesMut::with_capacity(token.len() + 6);
+    out.put_u8(b'i');
+    out.put_i32(
+        i32::try_from(4 + token.len() + 1).map_err(|_| {
+            SessionError::connect("the identity provider token is too long to send")
+        })?,
+    );
+    out.put_slice(token);
+    out.put_u8(0);
+    Ok(out)
 }
 
 fn unexpected(tag: char) -> LoginError {
@@ -179,10 +250,12 @@ fn unexpected(tag: char) -> LoginError {
 /// server's own SQLSTATE and message. Only a refused password is worth a retry with a fresh
 /// one: 28P01, or 28000 with PostgreSQL's wording for it, which is what Redshift (and any
 /// server older than 9.0) sends. Other 28000s (a pg_hba.conf rule, a refused replication
-/// connection) are no fault of the password, and a fresh one would change nothing.
-fn server_error(code: String, msg: &str) -> LoginError {
-    let rejected =
-        code == "28P01" || (code == "28000" && msg.starts_with("password authentication failed"));
+/// connection) are no fault of the password, and a fresh one would change nothing. After a
+/// token was sent (`token_sent`), any 28000 or 28P01 is the server refusing that token: an
+/// expired or already used token is worth a fresh one.
+fn server_error(code: String, msg: &str, token_sent: bool) -> LoginError {
+    let rejected = code == "28P01"
+        || (code == "28000" && (token_sent || msg.starts_with("password authentication failed")));
     let code = if code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
         code
     } else {
@@ -279,11 +352,11 @@ mod tests {
     }
 
     fn login() -> Login {
-        Login {
-            user: "IAM:alice".into(),
-            password: secrecy::SecretString::from("s3cret"),
-            expiration: 0,
-        }
+        Login::password("IAM:alice", secrecy::SecretString::from("s3cret"), 0)
+    }
+
+    fn token_login(token: &str) -> Login {
+        Login::token(secrecy::SecretString::from(token), "ACCESS_TOKEN", 0)
     }
 
     fn auth(request: AuthRequest) -> ServerMessage {
@@ -353,7 +426,13 @@ mod tests {
         let l = login();
         let mut a = Authenticator::new(&l);
         let e = failed(a.step(auth(AuthRequest::IdentityProvider)));
-        assert!(e.message.contains("identity provider"), "{e}");
+        assert!(
+            e.message
+                .contains("identity provider token (Redshift authentication method 14)")
+                && e.message
+                    .contains("logs in with a database user's password"),
+            "{e}"
+        );
         let e = failed(a.step(auth(AuthRequest::Other(7))));
         assert!(e.message.contains("method 7"), "{e}");
         let e = failed(a.step(ServerMessage::ReadyForQuery));
@@ -390,6 +469,69 @@ mod tests {
         assert!(matches!(
             error("28\n00", "x"),
             Err(LoginError::Failed(e)) if e.sqlstate == "08001"
+        ));
+    }
+
+    #[test]
+    fn answers_request_14_with_the_token_as_the_jdbc_driver_does() {
+        let l = token_login("eyJ.tok-en");
+        let mut a = Authenticator::new(&l);
+        let got = reply(a.step(auth(AuthRequest::IdentityProvider)));
+        // 'i', Int32 length counting itself, the token, one NUL.
+        let mut want = vec![b'i', 0, 0, 0, 4 + 10 + 1];
+        want.extend_from_slice(b"eyJ.tok-en\0");
+        assert_eq!(&got[..], &want[..]);
+        assert_eq!(i32_at(&got, 1), got.len() - 1);
+        assert!(matches!(a.step(auth(AuthRequest::Ok)), Ok(Step::Done)));
+    }
+
+    #[test]
+    fn a_token_login_answers_no_password_request() {
+        let l = token_login("tok");
+        for request in [
+            AuthRequest::Cleartext,
+            AuthRequest::Md5 { salt: *b"salt" },
+            AuthRequest::Sasl {
+                mechanisms: vec!["SCRAM-SHA-256".into()],
+            },
+        ] {
+            let mut a = Authenticator::new(&l);
+            let e = failed(a.step(auth(request)));
+            assert_eq!(e.sqlstate, "08001");
+            assert!(
+                e.message
+                    .contains("logs in with an IAM Identity Center token"),
+                "{e}"
+            );
+        }
+        for bad in ["", "a\0b"] {
+            let l = token_login(bad);
+            let e = failed(Authenticator::new(&l).step(auth(AuthRequest::IdentityProvider)));
+            assert!(e.message.contains("empty or holds a NUL"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_refused_token_is_worth_a_retry() {
+        let l = token_login("tok");
+        let mut a = Authenticator::new(&l);
+        let error = || ServerMessage::Error {
+            code: "28000".into(),
+            message: "token is expired".into(),
+        };
+        // Before the token was sent, a 28000 is no refusal of it.
+        assert!(matches!(a.step(error()), Err(LoginError::Failed(_))));
+        reply(a.step(auth(AuthRequest::IdentityProvider)));
+        assert!(matches!(
+            a.step(error()),
+            Err(LoginError::Rejected(e)) if e.sqlstate == "28000" && e.message.contains("token is expired")
+        ));
+        assert!(matches!(
+            a.step(ServerMessage::Error {
+                code: "3D000".into(),
+                message: "no such database".into(),
+            }),
+            Err(LoginError::Failed(_))
         ));
     }
 }

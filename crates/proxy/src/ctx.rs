@@ -34,6 +34,8 @@ pub(crate) struct TargetCtx {
     pub source: Arc<dyn PasswordSource>,
     /// When the credential of its last login expires (Unix seconds; 0: none yet).
     pub expiry: std::sync::atomic::AtomicI64,
+    /// Whether its tokens have proved single-use.
+    pub reuse: crate::reuse::TokenReuse,
 }
 
 /// A client stream: plain TCP, Unix, or TLS over either.
@@ -67,11 +69,11 @@ pub(crate) mod fixtures {
     impl PasswordSource for Passwords {
         fn login(&self, fresh: bool) -> Result<Login, SourceError> {
             self.0.lock().unwrap().push(fresh);
-            Ok(Login {
-                user: "IAM:alice".into(),
-                password: if fresh { "new" } else { "old" }.into(),
-                expiration: 0,
-            })
+            Ok(Login::password(
+                "IAM:alice",
+                if fresh { "new" } else { "old" }.into(),
+                0,
+            ))
         }
     }
 
@@ -86,6 +88,7 @@ pub(crate) mod fixtures {
             },
             source,
             expiry: std::sync::atomic::AtomicI64::new(0),
+            reuse: crate::reuse::TokenReuse::default(),
         }
     }
 

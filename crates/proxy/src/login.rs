@@ -1,6 +1,6 @@
 //! The upstream half of a session: checking what the client asked for, logging in with a
-//! fresh password (once more with a forced one when the server refuses it), and handing the
-//! logged-in connection over to the client up to ReadyForQuery.
+//! password or an Identity Center token (once more with a forced one when the server refuses
+//! it), and handing the logged-in connection over to the client up to ReadyForQuery.
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -10,7 +10,7 @@ use crate::cancel::Registration;
 use crate::ctx::{Client, Shared, TargetCtx, logged};
 use crate::dial::UpstreamConn;
 use crate::error::SessionError;
-use crate::source::Login;
+use crate::source::{Login, LoginSecret};
 use crate::upstream::Upstream;
 use crate::wire::{self, ServerMessage};
 use crate::wire_io;
@@ -18,7 +18,8 @@ use crate::wire_io;
 /// What the client asked for, once checked.
 pub(crate) struct Request {
     pub database: String,
-    /// Startup parameters passed through (without user and database).
+    /// Startup parameters passed through (without user and database, and without the
+    /// parameters that choose the login method, which are the proxy's to set).
     params: Vec<(String, String)>,
     /// `_pq_.` options we do not support, or None when the client needs no
     /// NegotiateProtocolVersion (it asked for 3.0 and no options).
@@ -56,7 +57,10 @@ pub(crate) fn request(
         (version != wire::PROTOCOL_3_0 || !unsupported.is_empty()).then_some(unsupported);
     let params = params
         .into_iter()
-        .filter(|(n, _)| n != "user" && n != "database" && !n.starts_with("_pq_."))
+        .filter(|(n, _)| {
+            !matches!(n.as_str(), "user" | "database" | "idp_type" | "token_type")
+                && !n.starts_with("_pq_.")
+        })
         .collect();
     Ok(Request {
         database,
@@ -65,14 +69,13 @@ pub(crate) fn request(
     })
 }
 
-/// One login attempt on a new upstream connection, with the password fetched while the
-/// connection is being opened.
-async fn open_upstream(
+/// A new upstream connection and a login for it, the login fetched while the connection is
+/// being opened.
+async fn connect(
     target: &TargetCtx,
     shared: &Shared,
-    req: &Request,
     fresh: bool,
-) -> Result<(UpstreamConn, Login), LoginError> {
+) -> Result<(UpstreamConn, Login), SessionError> {
     let source = target.source.clone();
     let fetch = tokio::task::spawn_blocking(move || {
         if !fresh {
@@ -87,36 +90,76 @@ async fn open_upstream(
     target
         .expiry
         .store(login.expiration, std::sync::atomic::Ordering::Relaxed);
-    let mut conn = conn?;
-    let mut startup = BytesMut::new();
-    let mut params: Vec<(&str, &str)> = vec![("user", &login.user), ("database", &req.database)];
+    Ok((conn?, login))
+}
+
+/// The StartupMessage for `login`. A password login names its database user; a token
+/// login names none (the server maps the token to its user) and asks for Redshift's token
+/// login instead, with `idp_type = AwsIdc` and the token's type, as the drivers do for
+/// their IdpTokenAuthPlugin: aws/amazon-redshift-jdbc-driver
+/// src/main/java/com/amazon/redshift/core/v3/ConnectionFactoryImpl.java lines 394-399 (the
+/// plugin sets `idpType = "AwsIdc"`, line 88, and `tokenType`), 409-413 (no `user` unless
+/// one was given) and 476-492 (`idp_type`, `token_type`); aws/amazon-redshift-python-driver
+/// redshift_connector/core.py lines 2596 and 2606-2607.
+pub(crate) fn startup_message(login: &Login, req: &Request) -> Result<BytesMut, SessionError> {
+    let mut params: Vec<(&str, &str)> = Vec::with_capacity(req.params.len() + 3);
+    match &login.secret {
+        LoginSecret::Password { user, .. } => {
+            params.extend([("user", user.as_str()), ("database", &req.database)]);
+        }
+        LoginSecret::Token { token_type, .. } => params.extend([
+            ("database", req.database.as_str()),
+            ("idp_type", "AwsIdc"),
+            ("token_type", token_type),
+        ]),
+    }
     params.extend(req.params.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let mut startup = BytesMut::new();
     postgres_protocol::message::frontend::startup_message(params, &mut startup)
         .map_err(|e| SessionError::protocol(format!("startup parameters: {e}")))?;
+    Ok(startup)
+}
+
+/// Sends the StartupMessage and answers the server until AuthenticationOk.
+async fn log_in(conn: &mut UpstreamConn, login: &Login, req: &Request) -> Result<(), LoginError> {
+    let startup = startup_message(login, req)?;
     conn.write_all(&startup)
         .await
         .map_err(|e| SessionError::connect(format!("upstream connection lost: {e}")))?;
-    authenticate(&mut conn, &login).await?;
-    Ok((conn, login))
+    authenticate(conn, login).await
 }
 
-/// Logs in upstream; when the server rejects the cached password, once more with a fresh one.
+/// Logs in upstream; when the server rejects the cached password or token, once more with a
+/// fresh one. Once a target's tokens have proved single-use (see [`crate::reuse`]), every
+/// connection starts with a fresh one.
 pub(crate) async fn login(
     target: &TargetCtx,
     shared: &Shared,
     req: &Request,
 ) -> Result<(UpstreamConn, Login), SessionError> {
-    match open_upstream(target, shared, req, false).await {
-        Ok(x) => Ok(x),
-        Err(LoginError::Failed(e)) => Err(e),
-        Err(LoginError::Rejected(e)) => {
-            let error = e.to_string();
-            tracing::info!(target = %target.name, error = %logged(&error), "cached password rejected; retrying with a fresh one");
-            match open_upstream(target, shared, req, true).await {
-                Ok(x) => Ok(x),
-                Err(LoginError::Failed(e) | LoginError::Rejected(e)) => Err(e),
-            }
+    let fresh = target.reuse.single_use();
+    let (mut conn, login) = connect(target, shared, fresh).await?;
+    let error = match log_in(&mut conn, &login, req).await {
+        Ok(()) => {
+            target.reuse.accepted(&login);
+            return Ok((conn, login));
         }
+        Err(LoginError::Failed(e)) => return Err(e),
+        Err(LoginError::Rejected(e)) if fresh => return Err(e),
+        Err(LoginError::Rejected(e)) => e.to_string(),
+    };
+    tracing::info!(target = %target.name, error = %logged(&error), "cached login rejected; retrying with a fresh one");
+    if target.reuse.refused(&login) {
+        tracing::info!(target = %target.name, "tokens are refused after one use: every connection now fetches a fresh token");
+    }
+    drop(conn);
+    let (mut conn, login) = connect(target, shared, true).await?;
+    match log_in(&mut conn, &login, req).await {
+        Ok(()) => {
+            target.reuse.accepted(&login);
+            Ok((conn, login))
+        }
+        Err(LoginError::Failed(e) | LoginError::Rejected(e)) => Err(e),
     }
 }
 
@@ -205,6 +248,67 @@ mod tests {
         assert_eq!(r.negotiate, Some(vec!["_pq_.x".to_owned()]));
     }
 
+    /// The parameters of a StartupMessage, in order.
+    fn startup_params(m: &[u8]) -> Vec<(String, String)> {
+        assert_eq!(
+            usize::try_from(i32::from_be_bytes(m[..4].try_into().unwrap())).unwrap(),
+            m.len()
+        );
+        assert_eq!(&m[4..8], &wire::PROTOCOL_3_0.to_be_bytes());
+        let fields: Vec<&[u8]> = m[8..m.len() - 2].split(|&b| b == 0).collect();
+        fields
+            .chunks(2)
+            .map(|c| {
+                (
+                    String::from_utf8_lossy(c[0]).into_owned(),
+                    String::from_utf8_lossy(c[1]).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_token_login_names_no_user_but_the_idp_type_and_token_type() {
+        let up = target(None, Arc::default()).upstream;
+        let req = request(
+            wire::PROTOCOL_3_0,
+            params(&[
+                ("user", "whoever"),
+                ("database", "dev"),
+                ("application_name", "app"),
+                ("idp_type", "AzureAD"),
+                ("token_type", "EXT_JWT"),
+            ]),
+            &up,
+        )
+        .unwrap();
+        let token = Login::token("s3cret-token".into(), "ACCESS_TOKEN", 0);
+        let m = startup_message(&token, &req).unwrap();
+        assert_eq!(
+            startup_params(&m),
+            params(&[
+                ("database", "dev"),
+                ("idp_type", "AwsIdc"),
+                ("token_type", "ACCESS_TOKEN"),
+                ("application_name", "app"),
+            ]),
+            "no user, the client's own idp_type and token_type dropped"
+        );
+        assert!(
+            !String::from_utf8_lossy(&m).contains("s3cret"),
+            "the token is not in the startup"
+        );
+        let password = Login::password("IAM:alice", "pw".into(), 0);
+        assert_eq!(
+            startup_params(&startup_message(&password, &req).unwrap()),
+            params(&[
+                ("user", "IAM:alice"),
+                ("database", "dev"),
+                ("application_name", "app"),
+            ])
+        );
+    }
+
     /// Plays a server that asks for a cleartext password, checks it is `want` and then
     /// ends the login with `end` (an ErrorResponse body, or None for AuthenticationOk).
     async fn cleartext(server: &mut FakeServer, want: &str, end: Option<&[u8]>) {
@@ -241,7 +345,10 @@ mod tests {
         };
         let (logged_in, ()) = tokio::join!(login(&target, &shared, &req), script);
         let (_, login) = logged_in.unwrap();
-        assert_eq!(login.password.expose_secret(), "new");
+        let LoginSecret::Password { password, .. } = &login.secret else {
+            panic!("a password login")
+        };
+        assert_eq!(password.expose_secret(), "new");
         assert_eq!(*source.0.lock().unwrap(), [false, true]);
         assert_eq!(dial.dials(), 2);
     }

@@ -112,6 +112,7 @@ impl Proxy {
                 upstream: t.upstream,
                 source: t.source,
                 expiry: std::sync::atomic::AtomicI64::new(0),
+                reuse: crate::reuse::TokenReuse::default(),
             });
             proxy.targets.push(ctx.clone());
             // TCP first: a Unix socket is named after the first TCP port actually bound.

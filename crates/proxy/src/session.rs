@@ -153,7 +153,7 @@ async fn relay_session(
             .await
             .map_err(|_| SessionError::connect("timed out logging in to the server"))??;
         let ready = hand_over(&mut client, &mut up, &req, target, shared).await?;
-        Ok::<_, SessionError>((up, login.user, req.database, ready))
+        Ok::<_, SessionError>((up, login.describe(), req.database, ready))
     };
     let (mut up, user, database, ready) = match setup.await {
         Ok(x) => x,

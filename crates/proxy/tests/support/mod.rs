@@ -67,11 +67,11 @@ impl PasswordSource for FakeSource {
             self.stale.lock().unwrap().clone()
         };
         let password = stale.unwrap_or_else(|| self.password.lock().unwrap().clone());
-        Ok(Login {
-            user: self.user.clone(),
-            password: SecretString::from(password),
-            expiration: 4_000_000_000,
-        })
+        Ok(Login::password(
+            self.user.clone(),
+            SecretString::from(password),
+            4_000_000_000,
+        ))
     }
     fn refresh_ahead(&self) {
         self.refreshes.fetch_add(1, Ordering::SeqCst);
