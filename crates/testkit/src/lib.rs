@@ -1,8 +1,10 @@
 //! Test peers shared by every test crate and bench/: a real PostgreSQL ([`pg`]), the fake
-//! Redshift API ([`counting`]), and the rule for a missing tool (strict runs fail, others skip loudly).
+//! Redshift API ([`counting`]), a fake Redshift server for token logins ([`redshift_idp`]),
+//! and the rule for a missing tool (strict runs fail, others skip loudly).
 
 pub mod counting;
 pub mod pg;
+pub mod redshift_idp;
 
 use std::io::Write;
 use std::path::PathBuf;
