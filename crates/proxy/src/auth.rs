@@ -215,9 +215,9 @@ fn password_method(request: &AuthRequest) -> i32 {
 /// The answer to Redshift's AUTH_REQ_IDP (14): message `i`, an Int32 length (counting
 /// itself), the token's bytes, then one NUL. This is the JDBC driver's layout,
 /// aws/amazon-redshift-jdbc-driver src/main/java/com/amazon/redshift/core/v3/
-/// ConnectionFactoryImpl.java lines 800-826 (`case AUTH_REQ_IDP`: `sendChar('i')`,
+/// ConnectionFactoryImpl.java lines 800-826 at commit de46a927 (`case AUTH_REQ_IDP`: `sendChar('i')`,
 /// `sendInteger4(4 + token.length + 1)`, `send(token)`, `sendChar(0)`). redshift_connector
-/// (aws/amazon-redshift-python-driver redshift_connector/core.py lines 1374-1389) sends the
+/// (aws/amazon-redshift-python-driver redshift_connector/core.py lines 1374-1389 at commit d2c7524a) sends the
 /// same without the NUL (`create_message(b"i", token)`; its `_write(NULL_BYTE)` is
 /// commented out); Redshift takes both.
 fn idp_token_message(token: &[u8]) -> Result<BytesMut, LoginError> {

@@ -97,10 +97,10 @@ async fn connect(
 /// login names none (the server maps the token to its user) and asks for Redshift's token
 /// login instead, with `idp_type = AwsIdc` and the token's type, as the drivers do for
 /// their IdpTokenAuthPlugin: aws/amazon-redshift-jdbc-driver
-/// src/main/java/com/amazon/redshift/core/v3/ConnectionFactoryImpl.java lines 394-399 (the
+/// src/main/java/com/amazon/redshift/core/v3/ConnectionFactoryImpl.java (commit de46a927) lines 394-399 (the
 /// plugin sets `idpType = "AwsIdc"`, line 88, and `tokenType`), 409-413 (no `user` unless
 /// one was given) and 476-492 (`idp_type`, `token_type`); aws/amazon-redshift-python-driver
-/// redshift_connector/core.py lines 2596 and 2606-2607.
+/// redshift_connector/core.py (commit d2c7524a) lines 2596 and 2606-2607.
 pub(crate) fn startup_message(login: &Login, req: &Request) -> Result<BytesMut, SessionError> {
     let mut params: Vec<(&str, &str)> = Vec::with_capacity(req.params.len() + 3);
     match &login.secret {
