@@ -22,6 +22,7 @@ const SWITCHES: &[&str] = &[
     "--no-auto-create",
     "--with-iam",
     "--no-with-iam",
+    "--identity-center",
     "--no-refresh-ahead",
     "--watch",
     "--quiet",
