@@ -28,6 +28,8 @@ const SWITCHES: &[&str] = &[
     "--quiet",
     "--all",
     "--client-tls",
+    "--structured-logs",
+    "--check",
 ];
 
 /// The one-letter switches (`-q`, `-v`), alone or bundled as in `-vv` or `-qv`.
