@@ -94,6 +94,9 @@ pub struct Request {
     pub duration_seconds: i64,
     /// Where the SDK looks.
     pub aws: AwsScope,
+    /// `Some` when an Identity Center token of this type is asked for
+    /// instead of a password (`--identity-center`: `SUBJECT_TOKEN`).
+    pub token: Option<crate::token::TokenType>,
 }
 
 impl Request {
@@ -109,6 +112,9 @@ impl Request {
             (None, None, Some(d)) => format!("custom domain \"{d}\""),
             (None, None, None) => "no cluster".to_string(),
         };
+        if self.token.is_some() {
+            return format!("{place}, Identity Center identity");
+        }
         match &self.db_user {
             Some(u) => format!("{place}, user \"{u}\""),
             None => format!("{place}, IAM identity"),
@@ -281,6 +287,7 @@ pub fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result<Resolv
         auto_create: target.auto_create,
         duration_seconds: timing.duration_seconds,
         aws,
+        token: target.token,
     };
     let settings = Settings {
         cache,
@@ -758,6 +765,46 @@ mod tests {
         let err = resolve(&args.cred, &args.conn, &MapEnv(HashMap::new())).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--cluster-identifier"), "{err}");
+    }
+
+    #[test]
+    fn identity_center_asks_for_a_token_and_takes_no_user() {
+        let (r, _) = try_resolve(&["--identity-center"], &[]).unwrap();
+        assert_eq!(r.token, Some(crate::token::TokenType::SubjectToken));
+        assert_eq!(r.db_user, None);
+        let (r, _) = try_resolve(&["--identity-center", "--workgroup", "wg1"], &[]).unwrap();
+        assert_eq!(r.token, Some(crate::token::TokenType::SubjectToken));
+        assert_eq!(try_resolve(&[], &[]).unwrap().0.token, None);
+        for (flags, says) in [
+            (
+                &["--identity-center", "--db-user", "u"][..],
+                "--db-user cannot be used here: with --identity-center",
+            ),
+            (
+                &["--identity-center", "--with-iam"][..],
+                "--identity-center and --with-iam ask for two kinds of login",
+            ),
+            (
+                &["--identity-center", "--db-groups", "g"][..],
+                "--db-groups cannot be used here",
+            ),
+        ] {
+            let e = try_resolve(flags, &[]).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains(says), "{flags:?}: {e}");
+        }
+        let argv = [
+            "redshift-creds",
+            "get",
+            "--identity-center",
+            "--custom-domain-name",
+            "db.example.com",
+        ];
+        let Command::Get(a) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        let e = resolve(&a.cred, &a.conn, &MapEnv(HashMap::new())).unwrap_err();
+        assert!(e.to_string().contains("takes no custom domain"), "{e}");
     }
 
     #[test]
