@@ -9,6 +9,7 @@ use redshift_creds_core::config_file::ListenAt;
 use redshift_creds_core::credential::Credential;
 use redshift_creds_core::endpoint::DEFAULT_PORT;
 use redshift_creds_core::error::{AwsFailure, Error};
+use redshift_creds_core::token::IdcToken;
 use redshift_creds_core::{commands, config_file, private_fs, report, source, tls};
 use redshift_creds_proxy::{
     Listen, Login, Options, PasswordSource, ProxyError, SourceError, SslMode, Target, Upstream,
@@ -587,17 +588,42 @@ fn password_login(c: &Credential) -> Login {
     Login::password(c.db_user.clone(), c.password.clone(), c.expiration)
 }
 
-/// The engine's login for an IAM Identity Center token of type `token_type` (`ACCESS_TOKEN`,
-/// `EXT_JWT`, ...), valid until `expiration` (Unix seconds): the proxy logs in with Redshift's
+/// The engine's login for an IAM Identity Center token: the proxy logs in with Redshift's
 /// token login (authentication request 14) and names no database user.
-#[allow(dead_code)] // Wired to the token credential when the Identity Center source lands.
-fn token_login(token: secrecy::SecretString, token_type: &str, expiration: i64) -> Login {
-    Login::token(token, token_type, expiration)
+fn token_login(t: &IdcToken) -> Login {
+    Login::token(t.token.clone(), t.token_type.as_str(), t.expiration)
+}
+
+impl Inner {
+    /// The connection's Identity Center token: the cached one while it outlives the refresh
+    /// margin, else fetched under the lock; `fresh` (the server refused the last one, or
+    /// tokens here are single-use) always fetches.
+    fn token(&self) -> Result<IdcToken, Error> {
+        self.token_within(self.r.settings.refresh_margin)
+    }
+
+    fn token_within(&self, margin: i64) -> Result<IdcToken, Error> {
+        let _one = self.refresh.lock().unwrap_or_else(|e| e.into_inner());
+        let (t, outcome) = Aws::new(&self.r).token_within(&self.r, margin)?;
+        if matches!(outcome, refresh::Outcome::Fetched) {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(t)
+    }
 }
 
 impl PasswordSource for AwsPasswords {
     fn login(&self, fresh: bool) -> Result<Login, SourceError> {
         let inner = &self.0;
+        if inner.r.request.token.is_some() {
+            let t = if fresh {
+                inner.token_within(i64::MAX)
+            } else {
+                inner.token()
+            }
+            .map_err(|e| source_error(&e))?;
+            return Ok(token_login(&t));
+        }
         let c = if fresh {
             inner.forced()
         } else {
@@ -610,6 +636,9 @@ impl PasswordSource for AwsPasswords {
 
     fn refresh_ahead(&self) {
         let inner = &self.0;
+        if inner.r.request.token.is_some() {
+            return; // a token inside its margin is fetched in the foreground by `login`
+        }
         let (now, expiry) = (SystemClock.now(), inner.known_expiry.load(Ordering::SeqCst));
         if expiry == 0 || expiry - now > inner.r.settings.refresh_margin {
             return;

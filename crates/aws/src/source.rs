@@ -82,14 +82,14 @@ impl Aws {
     }
 }
 
-impl Source for Aws {
-    fn credential(&self, r: &Resolved) -> Result<Credential, Error> {
-        self.credential_within(r, r.settings.refresh_margin)
-    }
-
-    /// The request's Identity Center token, through the same cache, stores
-    /// and refresh lock as a password, under the token's own key.
-    fn token(&self, r: &Resolved) -> Result<IdcToken, Error> {
+impl Aws {
+    /// The request's token if it outlives `margin` seconds, else a fetched one (with
+    /// `i64::MAX`, always fetched, under the lock), and whether it was fetched.
+    pub(crate) fn token_within(
+        &self,
+        r: &Resolved,
+        margin: i64,
+    ) -> Result<(IdcToken, refresh::Outcome), Error> {
         let token_type = r.request.token.ok_or_else(|| {
             Error::Usage("no Identity Center token was asked for (--identity-center)".into())
         })?;
@@ -98,10 +98,22 @@ impl Source for Aws {
             request: &r.request,
             session: &self.session,
         };
-        let (token, outcome) =
-            refresh::obtain(&mut cache, &fetch, &SystemClock, r.settings.refresh_margin)?;
+        let (token, outcome) = refresh::obtain(&mut cache, &fetch, &SystemClock, margin)?;
         tracing::debug!(?outcome, store = %cache.store().name(), "token ready");
-        Ok(token)
+        Ok((token, outcome))
+    }
+}
+
+impl Source for Aws {
+    fn credential(&self, r: &Resolved) -> Result<Credential, Error> {
+        self.credential_within(r, r.settings.refresh_margin)
+    }
+
+    /// The request's Identity Center token, through the same cache, stores
+    /// and refresh lock as a password, under the token's own key.
+    fn token(&self, r: &Resolved) -> Result<IdcToken, Error> {
+        self.token_within(r, r.settings.refresh_margin)
+            .map(|(token, _)| token)
     }
 
     fn endpoint(&self, r: &Resolved) -> Result<Endpoint, Error> {

@@ -65,6 +65,14 @@ impl Issuer {
         token
     }
 
+    /// Accepts `token`, issued by someone else (the fake AWS's GetIdentityCenterAuthToken),
+    /// as `user`'s for `ttl` seconds from now.
+    pub fn accept(&self, token: &str, user: &str, ttl: i64) {
+        let mut s = self.0.lock().unwrap();
+        s.tokens
+            .insert(token.to_owned(), (user.to_owned(), now() + ttl));
+    }
+
     /// How many tokens were issued.
     pub fn issued(&self) -> u64 {
         self.0.lock().unwrap().issued
@@ -118,6 +126,18 @@ impl IdpServer {
             task,
             _dir: dir,
         }
+    }
+
+    /// Starts the fake on a runtime of its own, for tests that have none; the runtime lives
+    /// as long as the returned value.
+    pub fn start_blocking() -> (IdpServer, tokio::runtime::Runtime) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(IdpServer::start());
+        (server, rt)
     }
 
     /// From now on each token is accepted once only (single-use tokens).

@@ -7,6 +7,7 @@ mod attack;
 mod behaviour;
 mod clients;
 mod endpoints;
+mod idc;
 mod service;
 mod upstream_tls;
 

@@ -1,0 +1,108 @@
+//! `redshift-creds proxy --identity-center` end to end: the token comes from the fake AWS's
+//! GetIdentityCenterAuthToken through the cache, and the proxy logs in with Redshift's token
+//! login (request 14) to the test kit's fake Redshift, for psql and psycopg, with one API
+//! call for many connections.
+
+use super::Proxy;
+use crate::support::Sandbox;
+use crate::support::counting::CountingServer;
+use redshift_creds_testkit::redshift_idp::IdpServer;
+use std::process::Command;
+
+const IDC_USER: &str = "alice@example.com";
+
+/// The proxy for `examplecluster` with `--identity-center`, upstream the fake Redshift.
+fn idc_proxy(sb: &Sandbox, aws: &CountingServer, idp: &IdpServer) -> Proxy {
+    let (url, port) = (aws.url(), idp.port.to_string());
+    let ca = idp.ca_cert.to_str().unwrap();
+    let args = [
+        "proxy",
+        "--identity-center",
+        "--cluster-identifier",
+        "examplecluster",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        &url,
+        "--cache",
+        "file",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--sslmode",
+        "verify-full",
+        "--sslrootcert",
+        ca,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    Proxy::spawn(sb.cmd(&args))
+}
+
+#[test]
+fn psql_and_psycopg_log_in_as_the_identity_center_user_with_one_token() {
+    let aws = CountingServer::start();
+    let (idp, _rt) = IdpServer::start_blocking();
+    // The fake AWS numbers its tokens; the fake Redshift knows them as alice's.
+    for n in 1..=5 {
+        idp.issuer()
+            .accept(&format!("idc-token-{n}.QUJD/+="), IDC_USER, 3600);
+    }
+    let sb = Sandbox::new();
+    let proxy = idc_proxy(&sb, &aws, &idp);
+    let port = proxy.tcp().port().to_string();
+    let conninfo = format!("host=127.0.0.1 port={port} user=whoever dbname=dev sslmode=disable");
+    for _ in 0..3 {
+        let o = Command::new("psql")
+            .args(["-XAtq", "-d", &conninfo, "-c", "select current_user"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}\nproxy: {}",
+            String::from_utf8_lossy(&o.stderr),
+            proxy.stderr()
+        );
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), IDC_USER);
+    }
+    if let Some(python) = std::env::var_os("PYDRIVERS") {
+        let script = "import psycopg, sys\n\
+            c = psycopg.connect(sys.argv[1])\n\
+            print(c.execute('select current_user').fetchone()[0])\n";
+        let o = Command::new(python)
+            .args(["-c", script, &conninfo])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), IDC_USER);
+    } else {
+        assert!(!crate::support::strict(), "PYDRIVERS is needed");
+    }
+    assert_eq!(aws.idc_calls().len(), 1, "one token for every connection");
+    assert_eq!(aws.calls(), 0, "no password was asked for");
+    let seen = idp.seen();
+    assert!(seen.len() >= 3, "{seen:?}");
+    for s in &seen {
+        assert!(s.accepted, "{s:?}");
+        assert!(s.nul, "the JDBC layout, with its NUL: {s:?}");
+        assert_eq!(s.token.as_deref(), Some("idc-token-1.QUJD/+="));
+        let get = |k: &str| {
+            s.params
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("idp_type"), Some("AwsIdc"), "{s:?}");
+        assert_eq!(get("token_type"), Some("SUBJECT_TOKEN"), "{s:?}");
+        assert_eq!(get("user"), None, "no user is sent: {s:?}");
+        assert_eq!(get("database"), Some("dev"));
+    }
+    let log = proxy.stderr();
+    assert!(
+        !log.contains("idc-token-"),
+        "a token reached the log: {log}"
+    );
+}
