@@ -67,6 +67,9 @@ fn dispatch(command: Command) -> Result<bool, Error> {
     }
     let mut stdout = std::io::stdout().lock();
     match command {
+        Command::Get(a) if let Some(idc) = crate::signin::wanted(&a.cred)? => {
+            crate::signin::get(&idc).map(|()| true)
+        }
         Command::Get(a) => with_aws(&a.cred, &a.conn, |r, aws| commands::get(r, a.output, aws)),
         Command::Exec(a) => with_aws(&a.cred, &a.conn, |r, aws| {
             commands::exec(r, &a.command, aws)

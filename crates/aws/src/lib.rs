@@ -12,6 +12,7 @@ mod proxy;
 mod redshift;
 mod serverless;
 mod session;
+mod signin;
 mod source;
 
 pub use dispatch::run;

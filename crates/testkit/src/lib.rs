@@ -3,6 +3,7 @@
 
 pub mod counting;
 pub mod pg;
+pub mod sso_oidc;
 
 use std::io::Write;
 use std::path::PathBuf;
