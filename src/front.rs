@@ -6,6 +6,7 @@ use redshift_creds_core::cli::{Cli, Command, CredArgs};
 use redshift_creds_core::config::Resolved;
 use redshift_creds_core::credential::Credential;
 use redshift_creds_core::endpoint::Endpoint;
+use redshift_creds_core::token::IdcToken;
 use redshift_creds_core::{Error, Source, commands, report, source};
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -97,6 +98,15 @@ impl Source for HandOver<'_> {
 
     fn endpoint(&self, r: &Resolved) -> Result<Endpoint, Error> {
         match source::cached_endpoint(r)? {
+            Some(hit) => Ok(hit),
+            None => Err(handover::hand_over(self.0)),
+        }
+    }
+
+    /// A cached token that outlives the refresh margin, read like a
+    /// password hit (no lock, no runtime); anything else is handed over.
+    fn token(&self, r: &Resolved) -> Result<IdcToken, Error> {
+        match source::cached_token(r)? {
             Some(hit) => Ok(hit),
             None => Err(handover::hand_over(self.0)),
         }

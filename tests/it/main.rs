@@ -10,6 +10,7 @@ mod exec;
 mod front;
 mod get;
 mod housekeeping;
+mod idc;
 mod inputs;
 mod layout;
 mod man;

@@ -86,9 +86,18 @@ pub(crate) fn target(request: &Request) -> String {
     }
 }
 
-/// The IAM permission an API call needs, and on what, for the access-denied hint.
-pub(crate) fn permission(api: &str) -> &'static str {
+/// The IAM permission an API call for `request` needs, and on what, for
+/// the access-denied hint.
+pub(crate) fn permission(api: &str, request: &Request) -> &'static str {
     match api {
+        crate::idc::API if request.workgroup.is_some() => {
+            "redshift-serverless:GetIdentityCenterAuthToken on the workgroup, with identity-enhanced \
+             credentials (an IAM Identity Center identity)"
+        }
+        crate::idc::API => {
+            "redshift:GetIdentityCenterAuthToken on the cluster, with identity-enhanced credentials \
+             (an IAM Identity Center identity)"
+        }
         "GetClusterCredentialsWithIAM" => {
             "redshift:GetClusterCredentialsWithIAM on the dbname resource"
         }
@@ -134,13 +143,29 @@ pub(crate) fn classify_code(
             format!("AWS rejected the credentials: {code}{said}"),
             Some(sign_in_hint(request)),
         ),
+        // A cluster or workgroup without the Identity Center integration.
+        "UnsupportedOperation" | "UnsupportedOperationFault" if api == crate::idc::API => (
+            AwsFailure::AccessDenied,
+            format!(
+                "{} does not offer Identity Center tokens: {code}{said}",
+                place(request)
+            ),
+            Some(
+                "enable its IAM Identity Center integration (a Redshift IdC application), or drop \
+                 --identity-center and use a password"
+                    .to_string(),
+            ),
+        ),
         "AccessDenied"
         | "AccessDeniedException"
         | "UnauthorizedOperation"
         | "UnsupportedOperation" => (
             AwsFailure::AccessDenied,
             format!("access denied{said}"),
-            Some(format!("the IAM principal needs {}", permission(api))),
+            Some(format!(
+                "the IAM principal needs {}",
+                permission(api, request)
+            )),
         ),
         "InvalidClusterState" | "InvalidClusterStateFault" => (
             AwsFailure::Unavailable,
@@ -150,6 +175,15 @@ pub(crate) fn classify_code(
         // Serverless names a missing workgroup so; the wording stays AWS's.
         "ResourceNotFoundException" => (AwsFailure::NotFound, format!("{code}{said}"), None),
         _ => (AwsFailure::Other, format!("{code}{said}"), None),
+    }
+}
+
+/// The cluster or workgroup, for messages.
+fn place(request: &Request) -> String {
+    match (&request.workgroup, &request.cluster_identifier) {
+        (Some(w), _) => format!("the workgroup \"{w}\""),
+        (None, Some(c)) => format!("the cluster \"{c}\""),
+        (None, None) => "the cluster".to_string(),
     }
 }
 

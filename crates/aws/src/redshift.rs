@@ -1,4 +1,4 @@
-//! The provisioned-cluster calls: GetClusterCredentials(WithIAM) and DescribeClusters, through aws-sdk-redshift.
+//! The provisioned-cluster calls: GetClusterCredentials(WithIAM), GetIdentityCenterAuthToken and DescribeClusters, through aws-sdk-redshift.
 
 use crate::failure;
 use crate::session::Session;
@@ -85,4 +85,20 @@ pub(crate) async fn cluster_endpoint(
         .find(|c| c.cluster_identifier() == Some(cluster))
         .and_then(|c| c.endpoint())
         .map(|e| (e.address().map(str::to_owned), e.port())))
+}
+
+/// Asks GetIdentityCenterAuthToken for a token for `cluster` (for idc.rs):
+/// the token and its expiry in seconds since the Unix epoch, as AWS sent them.
+pub(crate) async fn identity_center_token(
+    config: &aws_config::SdkConfig,
+    r: &Request,
+    cluster: &str,
+) -> Result<(Option<String>, Option<i64>), Error> {
+    let out = aws_sdk_redshift::Client::new(config)
+        .get_identity_center_auth_token()
+        .cluster_ids(cluster)
+        .send()
+        .await
+        .map_err(|e| failure::from_sdk(crate::idc::API, r, e))?;
+    Ok((out.token, out.expiration_time.map(|t| t.secs())))
 }

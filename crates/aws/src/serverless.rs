@@ -1,4 +1,4 @@
-//! The Redshift Serverless calls: GetCredentials and GetWorkgroup, through aws-sdk-redshiftserverless.
+//! The Redshift Serverless calls: GetCredentials, GetIdentityCenterAuthToken and GetWorkgroup, through aws-sdk-redshiftserverless.
 
 use crate::failure;
 use crate::session::Session;
@@ -60,4 +60,20 @@ pub(crate) async fn workgroup_endpoint(
         .workgroup()
         .and_then(|w| w.endpoint())
         .map(|e| (e.address().map(str::to_owned), e.port())))
+}
+
+/// Asks GetIdentityCenterAuthToken for a token for `workgroup` (for idc.rs):
+/// the token and its expiry in seconds since the Unix epoch, as AWS sent them.
+pub(crate) async fn identity_center_token(
+    config: &aws_config::SdkConfig,
+    r: &Request,
+    workgroup: &str,
+) -> Result<(Option<String>, Option<i64>), Error> {
+    let out = aws_sdk_redshiftserverless::Client::new(config)
+        .get_identity_center_auth_token()
+        .workgroup_names(workgroup)
+        .send()
+        .await
+        .map_err(|e| failure::from_sdk(crate::idc::API, r, e))?;
+    Ok((out.token, out.expiration_time.map(|t| t.secs())))
 }

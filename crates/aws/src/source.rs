@@ -10,6 +10,7 @@ use redshift_creds_core::credential::Credential;
 use redshift_creds_core::endpoint::Endpoint;
 use redshift_creds_core::error::Error;
 use redshift_creds_core::source::{self, Source};
+use redshift_creds_core::token::IdcToken;
 
 /// Entries from GetClusterCredentials(WithIAM) or serverless GetCredentials,
 /// and DescribeClusters or GetWorkgroup, through one [`Session`].
@@ -65,6 +66,23 @@ impl Aws {
 impl Source for Aws {
     fn credential(&self, r: &Resolved) -> Result<Credential, Error> {
         self.credential_within(r, r.settings.refresh_margin)
+    }
+
+    /// The request's Identity Center token, through the same cache, stores
+    /// and refresh lock as a password, under the token's own key.
+    fn token(&self, r: &Resolved) -> Result<IdcToken, Error> {
+        let token_type = r.request.token.ok_or_else(|| {
+            Error::Usage("no Identity Center token was asked for (--identity-center)".into())
+        })?;
+        let mut cache = source::token_cache(r, token_type)?;
+        let fetch = crate::idc::IdcSource {
+            request: &r.request,
+            session: &self.session,
+        };
+        let (token, outcome) =
+            refresh::obtain(&mut cache, &fetch, &SystemClock, r.settings.refresh_margin)?;
+        tracing::debug!(?outcome, store = %cache.store().name(), "token ready");
+        Ok(token)
     }
 
     fn endpoint(&self, r: &Resolved) -> Result<Endpoint, Error> {

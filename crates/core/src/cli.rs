@@ -67,6 +67,11 @@ pub struct CredArgs {
     #[arg(long, overrides_with = "with_iam")]
     pub no_with_iam: bool,
 
+    /// Get an Identity Center token (GetIdentityCenterAuthToken) for the cluster or workgroup
+    /// instead of a password: for a driver's token login, or the proxy.
+    #[arg(long)]
+    pub identity_center: bool,
+
     /// A Redshift Serverless workgroup, instead of a cluster (uses your IAM identity).
     #[arg(long, value_name = "NAME")]
     pub workgroup: Option<String>,

@@ -102,6 +102,8 @@ pub struct FileConnection {
     pub auto_create: Option<bool>,
     pub duration_seconds: Option<i64>,
     pub with_iam: Option<bool>,
+    /// Ask for an Identity Center token (GetIdentityCenterAuthToken), not a password.
+    pub identity_center: Option<bool>,
     pub custom_domain_name: Option<String>,
     pub region: Option<String>,
     pub aws_profile: Option<String>,

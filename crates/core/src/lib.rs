@@ -33,6 +33,7 @@ pub mod source;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
+pub mod token;
 
 pub use error::Error;
 pub use source::Source;

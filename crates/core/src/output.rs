@@ -1,8 +1,9 @@
-//! What goes on stdout: the JSON credential-process contract, the bare password, or shell `export` lines.
+//! What goes on stdout: the JSON credential-process contract (or token contract), the bare password or token, or shell `export` lines.
 
 use crate::credential::Credential;
 use crate::endpoint::Endpoint;
 use crate::tls::Tls;
+use crate::token::IdcToken;
 use clap::ValueEnum;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -31,6 +32,43 @@ struct Contract<'a> {
     db_password: &'a str,
     #[serde(rename = "Expiration")]
     expiration: String,
+}
+
+/// The token contract (`schemas/token.schema.json`).
+#[derive(Serialize)]
+struct TokenContract<'a> {
+    #[serde(rename = "Version")]
+    version: u32,
+    #[serde(rename = "Token")]
+    token: &'a str,
+    #[serde(rename = "TokenType")]
+    token_type: &'a str,
+    #[serde(rename = "ExpirationTime")]
+    expiration_time: String,
+}
+
+/// Writes an Identity Center token as JSON or alone (`password`: for a
+/// driver's `token=` setting), with a trailing newline, in one write from a
+/// buffer that is zeroized afterwards. `env` never reaches here: a token is
+/// not a password.
+pub fn write_token(out: &mut dyn Write, format: OutputFormat, t: &IdcToken) -> io::Result<()> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(t.expose_token().len() + 128));
+    match format {
+        OutputFormat::Json => {
+            let contract = TokenContract {
+                version: 1,
+                token: t.expose_token(),
+                token_type: t.token_type.as_str(),
+                expiration_time: t.expiration_rfc3339(),
+            };
+            serde_json::to_writer(&mut *buf, &contract).map_err(io::Error::other)?;
+        }
+        OutputFormat::Password => buf.extend_from_slice(t.expose_token().as_bytes()),
+        OutputFormat::Env => unreachable!("a token is refused for env output"),
+    }
+    buf.push(b'\n');
+    out.write_all(&buf)?;
+    out.flush()
 }
 
 /// Where a client connects, with what: everything the PG* variables carry.
@@ -245,6 +283,25 @@ mod tests {
              export PGSSLMODE='verify-full'\n\
              export PGSSLROOTCERT='/etc/ssl/certs/ca-certificates.crt'\n"
         );
+    }
+
+    #[test]
+    fn a_token_prints_as_its_contract_or_alone() {
+        let t = IdcToken {
+            token: SecretString::from("tok.AbC/+="),
+            token_type: crate::token::TokenType::SubjectToken,
+            expiration: 1_481_231_573,
+        };
+        let mut out = Vec::new();
+        write_token(&mut out, OutputFormat::Json, &t).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"Version\":1,\"Token\":\"tok.AbC/+=\",\"TokenType\":\"SUBJECT_TOKEN\",\
+             \"ExpirationTime\":\"2016-12-08T21:12:53Z\"}\n"
+        );
+        let mut out = Vec::new();
+        write_token(&mut out, OutputFormat::Password, &t).unwrap();
+        assert_eq!(out, b"tok.AbC/+=\n");
     }
 
     #[test]

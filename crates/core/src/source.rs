@@ -6,6 +6,7 @@ use crate::config::Resolved;
 use crate::credential::Credential;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
+use crate::token::{IdcToken, TokenType};
 
 /// Where a command gets its credential and endpoint. Two implementations,
 /// each complete on its own:
@@ -19,6 +20,36 @@ pub trait Source {
     fn credential(&self, r: &Resolved) -> Result<Credential, Error>;
     /// The cluster's or workgroup's endpoint, when the flags did not give one.
     fn endpoint(&self, r: &Resolved) -> Result<Endpoint, Error>;
+    /// The request's Identity Center token (`r.request.token` is `Some`),
+    /// outliving the refresh margin.
+    fn token(&self, r: &Resolved) -> Result<IdcToken, Error>;
+}
+
+/// The cache of the request's Identity Center token of `token_type`, under
+/// its own key (never a password's), labelled for `list`.
+pub fn token_cache(r: &Resolved, token_type: TokenType) -> Result<Cache, Error> {
+    let s = &r.settings;
+    let mut cache = Cache::open(
+        s.cache,
+        CacheKey::token_of(&r.request, token_type),
+        s.cache_dir.clone(),
+        s.lock_timeout,
+    )?;
+    cache.set_label(&r.request);
+    Ok(cache)
+}
+
+/// The cached token of the request's type if it outlives the refresh
+/// margin: read once, with no lock (the front's hit). `None` is a miss.
+pub fn cached_token(r: &Resolved) -> Result<Option<IdcToken>, Error> {
+    let Some(token_type) = r.request.token else {
+        return Ok(None);
+    };
+    let mut cache = token_cache(r, token_type)?;
+    let found: Option<IdcToken> =
+        refresh::fresh(&mut cache, &refresh::SystemClock, r.settings.refresh_margin)?;
+    // An entry of another type under this key is not ours to hand out.
+    Ok(found.filter(|t| t.token_type == token_type))
 }
 
 /// The cache of the request's credential, labelled for `list`.

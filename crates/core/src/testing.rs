@@ -28,7 +28,8 @@ pub fn try_resolve_all(flags: &[&str], env: &[(&str, &str)]) -> Result<Resolved,
         argv.extend(["--cluster-identifier", "examplecluster"]);
     }
     let serverless_host = flags.iter().any(|f| f.contains("redshift-serverless"));
-    if !has("--db-user") && !has("--with-iam") && !has("--workgroup") && !serverless_host {
+    let no_user = has("--with-iam") || has("--identity-center");
+    if !has("--db-user") && !no_user && !has("--workgroup") && !serverless_host {
         argv.extend(["--db-user", "temp_creds_user"]);
     }
     argv.extend_from_slice(flags);

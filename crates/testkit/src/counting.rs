@@ -1,5 +1,6 @@
-//! A counting test server speaking the Redshift query protocol, for call counting and fault
-//! injection: the integration tests' fake AWS, and (as the `counting-server` binary) bench/'s.
+//! A counting test server speaking the Redshift query protocol (and Serverless's JSON), for call
+//! counting and fault injection: the integration tests' fake AWS, and (as the `counting-server`
+//! binary) bench/'s. GetIdentityCenterAuthToken is answered in both, counted on its own.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -28,6 +29,9 @@ pub enum Behaviour {
     /// An AccessDenied error whose message carries ESC and BEL, from every
     /// credential API (Redshift's XML and Serverless's JSON alike).
     HostileError,
+    /// 400 UnsupportedOperation: a cluster without the Identity Center
+    /// integration (GetIdentityCenterAuthToken only).
+    UnsupportedOperation,
 }
 
 /// The message [`Behaviour::HostileError`] sends: it would retitle the terminal
@@ -64,6 +68,10 @@ struct State {
     login: Option<(String, String)>,
     /// Replaces fields of every credential answer.
     answer: Answer,
+    /// How GetIdentityCenterAuthToken answers, in both protocols.
+    idc_behaviour: Behaviour,
+    /// Each GetIdentityCenterAuthToken call's target: `cluster:ID` or `workgroup:NAME`.
+    idc_targets: Vec<String>,
 }
 
 /// A server on a loopback port, in its own thread with its own runtime.
@@ -90,6 +98,8 @@ impl CountingServer {
             failing: Behaviour::Ok,
             login: None,
             answer: Answer::default(),
+            idc_behaviour: Behaviour::Ok,
+            idc_targets: Vec::new(),
         }));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
@@ -190,6 +200,18 @@ impl CountingServer {
         self.state.lock().unwrap().answer = answer;
     }
 
+    /// Makes GetIdentityCenterAuthToken answer with `b` (Ok, AccessDenied or
+    /// UnsupportedOperation) in both protocols.
+    pub fn set_idc_behaviour(&self, b: Behaviour) {
+        self.state.lock().unwrap().idc_behaviour = b;
+    }
+
+    /// The targets of the GetIdentityCenterAuthToken calls received so far,
+    /// in order: `cluster:ID` or `workgroup:NAME`.
+    pub fn idc_calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().idc_targets.clone()
+    }
+
     pub fn set_expires_in(&self, seconds: Option<i64>) {
         self.state.lock().unwrap().expires_in = seconds;
     }
@@ -275,6 +297,13 @@ async fn handle(
                 ),
             ),
         });
+    }
+    if operation == "GetIdentityCenterAuthToken" {
+        let cluster = form_value(&body, "ClusterIds.ClusterIdentifier.1").unwrap_or_default();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        return Ok(idc_reply(&state, &format!("cluster:{cluster}"), false));
     }
     if operation == "GetClusterCredentialsWithIAM" {
         let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
@@ -372,6 +401,70 @@ fn credentials_reply(
             ),
         ),
         Behaviour::HostileError => xml(403, error_xml("AccessDenied", &xml_text(HOSTILE_MESSAGE))),
+        Behaviour::UnsupportedOperation => xml(
+            400,
+            error_xml(
+                "UnsupportedOperation",
+                "The requested operation isn't supported.",
+            ),
+        ),
+    }
+}
+
+/// GetIdentityCenterAuthToken's answer for `target`, in Redshift's XML or
+/// (`json`) Serverless's JSON, as the SDKs' deserializers read it:
+/// `Token` and `ExpirationTime` (RFC 3339) in the query protocol's result
+/// element, `token` and `expirationTime` in awsJson1_1.
+fn idc_reply(state: &Mutex<State>, target: &str, json: bool) -> Response<Full<Bytes>> {
+    let (behaviour, n) = {
+        let mut s = state.lock().unwrap();
+        s.idc_targets.push(target.to_string());
+        (s.idc_behaviour, s.idc_targets.len())
+    };
+    let expiration =
+        humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(3600));
+    let token = format!("idc-token-{n}.QUJD/+=");
+    let json_reply = |status: u16, v: serde_json::Value| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(Full::new(Bytes::from(v.to_string())))
+            .unwrap()
+    };
+    match (behaviour, json) {
+        (Behaviour::AccessDenied, false) => xml(
+            403,
+            error_xml(
+                "AccessDenied",
+                "User is not authorized to perform: redshift:GetIdentityCenterAuthToken",
+            ),
+        ),
+        (Behaviour::AccessDenied, true) => json_reply(
+            400,
+            serde_json::json!({"__type": "AccessDeniedException",
+                "message": "User is not authorized to perform: redshift-serverless:GetIdentityCenterAuthToken"}),
+        ),
+        (Behaviour::UnsupportedOperation, false) => xml(
+            400,
+            error_xml(
+                "UnsupportedOperation",
+                "Identity Center is not enabled for this cluster.",
+            ),
+        ),
+        (_, false) => xml(
+            200,
+            format!(
+                "<GetIdentityCenterAuthTokenResponse xmlns=\"http://redshift.amazonaws.com/doc/2012-12-01/\">\
+                 <GetIdentityCenterAuthTokenResult><Token>{token}</Token>\
+                 <ExpirationTime>{expiration}</ExpirationTime></GetIdentityCenterAuthTokenResult>\
+                 <ResponseMetadata><RequestId>t{n}</RequestId></ResponseMetadata>\
+                 </GetIdentityCenterAuthTokenResponse>"
+            ),
+        ),
+        (_, true) => json_reply(
+            200,
+            serde_json::json!({"token": token, "expirationTime": expiration.to_string()}),
+        ),
     }
 }
 
@@ -461,6 +554,13 @@ fn serverless(
                     "nextRefreshTime": expiration,
                 }),
             )
+        }
+        "RedshiftServerless.GetIdentityCenterAuthToken" => {
+            let names: Vec<&str> = request["workgroupNames"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            idc_reply(state, &format!("workgroup:{}", names.join(",")), true)
         }
         "RedshiftServerless.GetWorkgroup" => {
             let name = request["workgroupName"]

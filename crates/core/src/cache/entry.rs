@@ -1,8 +1,9 @@
-//! The stored forms of cached credentials and endpoints, their decoders, and when they count as fresh.
+//! The stored forms of cached credentials, Identity Center tokens and endpoints, their decoders, and when they count as fresh.
 
 use super::key::CacheKey;
 use crate::credential::Credential;
 use crate::endpoint::Endpoint;
+use crate::token::{IdcToken, TokenType};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -11,7 +12,8 @@ use zeroize::Zeroizing;
 const FORMAT: u32 = 1;
 
 /// The longest a stored entry may be. Anything bigger is not ours: a miss.
-pub const MAX_ENCODED_LEN: usize = 8 * 1024;
+/// Room for an Identity Center token of [`crate::token::MAX_TOKEN_LEN`].
+pub const MAX_ENCODED_LEN: usize = 16 * 1024;
 
 /// The longest lifetime the API issues, in seconds. An entry that claims to
 /// live longer than this (plus a little clock slack) was tampered with, or the
@@ -33,6 +35,11 @@ pub trait Stored: Sized + Clone {
     fn shown_as(&self) -> String;
     /// When it stops being valid, in seconds since the Unix epoch.
     fn expiration(&self) -> i64;
+    /// The longest this entry may live: [`Stored::MAX_LIFETIME`] unless its
+    /// kind lives shorter (a `SUBJECT_TOKEN` lives shorter than an access token).
+    fn max_lifetime(&self) -> i64 {
+        Self::MAX_LIFETIME
+    }
     /// The stored form, zeroized on drop.
     fn encode(&self, key: &CacheKey) -> Zeroizing<Vec<u8>>;
     /// Reads a stored form, accepting it only if it belongs to `key`.
@@ -113,6 +120,72 @@ impl Stored for CachedEndpoint {
                 host: r.host,
                 port: r.port,
             },
+            expiration: r.expiration,
+        })
+    }
+}
+
+/// The stored form of a token. `kind` keeps it from ever reading as another entry.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRecord {
+    format: u32,
+    kind: String,
+    key: String,
+    token: Zeroizing<String>,
+    token_type: String,
+    expiration: i64,
+}
+
+const TOKEN_KIND: &str = "idc-token";
+
+impl Stored for IdcToken {
+    const MAX_LIFETIME: i64 = 12 * 3600 + 60;
+    const NOUN: &'static str = "token";
+    fn shown_as(&self) -> String {
+        self.token_type.as_str().to_string()
+    }
+    fn expiration(&self) -> i64 {
+        self.expiration
+    }
+    fn max_lifetime(&self) -> i64 {
+        self.token_type.max_lifetime()
+    }
+    fn encode(&self, key: &CacheKey) -> Zeroizing<Vec<u8>> {
+        let record = TokenRecord {
+            format: FORMAT,
+            kind: TOKEN_KIND.to_string(),
+            key: key.as_str().to_string(),
+            token: Zeroizing::new(self.expose_token().to_string()),
+            token_type: self.token_type.as_str().to_string(),
+            expiration: self.expiration,
+        };
+        Zeroizing::new(serde_json::to_vec(&record).expect("an entry always serializes"))
+    }
+    fn decode(bytes: &[u8], key: &CacheKey) -> Result<Self, Rejected> {
+        if bytes.len() > MAX_ENCODED_LEN {
+            return Err(Rejected::TooLarge(bytes.len()));
+        }
+        let r: TokenRecord = serde_json::from_slice(bytes).map_err(|_| Rejected::Garbage)?;
+        if r.format != FORMAT {
+            return Err(Rejected::OtherFormat(r.format));
+        }
+        if r.kind != TOKEN_KIND {
+            return Err(Rejected::Garbage);
+        }
+        if r.key != key.as_str() {
+            return Err(Rejected::OtherKey);
+        }
+        let token_type = TokenType::parse(&r.token_type).ok_or(Rejected::BadField("token_type"))?;
+        if crate::token::check_token(&r.token).is_err() {
+            return Err(Rejected::BadField("token"));
+        }
+        if r.expiration <= 0 {
+            return Err(Rejected::BadField("expiration"));
+        }
+        Ok(IdcToken {
+            token: SecretString::from(r.token.as_str()),
+            token_type,
             expiration: r.expiration,
         })
     }
@@ -222,7 +295,7 @@ pub enum Freshness {
 /// Classifies an entry at `now` with a refresh margin, both in seconds.
 pub fn freshness<T: Stored>(entry: &T, now: i64, margin: i64) -> Freshness {
     let left = entry.expiration().saturating_sub(now);
-    if left <= 0 || left > T::MAX_LIFETIME {
+    if left <= 0 || left > entry.max_lifetime().min(T::MAX_LIFETIME) {
         Freshness::Unusable
     } else if left <= margin {
         Freshness::NearExpiry
@@ -383,6 +456,69 @@ mod tests {
             CachedEndpoint::decode(&bad.encode(&key()), &key()),
             Err(Rejected::BadField("host"))
         );
+    }
+
+    fn idc(token_type: TokenType, expiration: i64) -> IdcToken {
+        IdcToken {
+            token: SecretString::from("tok-secret.AbC/+="),
+            token_type,
+            expiration,
+        }
+    }
+
+    #[test]
+    fn tokens_round_trip_and_never_read_as_another_kind() {
+        let t = idc(TokenType::SubjectToken, 1_800_000_000);
+        let bytes = t.encode(&key());
+        let back = IdcToken::decode(&bytes, &key()).unwrap();
+        assert_eq!(back.expose_token(), "tok-secret.AbC/+=");
+        assert_eq!(back.token_type, TokenType::SubjectToken);
+        assert_eq!(back.expiration, 1_800_000_000);
+        assert!(
+            Credential::decode(&bytes, &key()).is_err(),
+            "not a password"
+        );
+        assert!(CachedEndpoint::decode(&bytes, &key()).is_err());
+        let pw = cred(1_800_000_000).encode(&key());
+        assert!(
+            IdcToken::decode(&pw, &key()).is_err(),
+            "a password is no token"
+        );
+        let other = CacheKey::of(&request_with(&["--db-user", "bob"], &[]));
+        assert_eq!(
+            IdcToken::decode(&bytes, &other).unwrap_err(),
+            Rejected::OtherKey
+        );
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let planted = |from: &str, to: &str| {
+            let why = IdcToken::decode(text.replacen(from, to, 1).as_bytes(), &key()).unwrap_err();
+            assert!(!format!("{why:?} {why}").contains("tok-secret"));
+            why
+        };
+        assert_eq!(
+            planted("SUBJECT_TOKEN", "BEARER"),
+            Rejected::BadField("token_type")
+        );
+        assert_eq!(
+            planted("tok-secret", "tok secret"),
+            Rejected::BadField("token")
+        );
+        assert_eq!(
+            planted("1800000000", "-1"),
+            Rejected::BadField("expiration")
+        );
+        assert_eq!(planted("idc-token", "password"), Rejected::Garbage);
+    }
+
+    #[test]
+    fn a_token_lives_no_longer_than_its_kind() {
+        let now = 1_000_000;
+        let subject = idc(TokenType::SubjectToken, now + 3660);
+        assert_eq!(freshness(&subject, now, 300), Freshness::Fresh);
+        let subject = idc(TokenType::SubjectToken, now + 3661);
+        assert_eq!(freshness(&subject, now, 300), Freshness::Unusable);
+        let access = idc(TokenType::AccessToken, now + 8 * 3600);
+        assert_eq!(freshness(&access, now, 300), Freshness::Fresh);
     }
 
     #[test]

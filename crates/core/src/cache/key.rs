@@ -94,6 +94,38 @@ impl CacheKey {
         })
     }
 
+    /// The key of an Identity Center token for the request: the kind and the
+    /// token type enter, so it never equals a password's key for the same
+    /// request; the database user, groups and duration do not (a token
+    /// names the caller's own identity, for the cluster or workgroup).
+    pub fn token_of(request: &Request, token_type: crate::token::TokenType) -> CacheKey {
+        #[derive(Serialize)]
+        struct TokenMaterial<'a> {
+            scheme: u32,
+            kind: &'a str,
+            token_type: &'a str,
+            cluster_identifier: Option<&'a str>,
+            workgroup: Option<&'a str>,
+            region: Option<&'a str>,
+            endpoint_url: Option<&'a str>,
+            profile: &'a str,
+            access_key_id: Option<&'a str>,
+            identity: &'a [(String, String)],
+        }
+        hash(&TokenMaterial {
+            scheme: 1,
+            kind: "idc-token",
+            token_type: token_type.as_str(),
+            cluster_identifier: request.cluster_identifier.as_deref(),
+            workgroup: request.workgroup.as_deref(),
+            region: request.aws.region.as_deref(),
+            endpoint_url: request.aws.endpoint_url.as_deref(),
+            profile: &request.aws.effective_profile,
+            access_key_id: request.aws.access_key_id.as_deref(),
+            identity: &request.aws.identity,
+        })
+    }
+
     /// The key as 40 lowercase hex digits.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -132,6 +164,19 @@ mod tests {
     use super::*;
     use crate::config::identity::IDENTITY_VARIABLES;
     use crate::testing::request_with;
+
+    #[test]
+    fn a_token_key_differs_from_the_passwords_and_by_type() {
+        use crate::token::TokenType;
+        let r = request_with(&["--cluster-identifier", "c1"], &[]);
+        let subject = CacheKey::token_of(&r, TokenType::SubjectToken);
+        assert_ne!(subject, CacheKey::of(&r));
+        assert_ne!(subject, CacheKey::endpoint_of(&r));
+        assert_ne!(subject, CacheKey::token_of(&r, TokenType::AccessToken));
+        let other = request_with(&["--cluster-identifier", "c2"], &[]);
+        assert_ne!(subject, CacheKey::token_of(&other, TokenType::SubjectToken));
+        assert_eq!(subject, CacheKey::token_of(&r, TokenType::SubjectToken));
+    }
 
     #[test]
     fn the_key_is_40_hex_digits_and_stable() {

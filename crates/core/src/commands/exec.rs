@@ -11,6 +11,7 @@ use std::ffi::OsString;
 /// process becomes the command, so signals and the exit code are its own.
 /// The password travels in the environment only, never in arguments.
 pub fn exec(r: &Resolved, command: &[OsString], source: &dyn Source) -> Result<(), Error> {
+    super::refuse_token(r, "exec")?;
     let tls = r.tls();
     let (credential, endpoint) = connection(r, &tls, source)?;
     let (program, args) = command.split_first().expect("clap requires a command");

@@ -1,4 +1,4 @@
-//! `get`: the credential on stdout, as JSON, the bare password or shell variables.
+//! `get`: the credential (or Identity Center token) on stdout, as JSON, the bare password or shell variables.
 
 use super::{connection, login};
 use crate::config::Resolved;
@@ -9,6 +9,9 @@ use crate::source::Source;
 
 /// Prints the credential in `format` on stdout.
 pub fn get(r: &Resolved, format: OutputFormat, source: &dyn Source) -> Result<(), Error> {
+    if r.request.token.is_some() {
+        return get_token(r, format, source);
+    }
     let mut stdout = std::io::stdout().lock();
     match format {
         OutputFormat::Env => {
@@ -21,4 +24,15 @@ pub fn get(r: &Resolved, format: OutputFormat, source: &dyn Source) -> Result<()
         }
     }
     .map_err(Error::Output)
+}
+
+/// Prints the request's Identity Center token as JSON or alone; shell
+/// variables would hand it over as a password, so `env` is refused first.
+fn get_token(r: &Resolved, format: OutputFormat, source: &dyn Source) -> Result<(), Error> {
+    if format == OutputFormat::Env {
+        super::refuse_token(r, "--output env")?;
+    }
+    let token = source.token(r)?;
+    let mut stdout = std::io::stdout().lock();
+    output::write_token(&mut stdout, format, &token).map_err(Error::Output)
 }

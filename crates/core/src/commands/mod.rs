@@ -17,6 +17,26 @@ use crate::report;
 use crate::source::Source;
 use crate::tls::Tls;
 
+/// Refuses, before anything is fetched, to hand an Identity Center token to
+/// `what` (`exec`, `--output env`, `pgpass`), which would pass it as a
+/// password: exit 2, naming the input that asked for the token.
+pub fn refuse_token(r: &Resolved, what: &str) -> Result<(), Error> {
+    if r.request.token.is_none() {
+        return Ok(());
+    }
+    let asked_by = r
+        .origins()
+        .into_iter()
+        .find(|(name, _, _)| *name == "api")
+        .map_or_else(
+            || "--identity-center".to_string(),
+            |(_, _, o)| o.to_string(),
+        );
+    Err(Error::Usage(format!(
+        "{what} cannot be used with {asked_by}: a token is not a password; use `redshift-creds proxy`"
+    )))
+}
+
 /// Checks the flags and the environment; nothing is touched before this passes.
 pub fn resolve(cred: &CredArgs, conn: &ConnArgs) -> Result<Resolved, Error> {
     report::init_log(cred.verbose);

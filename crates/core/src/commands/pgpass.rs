@@ -21,6 +21,7 @@ const MAX_PGPASS_LEN: u64 = 1024 * 1024;
 /// `quiet`, says on stderr what it wrote and when the next refresh is due
 /// (one line per write; never the password).
 pub fn pgpass(r: &Resolved, watch: bool, quiet: bool, source: &dyn Source) -> Result<(), Error> {
+    super::refuse_token(r, "pgpass")?;
     let tls = r.tls();
     let path = pgpass::default_path()
         .ok_or_else(|| Error::Usage("no home directory for ~/.pgpass: set PGPASSFILE".into()))?;

@@ -80,6 +80,7 @@ pub(crate) struct Layer {
     pub workgroup: Option<Sourced<String>>,
     pub custom_domain_name: Option<Sourced<String>>,
     pub with_iam: Option<Sourced<bool>>,
+    pub identity_center: Option<Sourced<bool>>,
     pub auto_create: Option<Sourced<bool>>,
     pub db_user: Option<Sourced<String>>,
     pub db_name: Option<Sourced<String>>,
@@ -121,6 +122,7 @@ pub(crate) fn flags(args: &CredArgs, conn: &ConnArgs) -> Layer {
             Some(false) => flag(Some(false), "--no-with-iam"),
             other => flag(other, "--with-iam"),
         },
+        identity_center: flag(args.identity_center.then_some(true), "--identity-center"),
         // Both spellings are named `--auto-create` in messages, as before.
         auto_create: flag(
             on_off(args.auto_create, args.no_auto_create),
@@ -178,6 +180,7 @@ pub(crate) fn file(c: &FileConnection, connection: &str, path: &std::path::Path)
         workgroup: at.sourced(c.workgroup.clone(), "workgroup"),
         custom_domain_name: at.sourced(c.custom_domain_name.clone(), "custom_domain_name"),
         with_iam: at.sourced(c.with_iam, "with_iam"),
+        identity_center: at.sourced(c.identity_center, "identity_center"),
         auto_create: at.sourced(c.auto_create, "auto_create"),
         db_user: at.sourced(c.db_user.clone(), "db_user"),
         db_name: at.sourced(c.db_name.clone(), "db_name"),
@@ -262,6 +265,7 @@ impl Layers {
             workgroup,
             custom_domain_name,
             with_iam,
+            identity_center,
             auto_create,
             db_user,
             db_name,

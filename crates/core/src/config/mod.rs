@@ -94,6 +94,9 @@ pub struct Request {
     pub duration_seconds: i64,
     /// Where the SDK looks.
     pub aws: AwsScope,
+    /// `Some` when an Identity Center token of this type is asked for
+    /// instead of a password (`--identity-center`: `SUBJECT_TOKEN`).
+    pub token: Option<crate::token::TokenType>,
 }
 
 impl Request {
@@ -109,6 +112,9 @@ impl Request {
             (None, None, Some(d)) => format!("custom domain \"{d}\""),
             (None, None, None) => "no cluster".to_string(),
         };
+        if self.token.is_some() {
+            return format!("{place}, Identity Center identity");
+        }
         match &self.db_user {
             Some(u) => format!("{place}, user \"{u}\""),
             None => format!("{place}, IAM identity"),
@@ -281,6 +287,7 @@ pub fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result<Resolv
         auto_create: target.auto_create,
         duration_seconds: timing.duration_seconds,
         aws,
+        token: target.token,
     };
     let settings = Settings {
         cache,

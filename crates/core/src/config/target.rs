@@ -5,6 +5,7 @@ use super::{Api, Origins};
 use crate::endpoint::HostKind;
 use crate::error::Error;
 use crate::rules;
+use crate::token::TokenType;
 
 /// What to ask for, checked.
 pub(super) struct Target {
@@ -16,6 +17,8 @@ pub(super) struct Target {
     pub db_name: Option<String>,
     pub db_groups: Vec<String>,
     pub auto_create: bool,
+    /// `Some` when the request is for an Identity Center token, not a password.
+    pub token: Option<TokenType>,
 }
 
 /// The cluster, workgroup and custom domain in force, each checked.
@@ -34,11 +37,15 @@ pub(super) fn resolve(
 ) -> Result<Target, Error> {
     let names = names(m, inferred)?;
     let with_iam = m.with_iam.take();
-    let api = api(&names, with_iam.as_ref().is_some_and(|w| w.value))?;
+    let idc = identity_center(m, &names, with_iam.as_ref())?;
+    let api = api(
+        &names,
+        idc.is_some() || with_iam.as_ref().is_some_and(|w| w.value),
+    )?;
     let (db_user, groups, auto_create) =
         (m.db_user.take(), m.db_groups.take(), m.auto_create.take());
     if api != Api::GetClusterCredentials {
-        refuse_user_fields(api, &db_user, &groups, &auto_create)?;
+        refuse_user_fields(api, idc.is_some(), &db_user, &groups, &auto_create)?;
     } else if names.cluster.is_none() && names.domain.is_none() {
         return Err(Error::Usage(
             "missing --cluster-identifier: name the cluster (or give --workgroup, --custom-domain-name, or a \
@@ -79,11 +86,18 @@ pub(super) fn resolve(
     ] {
         origins.record(name, value.as_ref());
     }
-    origins.push(
-        "api",
-        api.name().to_string(),
-        with_iam.map_or(Origin::Default, |w| w.origin),
-    );
+    match &idc {
+        Some(i) => origins.push(
+            "api",
+            "GetIdentityCenterAuthToken".to_string(),
+            i.origin.clone(),
+        ),
+        None => origins.push(
+            "api",
+            api.name().to_string(),
+            with_iam.map_or(Origin::Default, |w| w.origin),
+        ),
+    }
     if let Some(g) = &groups {
         origins.push("db_groups", db_groups.join(","), g.origin.clone());
     }
@@ -97,7 +111,36 @@ pub(super) fn resolve(
         db_name: db_name.map(|n| n.value),
         db_groups,
         auto_create,
+        token: idc.map(|_| TokenType::SubjectToken),
     })
+}
+
+/// `identity_center` when it is on, checked against the rest: it asks for a
+/// token, not a password, for a cluster or workgroup named by its
+/// identifier (GetIdentityCenterAuthToken takes no custom domain).
+fn identity_center(
+    m: &mut Layer,
+    names: &Names,
+    with_iam: Option<&Sourced<bool>>,
+) -> Result<Option<Sourced<bool>>, Error> {
+    let Some(idc) = m.identity_center.take().filter(|i| i.value) else {
+        return Ok(None);
+    };
+    if let Some(w) = with_iam.filter(|w| w.value) {
+        return Err(Error::Usage(format!(
+            "{} and {} ask for two kinds of login: an Identity Center token or a password",
+            idc.input(),
+            w.input()
+        )));
+    }
+    if names.cluster.is_none() && names.workgroup.is_none() {
+        return Err(Error::Usage(format!(
+            "missing --cluster-identifier or --workgroup: {} needs the cluster's identifier or the \
+             workgroup's name (GetIdentityCenterAuthToken takes no custom domain)",
+            idc.input()
+        )));
+    }
+    Ok(Some(idc))
 }
 
 /// The cluster, workgroup and custom domain: as given, or, when none is
@@ -153,11 +196,15 @@ fn api(names: &Names, with_iam: bool) -> Result<Api, Error> {
 /// cannot be given, from any source.
 fn refuse_user_fields(
     api: Api,
+    identity_center: bool,
     db_user: &Option<Sourced<String>>,
     groups: &Option<Sourced<Vec<String>>>,
     auto_create: &Option<Sourced<bool>>,
 ) -> Result<(), Error> {
     let why = match api {
+        _ if identity_center => {
+            "with --identity-center the database user is your Identity Center identity"
+        }
         Api::ServerlessGetCredentials => {
             "Redshift Serverless uses your IAM identity as the database user"
         }
