@@ -249,3 +249,20 @@ fn idc_flags_without_an_issuer_are_a_usage_error() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--idc-issuer-url"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_bare_token_is_printed_and_env_and_exec_are_refused() {
+    let idc = Idc::new();
+    let o = idc.get(&["--output", "password"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "access-token-1\n");
+    for refused in [
+        idc.get(&["--output", "env"]),
+        idc.cmd("exec", &["--", "true"]).output().unwrap(),
+    ] {
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("a token is not a password"), "{}", stderr(&refused));
+        assert!(stdout(&refused).is_empty());
+    }
+    assert_eq!(idc.server.sign_ins(), 1, "refused before any sign-in");
+}

@@ -6,6 +6,7 @@ use aws_sdk_ssooidc::error::{ProvideErrorMetadata, SdkError};
 use redshift_creds_core::cache::refresh::{Clock, SystemClock};
 use redshift_creds_core::config::AwsScope;
 use redshift_creds_core::error::{AwsFailure, Error, display_value};
+use redshift_creds_core::token::TokenType;
 use secrecy::{ExposeSecret, SecretString};
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -190,7 +191,7 @@ impl Oidc {
         })?;
         let access = out
             .access_token()
-            .filter(|v| check_opaque(v, 6144).is_ok())
+            .filter(|v| redshift_creds_core::token::check_token(v).is_ok())
             .ok_or_else(|| self.bad_answer(api, "accessToken"))?;
         let refresh = match out.refresh_token() {
             None | Some("") => None,
@@ -198,7 +199,8 @@ impl Oidc {
             Some(_) => return Err(self.bad_answer(api, "refreshToken")),
         };
         let lifetime = i64::from(out.expires_in());
-        if !(60..=super::entries::MAX_TOKEN_SECONDS).contains(&lifetime) {
+        let longest = TokenType::AccessToken.max_lifetime() - 60;
+        if !(redshift_creds_core::token::MIN_EXPIRY_AHEAD..=longest).contains(&lifetime) {
             return Err(self.bad_answer(api, "expiresIn"));
         }
         Ok(Tokens {

@@ -12,12 +12,8 @@ const FORMAT: u32 = 1;
 /// The longest a client registration lives (AWS issues 90 days).
 const REGISTRATION_LIFETIME: i64 = 366 * 86_400;
 
-/// The longest an Identity Center access token lives (AWS allows up to a
-/// week for some applications).
-const TOKEN_LIFETIME: i64 = MAX_TOKEN_SECONDS + 60;
-
-/// The longest access-token lifetime (`expiresIn`) accepted from the API.
-pub(crate) const MAX_TOKEN_SECONDS: i64 = 7 * 86_400;
+/// The longest an Identity Center access token lives, clock slack included.
+const TOKEN_LIFETIME: i64 = 12 * 3600 + 60;
 
 /// A registered public client: what RegisterClient returned, kept until
 /// `clientSecretExpiresAt`.
@@ -168,7 +164,8 @@ impl Stored for Tokens {
     fn decode(bytes: &[u8], key: &CacheKey) -> Result<Self, Rejected> {
         let r: TokensRecord = read(bytes)?;
         check_header(r.format, &r.key, &r.kind, key, Self::NOUN)?;
-        check_opaque(&r.access_token, 6144).map_err(|_| Rejected::BadField("access_token"))?;
+        redshift_creds_core::token::check_token(&r.access_token)
+            .map_err(|_| Rejected::BadField("access_token"))?;
         if let Some(t) = &r.refresh_token {
             check_opaque(t, 6144).map_err(|_| Rejected::BadField("refresh_token"))?;
         }
@@ -202,6 +199,12 @@ mod tests {
         let other = CacheKey::parse(&"b".repeat(40)).unwrap();
         assert!(Tokens::decode(&bytes, &other).is_err());
         assert!(Registration::decode(&bytes, &key()).is_err(), "a token is no registration");
+    }
+
+    #[test]
+    fn a_token_lives_as_long_as_the_core_allows_an_access_token() {
+        use redshift_creds_core::token::TokenType;
+        assert_eq!(Tokens::MAX_LIFETIME, TokenType::AccessToken.max_lifetime());
     }
 
     #[test]

@@ -24,6 +24,8 @@ use redshift_creds_core::config::defaults;
 use redshift_creds_core::env::{Env, ProcessEnv};
 use redshift_creds_core::error::{AwsFailure, Error, display_value};
 use redshift_creds_core::private_fs::SafeDir;
+use redshift_creds_core::output::{self, OutputFormat};
+use redshift_creds_core::token::{IdcToken, TokenType};
 use redshift_creds_core::{config_file, report, rules};
 use secrecy::ExposeSecret;
 use std::path::PathBuf;
@@ -365,16 +367,24 @@ fn no_code(idc: &Idc, why: browser::NoCode, url: &str) -> Error {
     }
 }
 
-/// `get` for a sign-in: the token on stdout.
-pub(crate) fn get(idc: &Idc) -> Result<(), Error> {
+/// `get` for a sign-in: the access token on stdout, as the token contract
+/// or alone; never as shell variables (a token is not a password).
+pub(crate) fn get(idc: &Idc, format: OutputFormat, out: &mut dyn std::io::Write) -> Result<(), Error> {
+    if format == OutputFormat::Env {
+        return Err(refused("--output env"));
+    }
     let t = access_token(idc)?;
-    let body = serde_json::json!({
-        "Version": 1,
-        "Token": t.access_token.expose_secret(),
-        "TokenType": "ACCESS_TOKEN",
-        "ExpirationTime": redshift_creds_core::credential::rfc3339(t.expiration),
-    });
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{body}").and_then(|()| out.flush()).map_err(Error::Output)
+    let token = IdcToken {
+        token: t.access_token,
+        token_type: TokenType::AccessToken,
+        expiration: t.expiration,
+    };
+    output::write_token(out, format, &token).map_err(Error::Output)
+}
+
+/// What would hand the token over as a password is refused before any sign-in.
+pub(crate) fn refused(what: &str) -> Error {
+    Error::Usage(format!(
+        "{what} cannot be used with --idc-issuer-url: a token is not a password; use `redshift-creds get`"
+    ))
 }
