@@ -266,3 +266,31 @@ fn the_bare_token_is_printed_and_env_and_exec_are_refused() {
     }
     assert_eq!(idc.server.sign_ins(), 1, "refused before any sign-in");
 }
+
+#[test]
+fn doctor_checks_the_issuer_the_port_and_what_is_cached() {
+    let idc = Idc::new();
+    let before = idc.cmd("doctor", &[]).output().unwrap();
+    assert!(before.status.success(), "{}", stdout(&before));
+    let text = stdout(&before);
+    assert!(text.contains("Identity Center: issuer https://identitycenter"), "{text}");
+    assert!(text.contains(&format!("callback port: 127.0.0.1:{} is free", idc.port)), "{text}");
+    assert!(text.contains("Identity Center token: none usable cached"), "{text}");
+
+    token(&idc.get(&[]));
+    let after = stdout(&idc.cmd("doctor", &[]).output().unwrap());
+    assert!(after.contains("Identity Center token: cached, expires"), "{after}");
+    assert!(after.contains("renewable without a browser"), "{after}");
+    assert!(after.contains("client registration: cached until"), "{after}");
+    assert!(!after.contains("access-token-") && !after.contains("secret-"), "{after}");
+
+    let _squatter =
+        std::net::TcpListener::bind(("127.0.0.1", idc.port.parse::<u16>().unwrap())).unwrap();
+    let taken = idc.cmd("doctor", &[]).output().unwrap();
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(stdout(&taken).contains("FAIL callback port: the callback port"), "{}", stdout(&taken));
+
+    let bad = idc.sb.run(&["doctor", "--idc-issuer-url", "ftp://x", "--idc-region", "eu-west-1"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stdout(&bad).contains("FAIL Identity Center: invalid --idc-issuer-url \"ftp://x\""), "{}", stdout(&bad));
+}

@@ -220,13 +220,11 @@ impl Idc {
         Ok(cache)
     }
 
-    /// The token cache's key (for `doctor`).
-    pub(crate) fn token_cache(&self) -> Result<Cache, Error> {
+    fn token_cache(&self) -> Result<Cache, Error> {
         self.cache("token")
     }
 
-    /// The registration cache's key (for `doctor`).
-    pub(crate) fn registration_cache(&self) -> Result<Cache, Error> {
+    fn registration_cache(&self) -> Result<Cache, Error> {
         self.cache("registration")
     }
 
@@ -239,6 +237,19 @@ impl Idc {
             hint: None,
         }
     }
+}
+
+/// Whether the callback port can be listened on now (for `doctor`).
+pub(crate) fn port_is_free(port: u16) -> Result<(), String> {
+    browser::Callback::bind(port).map(drop)
+}
+
+/// What is cached for this sign-in, read once with no lock (for `doctor`):
+/// the tokens and the registration, expired or not.
+pub(crate) fn cached(idc: &Idc) -> (Option<Tokens>, Option<Registration>) {
+    let token = idc.token_cache().ok().and_then(|mut c| c.load().ok().flatten());
+    let reg = idc.registration_cache().ok().and_then(|mut c| c.load().ok().flatten());
+    (token, reg)
 }
 
 /// An access token that outlives the refresh margin: cached, renewed with
