@@ -80,7 +80,12 @@ fn token(o: &Output) -> String {
     let v: serde_json::Value = serde_json::from_str(&stdout(o)).unwrap();
     assert_eq!(v["Version"], 1, "{v}");
     assert_eq!(v["TokenType"], "ACCESS_TOKEN", "{v}");
-    assert!(v["ExpirationTime"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
+    assert!(
+        v["ExpirationTime"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{v}"
+    );
     v["Token"].as_str().unwrap().to_string()
 }
 
@@ -127,8 +132,17 @@ fn eight_concurrent_gets_make_one_sign_in_and_one_token() {
     assert_eq!(reg["redirectUris"], serde_json::json!([redirect]));
     assert_eq!(reg["issuerUrl"], ISSUER);
     let url = &idc.opened()[0];
-    assert!(url.starts_with(&format!("{}/authorize?response_type=code&", idc.server.url())), "{url}");
-    assert!(url.contains("&code_challenge_method=S256&scopes=redshift:connect"), "{url}");
+    assert!(
+        url.starts_with(&format!(
+            "{}/authorize?response_type=code&",
+            idc.server.url()
+        )),
+        "{url}"
+    );
+    assert!(
+        url.contains("&code_challenge_method=S256&scopes=redshift:connect"),
+        "{url}"
+    );
     // Every one of them said where to sign in, for a person on SSH.
     assert!(outs.iter().any(|o| stderr(o).contains(url.as_str())));
 }
@@ -157,7 +171,10 @@ fn inside_the_margin_the_refresh_token_renews_without_a_browser() {
     assert_no_secret(&renewed);
     assert_eq!(idc.server.refresh_grants(), 1);
     assert_eq!(idc.server.sign_ins(), 1, "no browser");
-    assert_eq!(idc.server.last_token_request().unwrap()["grantType"], "refresh_token");
+    assert_eq!(
+        idc.server.last_token_request().unwrap()["grantType"],
+        "refresh_token"
+    );
 
     // Only when the refresh is refused does it sign in again.
     idc.server.refuse_refresh(true);
@@ -165,7 +182,11 @@ fn inside_the_margin_the_refresh_token_renews_without_a_browser() {
     assert_eq!(token(&again), "access-token-3");
     assert_eq!(idc.server.refresh_grants(), 2);
     assert_eq!(idc.server.sign_ins(), 2);
-    assert!(stderr(&again).contains("signing in again"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("signing in again"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 #[test]
@@ -185,20 +206,29 @@ fn headless_the_url_is_on_stderr_and_it_exits_1_after_the_timeout() {
     assert!(err.contains("within 2 s"), "{err}");
     assert!(stdout(&o).is_empty());
     assert_no_secret(&o);
-    let cached: Vec<_> = idc.sb.cache_files().into_iter().filter(|f| f.ends_with(".json")).collect();
+    let cached: Vec<_> = idc
+        .sb
+        .cache_files()
+        .into_iter()
+        .filter(|f| f.ends_with(".json"))
+        .collect();
     assert!(cached.is_empty(), "nothing is cached: {cached:?}");
 }
 
 #[test]
 fn a_taken_callback_port_fails_at_once_naming_it() {
     let idc = Idc::new();
-    let _squatter = std::net::TcpListener::bind(("127.0.0.1", idc.port.parse::<u16>().unwrap())).unwrap();
+    let _squatter =
+        std::net::TcpListener::bind(("127.0.0.1", idc.port.parse::<u16>().unwrap())).unwrap();
     let started = Instant::now();
     let o = idc.get(&[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(started.elapsed() < Duration::from_secs(10), "at once");
     let err = stderr(&o);
-    assert!(err.contains(&format!("127.0.0.1:{} is in use", idc.port)), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{} is in use", idc.port)),
+        "{err}"
+    );
     assert!(err.contains("held by uid"), "who holds it: {err}");
     assert_eq!(idc.server.registers(), 0, "no call");
     assert!(idc.opened().is_empty(), "no browser");
@@ -210,10 +240,19 @@ fn a_callback_with_another_state_is_refused() {
     idc.server.send_wrong_state("forged");
     let o = idc.get(&["--idc-response-timeout", "20"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("state does not match"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("state does not match"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stdout(&o).is_empty());
     assert_eq!(idc.server.code_grants(), 0, "the code is never redeemed");
-    let cached: Vec<_> = idc.sb.cache_files().into_iter().filter(|f| f.ends_with(".json")).collect();
+    let cached: Vec<_> = idc
+        .sb
+        .cache_files()
+        .into_iter()
+        .filter(|f| f.ends_with(".json"))
+        .collect();
     assert!(cached.is_empty(), "{cached:?}");
 }
 
@@ -225,7 +264,10 @@ fn list_shows_the_token_and_registration_and_clear_removes_them() {
     assert!(list.status.success(), "{}", stderr(&list));
     let shown = stdout(&list);
     assert!(shown.contains("Identity Center token"), "{shown}");
-    assert!(shown.contains("Identity Center client registration"), "{shown}");
+    assert!(
+        shown.contains("Identity Center client registration"),
+        "{shown}"
+    );
     assert!(shown.contains(ISSUER), "{shown}");
     assert!(!shown.contains("access-token-"), "{shown}");
     assert_no_secret(&list);
@@ -244,8 +286,18 @@ fn idc_flags_without_an_issuer_are_a_usage_error() {
     let sb = Sandbox::new();
     let o = sb.run(&["get", "--idc-region", "eu-west-1"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--idc-region needs --idc-issuer-url"), "{}", stderr(&o));
-    let o = sb.run(&["get", "--idc-issuer-url", "http://x", "--idc-region", "eu-west-1"]);
+    assert!(
+        stderr(&o).contains("--idc-region needs --idc-issuer-url"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sb.run(&[
+        "get",
+        "--idc-issuer-url",
+        "http://x",
+        "--idc-region",
+        "eu-west-1",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--idc-issuer-url"), "{}", stderr(&o));
 }
@@ -261,7 +313,11 @@ fn the_bare_token_is_printed_and_env_and_exec_are_refused() {
         idc.cmd("exec", &["--", "true"]).output().unwrap(),
     ] {
         assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-        assert!(stderr(&refused).contains("a token is not a password"), "{}", stderr(&refused));
+        assert!(
+            stderr(&refused).contains("a token is not a password"),
+            "{}",
+            stderr(&refused)
+        );
         assert!(stdout(&refused).is_empty());
     }
     assert_eq!(idc.server.sign_ins(), 1, "refused before any sign-in");
@@ -273,24 +329,56 @@ fn doctor_checks_the_issuer_the_port_and_what_is_cached() {
     let before = idc.cmd("doctor", &[]).output().unwrap();
     assert!(before.status.success(), "{}", stdout(&before));
     let text = stdout(&before);
-    assert!(text.contains("Identity Center: issuer https://identitycenter"), "{text}");
-    assert!(text.contains(&format!("callback port: 127.0.0.1:{} is free", idc.port)), "{text}");
-    assert!(text.contains("Identity Center token: none usable cached"), "{text}");
+    assert!(
+        text.contains("Identity Center: issuer https://identitycenter"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("callback port: 127.0.0.1:{} is free", idc.port)),
+        "{text}"
+    );
+    assert!(
+        text.contains("Identity Center token: none usable cached"),
+        "{text}"
+    );
 
     token(&idc.get(&[]));
     let after = stdout(&idc.cmd("doctor", &[]).output().unwrap());
-    assert!(after.contains("Identity Center token: cached, expires"), "{after}");
+    assert!(
+        after.contains("Identity Center token: cached, expires"),
+        "{after}"
+    );
     assert!(after.contains("renewable without a browser"), "{after}");
-    assert!(after.contains("client registration: cached until"), "{after}");
-    assert!(!after.contains("access-token-") && !after.contains("secret-"), "{after}");
+    assert!(
+        after.contains("client registration: cached until"),
+        "{after}"
+    );
+    assert!(
+        !after.contains("access-token-") && !after.contains("secret-"),
+        "{after}"
+    );
 
     let _squatter =
         std::net::TcpListener::bind(("127.0.0.1", idc.port.parse::<u16>().unwrap())).unwrap();
     let taken = idc.cmd("doctor", &[]).output().unwrap();
     assert_eq!(taken.status.code(), Some(1));
-    assert!(stdout(&taken).contains("FAIL callback port: the callback port"), "{}", stdout(&taken));
+    assert!(
+        stdout(&taken).contains("FAIL callback port: the callback port"),
+        "{}",
+        stdout(&taken)
+    );
 
-    let bad = idc.sb.run(&["doctor", "--idc-issuer-url", "ftp://x", "--idc-region", "eu-west-1"]);
+    let bad = idc.sb.run(&[
+        "doctor",
+        "--idc-issuer-url",
+        "ftp://x",
+        "--idc-region",
+        "eu-west-1",
+    ]);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(stdout(&bad).contains("FAIL Identity Center: invalid --idc-issuer-url \"ftp://x\""), "{}", stdout(&bad));
+    assert!(
+        stdout(&bad).contains("FAIL Identity Center: invalid --idc-issuer-url \"ftp://x\""),
+        "{}",
+        stdout(&bad)
+    );
 }

@@ -169,7 +169,10 @@ fn identity_center(report: &mut Report, idc: &crate::signin::Idc) {
         ),
     );
     match crate::signin::port_is_free(idc.port) {
-        Ok(()) => report.add(Mark::Ok, format!("callback port: 127.0.0.1:{} is free", idc.port)),
+        Ok(()) => report.add(
+            Mark::Ok,
+            format!("callback port: 127.0.0.1:{} is free", idc.port),
+        ),
         Err(why) => report.add(Mark::Fail, format!("callback port: {why}")),
     }
     let now = SystemClock.now();
@@ -181,7 +184,11 @@ fn identity_center(report: &mut Report, idc: &crate::signin::Idc) {
                 "Identity Center token: cached, expires {} (in {} s){}",
                 rfc3339(t.expiration),
                 t.expiration - now,
-                if t.refresh_token.is_some() { ", renewable without a browser" } else { "" }
+                if t.refresh_token.is_some() {
+                    ", renewable without a browser"
+                } else {
+                    ""
+                }
             ),
         ),
         Some(t) if t.refresh_token.is_some() => report.add(
@@ -196,7 +203,10 @@ fn identity_center(report: &mut Report, idc: &crate::signin::Idc) {
     match registration {
         Some(r) if r.expiration > now => report.add(
             Mark::Ok,
-            format!("client registration: cached until {}", rfc3339(r.expiration)),
+            format!(
+                "client registration: cached until {}",
+                rfc3339(r.expiration)
+            ),
         ),
         _ => report.add(
             Mark::Warn,

@@ -238,11 +238,21 @@ fn route(method: &hyper::Method, uri: &hyper::Uri, body: &[u8], s: &mut State) -
         ("GET", "/authorize") => authorize(s, &query(uri)),
         ("POST", "/client/register") => match serde_json::from_slice::<Value>(body) {
             Ok(v) => register(s, v),
-            Err(_) => error(400, "InvalidRequestException", "invalid_request", "not JSON"),
+            Err(_) => error(
+                400,
+                "InvalidRequestException",
+                "invalid_request",
+                "not JSON",
+            ),
         },
         ("POST", "/token") => match serde_json::from_slice::<Value>(body) {
             Ok(v) => token(s, v),
-            Err(_) => error(400, "InvalidRequestException", "invalid_request", "not JSON"),
+            Err(_) => error(
+                400,
+                "InvalidRequestException",
+                "invalid_request",
+                "not JSON",
+            ),
         },
         _ => error(404, "NotFound", "not_found", "no such operation"),
     }
@@ -253,7 +263,11 @@ fn register(s: &mut State, v: Value) -> Reply {
     let n = s.registers;
     let uris: Vec<String> = v["redirectUris"]
         .as_array()
-        .map(|a| a.iter().filter_map(|u| u.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| u.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let (id, secret) = (format!("client-{n}"), format!("client-secret-{n}"));
     s.clients.insert(id.clone(), (secret.clone(), uris));
@@ -272,7 +286,12 @@ fn register(s: &mut State, v: Value) -> Reply {
 fn authorize(s: &mut State, q: &HashMap<String, String>) -> Reply {
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let Some((_, uris)) = s.clients.get(&get("client_id")) else {
-        return error(400, "InvalidClientException", "invalid_client", "unknown client");
+        return error(
+            400,
+            "InvalidClientException",
+            "invalid_client",
+            "unknown client",
+        );
     };
     let redirect = get("redirect_uri");
     if !uris.contains(&redirect)
@@ -281,7 +300,12 @@ fn authorize(s: &mut State, q: &HashMap<String, String>) -> Reply {
         || get("code_challenge").is_empty()
         || get("scopes") != "redshift:connect"
     {
-        return error(400, "InvalidRequestException", "invalid_request", "bad authorize");
+        return error(
+            400,
+            "InvalidRequestException",
+            "invalid_request",
+            "bad authorize",
+        );
     }
     s.authorizes += 1;
     let code = format!("code-{}", s.authorizes);
@@ -303,29 +327,56 @@ fn token(s: &mut State, v: Value) -> Reply {
     let client = field("clientId");
     match s.clients.get(&client) {
         Some((secret, _)) if *secret == field("clientSecret") => {}
-        _ => return error(401, "InvalidClientException", "invalid_client", "bad client"),
+        _ => {
+            return error(
+                401,
+                "InvalidClientException",
+                "invalid_client",
+                "bad client",
+            );
+        }
     }
     match field("grantType").as_str() {
         "authorization_code" => {
             s.code_grants += 1;
             let Some((owner, challenge, redirect)) = s.codes.remove(&field("code")) else {
-                return error(400, "InvalidGrantException", "invalid_grant", "unknown code");
+                return error(
+                    400,
+                    "InvalidGrantException",
+                    "invalid_grant",
+                    "unknown code",
+                );
             };
             let digest = sha2::Sha256::digest(field("codeVerifier").as_bytes());
             let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
             if owner != client || computed != challenge || redirect != field("redirectUri") {
-                return error(400, "InvalidGrantException", "invalid_grant", "PKCE check failed");
+                return error(
+                    400,
+                    "InvalidGrantException",
+                    "invalid_grant",
+                    "PKCE check failed",
+                );
             }
         }
         "refresh_token" => {
             s.refresh_grants += 1;
             let known = s.refresh_tokens.get(&field("refreshToken")) == Some(&client);
             if s.refuse_refresh || !known {
-                return error(400, "InvalidGrantException", "invalid_grant", "refresh refused");
+                return error(
+                    400,
+                    "InvalidGrantException",
+                    "invalid_grant",
+                    "refresh refused",
+                );
             }
         }
         _ => {
-            return error(400, "UnsupportedGrantTypeException", "unsupported_grant_type", "grant")
+            return error(
+                400,
+                "UnsupportedGrantTypeException",
+                "unsupported_grant_type",
+                "grant",
+            );
         }
     }
     s.issued += 1;

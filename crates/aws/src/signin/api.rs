@@ -25,7 +25,12 @@ pub(crate) struct Oidc {
 }
 
 impl Oidc {
-    pub(crate) fn new(endpoint: &str, region: &str, issuer_url: &str, api_timeout: Duration) -> Oidc {
+    pub(crate) fn new(
+        endpoint: &str,
+        region: &str,
+        issuer_url: &str,
+        api_timeout: Duration,
+    ) -> Oidc {
         Oidc {
             endpoint: endpoint.to_string(),
             region: region.to_string(),
@@ -43,7 +48,11 @@ impl Oidc {
     ) -> Result<T, Error> {
         if self.runtime.get().is_none() {
             let rt = crate::session::runtime().map_err(|e| {
-                self.failure(api, AwsFailure::NotSent, format!("cannot start the async runtime: {e}"))
+                self.failure(
+                    api,
+                    AwsFailure::NotSent,
+                    format!("cannot start the async runtime: {e}"),
+                )
             })?;
             let _ = self.runtime.set(rt);
         }
@@ -81,22 +90,32 @@ impl Oidc {
         let (kind, reason) = match &err {
             SdkError::ServiceError(ctx) => {
                 let code = ctx.err().code().unwrap_or("an unreadable error");
-                let said = ctx.err().message().map(|m| format!(" ({m})")).unwrap_or_default();
+                let said = ctx
+                    .err()
+                    .message()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default();
                 let kind = match code {
-                    "InvalidGrantException" | "ExpiredTokenException" | "AccessDeniedException"
-                    | "InvalidClientException" | "UnauthorizedClientException" => {
-                        AwsFailure::AccessDenied
-                    }
+                    "InvalidGrantException"
+                    | "ExpiredTokenException"
+                    | "AccessDeniedException"
+                    | "InvalidClientException"
+                    | "UnauthorizedClientException" => AwsFailure::AccessDenied,
                     "SlowDownException" => AwsFailure::Throttled,
                     "InternalServerException" => AwsFailure::Unavailable,
                     _ => AwsFailure::Other,
                 };
                 (kind, format!("{code}{said}"))
             }
-            SdkError::TimeoutError(_) => (AwsFailure::Timeout, "the API did not answer in time".into()),
+            SdkError::TimeoutError(_) => {
+                (AwsFailure::Timeout, "the API did not answer in time".into())
+            }
             _ => (
                 AwsFailure::NotSent,
-                format!("the request could not be sent: {}", crate::failure::chain(&err)),
+                format!(
+                    "the request could not be sent: {}",
+                    crate::failure::chain(&err)
+                ),
             ),
         };
         self.failure(api, kind, reason)
@@ -112,7 +131,11 @@ impl Oidc {
 
     /// RegisterClient: a public client for the authorization-code and
     /// refresh-token grants, sent back to `redirect_uri` only.
-    pub(crate) fn register(&self, display_name: &str, redirect_uri: &str) -> Result<Registration, Error> {
+    pub(crate) fn register(
+        &self,
+        display_name: &str,
+        redirect_uri: &str,
+    ) -> Result<Registration, Error> {
         const API: &str = "RegisterClient";
         let out = self.run(API, async |c| {
             c.register_client()
@@ -167,7 +190,11 @@ impl Oidc {
     }
 
     /// CreateToken with the refresh token: a new access token, no browser.
-    pub(crate) fn renew(&self, reg: &Registration, refresh: &SecretString) -> Result<Tokens, Error> {
+    pub(crate) fn renew(
+        &self,
+        reg: &Registration,
+        refresh: &SecretString,
+    ) -> Result<Tokens, Error> {
         self.create_token("CreateToken", |b| {
             b.client_id(&reg.client_id)
                 .client_secret(reg.client_secret.expose_secret())

@@ -155,7 +155,11 @@ impl Callback {
     /// Waits for the redirect that carries `state`, answers it, and returns
     /// its code. Requests without a code or state (a favicon) are answered
     /// 404 and waited past.
-    pub(crate) fn wait(self, state: &SecretString, timeout: Duration) -> Result<SecretString, NoCode> {
+    pub(crate) fn wait(
+        self,
+        state: &SecretString,
+        timeout: Duration,
+    ) -> Result<SecretString, NoCode> {
         let deadline = Instant::now() + timeout;
         self.listener.set_nonblocking(true).map_err(NoCode::Io)?;
         loop {
@@ -223,7 +227,11 @@ fn answer(
         return Some(Err(NoCode::WrongState));
     }
     if let Some(e) = error {
-        reply(&mut stream, "400 Bad Request", "The sign-in failed; see the terminal.");
+        reply(
+            &mut stream,
+            "400 Bad Request",
+            "The sign-in failed; see the terminal.",
+        );
         return Some(Err(NoCode::Refused(e)));
     }
     match code.filter(|c| super::entries::check_opaque(c, 4096).is_ok()) {
@@ -236,7 +244,11 @@ fn answer(
             Some(Ok(SecretString::from(c)))
         }
         None => {
-            reply(&mut stream, "400 Bad Request", "The answer has no usable code.");
+            reply(
+                &mut stream,
+                "400 Bad Request",
+                "The answer has no usable code.",
+            );
             Some(Err(NoCode::Refused("no usable code".into())))
         }
     }
@@ -297,7 +309,11 @@ fn port_owner(port: u16) -> Option<String> {
 fn process_of(inode: &str) -> Option<(u32, String)> {
     let want = format!("socket:[{inode}]");
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {

@@ -91,7 +91,13 @@ fn read<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Rejected> {
     serde_json::from_slice(bytes).map_err(|_| Rejected::Garbage)
 }
 
-fn check_header(format: u32, key: &str, kind: &str, want: &CacheKey, noun: &str) -> Result<(), Rejected> {
+fn check_header(
+    format: u32,
+    key: &str,
+    kind: &str,
+    want: &CacheKey,
+    noun: &str,
+) -> Result<(), Rejected> {
     if format != FORMAT {
         return Err(Rejected::OtherFormat(format));
     }
@@ -198,7 +204,10 @@ mod tests {
         assert_eq!(back.refresh_token.unwrap().expose_secret(), "rt");
         let other = CacheKey::parse(&"b".repeat(40)).unwrap();
         assert!(Tokens::decode(&bytes, &other).is_err());
-        assert!(Registration::decode(&bytes, &key()).is_err(), "a token is no registration");
+        assert!(
+            Registration::decode(&bytes, &key()).is_err(),
+            "a token is no registration"
+        );
     }
 
     #[test]

@@ -23,8 +23,8 @@ use redshift_creds_core::cli::CredArgs;
 use redshift_creds_core::config::defaults;
 use redshift_creds_core::env::{Env, ProcessEnv};
 use redshift_creds_core::error::{AwsFailure, Error, display_value};
-use redshift_creds_core::private_fs::SafeDir;
 use redshift_creds_core::output::{self, OutputFormat};
+use redshift_creds_core::private_fs::SafeDir;
 use redshift_creds_core::token::{IdcToken, TokenType};
 use redshift_creds_core::{config_file, report, rules};
 use secrecy::ExposeSecret;
@@ -61,7 +61,9 @@ pub(crate) struct Idc {
 /// The issuer URL's shape: `https://HOST[/PATH]`, printable, bounded.
 pub(crate) fn check_issuer_url(input: &str, value: &str) -> Result<(), Error> {
     let rule = "must be an https:// URL such as https://identitycenter.amazonaws.com/ssoins-1234567890abcdef";
-    let host = value.strip_prefix("https://").map(|r| r.split('/').next().unwrap_or(""));
+    let host = value
+        .strip_prefix("https://")
+        .map(|r| r.split('/').next().unwrap_or(""));
     let printable = value.bytes().all(|b| b.is_ascii_graphic());
     match host {
         Some(h) if !h.is_empty() && printable && value.len() <= 1024 => Ok(()),
@@ -90,8 +92,14 @@ pub(crate) fn wanted(cred: &CredArgs) -> Result<Option<Idc>, Error> {
         let stray = [
             (cred.idc_region.is_some(), "--idc-region"),
             (cred.idc_listen_port.is_some(), "--idc-listen-port"),
-            (cred.idc_response_timeout.is_some(), "--idc-response-timeout"),
-            (cred.idc_client_display_name.is_some(), "--idc-client-display-name"),
+            (
+                cred.idc_response_timeout.is_some(),
+                "--idc-response-timeout",
+            ),
+            (
+                cred.idc_client_display_name.is_some(),
+                "--idc-client-display-name",
+            ),
         ];
         return match stray.iter().find(|(given, _)| *given) {
             Some((_, flag)) => Err(Error::Usage(format!("{flag} needs --idc-issuer-url"))),
@@ -104,7 +112,8 @@ pub(crate) fn wanted(cred: &CredArgs) -> Result<Option<Idc>, Error> {
         (None, Some(v)) => ("idc_region", v),
         (None, None) => {
             return Err(Error::Usage(
-                "--idc-issuer-url needs --idc-region (the Identity Center instance's region)".into(),
+                "--idc-issuer-url needs --idc-region (the Identity Center instance's region)"
+                    .into(),
             ));
         }
     };
@@ -113,7 +122,9 @@ pub(crate) fn wanted(cred: &CredArgs) -> Result<Option<Idc>, Error> {
         None => DEFAULT_PORT,
         Some(p) => rules::port("--idc-listen-port", p)?,
     };
-    let timeout = cred.idc_response_timeout.unwrap_or(DEFAULT_RESPONSE_TIMEOUT);
+    let timeout = cred
+        .idc_response_timeout
+        .unwrap_or(DEFAULT_RESPONSE_TIMEOUT);
     if !(1..=3600).contains(&timeout) {
         return Err(Error::invalid(
             "--idc-response-timeout",
@@ -125,7 +136,10 @@ pub(crate) fn wanted(cred: &CredArgs) -> Result<Option<Idc>, Error> {
         .idc_client_display_name
         .clone()
         .unwrap_or_else(|| DEFAULT_DISPLAY_NAME.to_string());
-    if display_name.is_empty() || display_name.len() > 128 || display_name.chars().any(char::is_control) {
+    if display_name.is_empty()
+        || display_name.len() > 128
+        || display_name.chars().any(char::is_control)
+    {
         return Err(Error::invalid(
             "--idc-client-display-name",
             &display_name,
@@ -157,7 +171,11 @@ fn timeout_flag(flag: &str, given: Option<i64>, default: i64) -> Result<Duration
 fn margin(given: Option<i64>) -> Result<i64, Error> {
     let v = given.unwrap_or(defaults::REFRESH_MARGIN);
     if !(0..=3599).contains(&v) {
-        return Err(Error::invalid("--refresh-margin", &v.to_string(), "must be from 0 to 3599 seconds"));
+        return Err(Error::invalid(
+            "--refresh-margin",
+            &v.to_string(),
+            "must be from 0 to 3599 seconds",
+        ));
     }
     Ok(v)
 }
@@ -171,8 +189,12 @@ fn cache_mode(
     if let Some(m) = cred.cache {
         return Ok(m);
     }
-    if let Some(v) = ProcessEnv.var("REDSHIFT_CREDS_CACHE").filter(|v| !v.is_empty()) {
-        return CacheMode::parse(&v).map_err(|rule| Error::invalid("REDSHIFT_CREDS_CACHE", &v, rule));
+    if let Some(v) = ProcessEnv
+        .var("REDSHIFT_CREDS_CACHE")
+        .filter(|v| !v.is_empty())
+    {
+        return CacheMode::parse(&v)
+            .map_err(|rule| Error::invalid("REDSHIFT_CREDS_CACHE", &v, rule));
     }
     match file {
         Some(Parsed::Valid(m)) => Ok(m),
@@ -215,7 +237,12 @@ impl Idc {
     }
 
     fn cache(&self, kind: &str) -> Result<Cache, Error> {
-        let mut cache = Cache::open(self.cache, self.key(kind), self.cache_dir.clone(), self.lock_timeout)?;
+        let mut cache = Cache::open(
+            self.cache,
+            self.key(kind),
+            self.cache_dir.clone(),
+            self.lock_timeout,
+        )?;
         cache.set_label_text(&self.label);
         Ok(cache)
     }
@@ -247,8 +274,14 @@ pub(crate) fn port_is_free(port: u16) -> Result<(), String> {
 /// What is cached for this sign-in, read once with no lock (for `doctor`):
 /// the tokens and the registration, expired or not.
 pub(crate) fn cached(idc: &Idc) -> (Option<Tokens>, Option<Registration>) {
-    let token = idc.token_cache().ok().and_then(|mut c| c.load().ok().flatten());
-    let reg = idc.registration_cache().ok().and_then(|mut c| c.load().ok().flatten());
+    let token = idc
+        .token_cache()
+        .ok()
+        .and_then(|mut c| c.load().ok().flatten());
+    let reg = idc
+        .registration_cache()
+        .ok()
+        .and_then(|mut c| c.load().ok().flatten());
     (token, reg)
 }
 
@@ -290,7 +323,10 @@ fn renew(idc: &Idc, cache: &mut Cache, oidc: &Oidc) -> Result<Option<Tokens>, Er
     };
     match oidc.renew(&reg, &refresh_token) {
         Ok(t) => {
-            tracing::debug!(expiration = t.expiration, "token renewed with the refresh token");
+            tracing::debug!(
+                expiration = t.expiration,
+                "token renewed with the refresh token"
+            );
             cache.save(&t)?;
             Ok(Some(t))
         }
@@ -304,15 +340,23 @@ fn renew(idc: &Idc, cache: &mut Cache, oidc: &Oidc) -> Result<Option<Tokens>, Er
 /// The sign-in lock of a token key: only sign-ins take it, for as long as a
 /// person may take, plus a little. `None` without a cache (nothing to share).
 fn sign_in_lock(idc: &Idc, cache: &Cache) -> Result<Option<RefreshLock>, Error> {
-    let (Some(dir), false) = (&idc.cache_dir, matches!(cache.store(), redshift_creds_core::cache::Store::None)) else {
+    let (Some(dir), false) = (
+        &idc.cache_dir,
+        matches!(cache.store(), redshift_creds_core::cache::Store::None),
+    ) else {
         return Ok(None);
     };
-    let dir = SafeDir::ensure_private(dir).map_err(|why| Error::CacheUnavailable { mode: "file", reason: why })?;
+    let dir = SafeDir::ensure_private(dir).map_err(|why| Error::CacheUnavailable {
+        mode: "file",
+        reason: why,
+    })?;
     let name = format!("{}.signin", idc.key("token"));
     match RefreshLock::acquire_named(&dir, &name, idc.response_timeout + Duration::from_secs(30))? {
         Ok(lock) => Ok(Some(lock)),
         Err(why) => {
-            report::warn(&format!("cannot take the sign-in lock ({why}); signing in without it"));
+            report::warn(&format!(
+                "cannot take the sign-in lock ({why}); signing in without it"
+            ));
             Ok(None)
         }
     }
@@ -327,7 +371,8 @@ fn sign_in(idc: &Idc, cache: &mut Cache, oidc: &Oidc) -> Result<Tokens, Error> {
         return Ok(t);
     }
     // The port first: a taken port fails before any call.
-    let callback = browser::Callback::bind(idc.port).map_err(|why| idc.failure(AwsFailure::NotSent, why))?;
+    let callback =
+        browser::Callback::bind(idc.port).map_err(|why| idc.failure(AwsFailure::NotSent, why))?;
     let redirect_uri = callback.redirect_uri();
     let mut regs = idc.registration_cache()?;
     let outlives = idc.response_timeout.as_secs() as i64 + 60;
@@ -346,7 +391,9 @@ fn sign_in(idc: &Idc, cache: &mut Cache, oidc: &Oidc) -> Result<Tokens, Error> {
         api::SCOPE,
     );
     browser::open(&url, idc.response_timeout);
-    let code = callback.wait(&state, idc.response_timeout).map_err(|why| no_code(idc, why, &url))?;
+    let code = callback
+        .wait(&state, idc.response_timeout)
+        .map_err(|why| no_code(idc, why, &url))?;
     let tokens = oidc.redeem(&reg, &code, &verifier, &redirect_uri)?;
     // Only a sign-in that worked leaves anything in the cache.
     if new_reg {
@@ -380,7 +427,11 @@ fn no_code(idc: &Idc, why: browser::NoCode, url: &str) -> Error {
 
 /// `get` for a sign-in: the access token on stdout, as the token contract
 /// or alone; never as shell variables (a token is not a password).
-pub(crate) fn get(idc: &Idc, format: OutputFormat, out: &mut dyn std::io::Write) -> Result<(), Error> {
+pub(crate) fn get(
+    idc: &Idc,
+    format: OutputFormat,
+    out: &mut dyn std::io::Write,
+) -> Result<(), Error> {
     if format == OutputFormat::Env {
         return Err(refused("--output env"));
     }
