@@ -156,8 +156,24 @@ fn a_later_process_signs_in_no_more() {
     assert_eq!(idc.server.sign_ins(), 1);
     assert_eq!(idc.server.registers(), 1);
     assert!(stderr(&second).is_empty(), "{}", stderr(&second));
-    // Through the front too: a later hit is the same token.
     assert_eq!(idc.opened().len(), 1);
+
+    // The front alone answers it from the cache: no helper beside it.
+    let bare = tempfile::tempdir().unwrap();
+    let lone = bare.path().join("redshift-creds");
+    std::fs::copy(crate::support::bin(), &lone).unwrap();
+    let mut c = idc.cmd("get", &["--output", "password"]);
+    let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = c
+        .get_envs()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
+        .collect();
+    c = Command::new(&lone);
+    c.env_clear().args(args).envs(envs);
+    let alone = c.output().unwrap();
+    assert!(alone.status.success(), "{}", stderr(&alone));
+    assert_eq!(stdout(&alone), format!("{first}\n"));
+    assert_eq!(idc.server.sign_ins(), 1);
 }
 
 #[test]

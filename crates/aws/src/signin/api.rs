@@ -1,11 +1,11 @@
 //! The SSO-OIDC calls of the sign-in (RegisterClient, CreateToken with the code or the refresh token), unsigned, through the SDK at the region's endpoint.
 
-use super::entries::{Registration, Tokens, check_opaque};
 use aws_sdk_ssooidc::config::http::HttpResponse;
 use aws_sdk_ssooidc::error::{ProvideErrorMetadata, SdkError};
 use redshift_creds_core::cache::refresh::{Clock, SystemClock};
 use redshift_creds_core::config::AwsScope;
 use redshift_creds_core::error::{AwsFailure, Error, display_value};
+use redshift_creds_core::signin::entries::{Registration, Tokens, check_opaque};
 use redshift_creds_core::token::TokenType;
 use secrecy::{ExposeSecret, SecretString};
 use std::error::Error as StdError;

@@ -234,7 +234,7 @@ fn answer(
         );
         return Some(Err(NoCode::Refused(e)));
     }
-    match code.filter(|c| super::entries::check_opaque(c, 4096).is_ok()) {
+    match code.filter(|c| redshift_creds_core::signin::entries::check_opaque(c, 4096).is_ok()) {
         Some(c) => {
             reply(
                 &mut stream,

@@ -1,7 +1,7 @@
 //! What the Identity Center sign-in caches: the client registration and the tokens, as cache entries whose secrets go only where passwords go.
 
-use redshift_creds_core::cache::entry::{MAX_ENCODED_LEN, Rejected, Stored};
-use redshift_creds_core::cache::key::CacheKey;
+use crate::cache::entry::{MAX_ENCODED_LEN, Rejected, Stored};
+use crate::cache::key::CacheKey;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -18,7 +18,7 @@ const TOKEN_LIFETIME: i64 = 12 * 3600 + 60;
 /// A registered public client: what RegisterClient returned, kept until
 /// `clientSecretExpiresAt`.
 #[derive(Clone)]
-pub(crate) struct Registration {
+pub struct Registration {
     pub client_id: String,
     pub client_secret: SecretString,
     pub expiration: i64,
@@ -36,10 +36,21 @@ impl std::fmt::Debug for Registration {
 /// The tokens of one browser sign-in: the access token and, when CreateToken
 /// returned one, the refresh token that renews it without a browser.
 #[derive(Clone)]
-pub(crate) struct Tokens {
+pub struct Tokens {
     pub access_token: SecretString,
     pub refresh_token: Option<SecretString>,
     pub expiration: i64,
+}
+
+impl Tokens {
+    /// The access token as the token the outputs print.
+    pub fn into_access_token(self) -> crate::token::IdcToken {
+        crate::token::IdcToken {
+            token: self.access_token,
+            token_type: crate::token::TokenType::AccessToken,
+            expiration: self.expiration,
+        }
+    }
 }
 
 impl std::fmt::Debug for Tokens {
@@ -74,7 +85,7 @@ struct TokensRecord {
 }
 
 /// A token or id as the API may send it: printable ASCII, no spaces, bounded.
-pub(crate) fn check_opaque(value: &str, max: usize) -> Result<(), &'static str> {
+pub fn check_opaque(value: &str, max: usize) -> Result<(), &'static str> {
     if value.is_empty() || value.len() > max {
         return Err("is empty or too long");
     }
@@ -170,7 +181,7 @@ impl Stored for Tokens {
     fn decode(bytes: &[u8], key: &CacheKey) -> Result<Self, Rejected> {
         let r: TokensRecord = read(bytes)?;
         check_header(r.format, &r.key, &r.kind, key, Self::NOUN)?;
-        redshift_creds_core::token::check_token(&r.access_token)
+        crate::token::check_token(&r.access_token)
             .map_err(|_| Rejected::BadField("access_token"))?;
         if let Some(t) = &r.refresh_token {
             check_opaque(t, 6144).map_err(|_| Rejected::BadField("refresh_token"))?;
@@ -212,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_token_lives_as_long_as_the_core_allows_an_access_token() {
-        use redshift_creds_core::token::TokenType;
+        use crate::token::TokenType;
         assert_eq!(Tokens::MAX_LIFETIME, TokenType::AccessToken.max_lifetime());
     }
 
