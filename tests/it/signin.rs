@@ -198,6 +198,7 @@ fn inside_the_margin_the_refresh_token_renews_without_a_browser() {
     assert_eq!(token(&again), "access-token-3");
     assert_eq!(idc.server.refresh_grants(), 2);
     assert_eq!(idc.server.sign_ins(), 2);
+    assert_eq!(idc.server.registers(), 1, "the registration is kept");
     assert!(
         stderr(&again).contains("signing in again"),
         "{}",
@@ -397,4 +398,37 @@ fn doctor_checks_the_issuer_the_port_and_what_is_cached() {
         "{}",
         stdout(&bad)
     );
+}
+
+#[test]
+fn a_connection_with_the_idc_keys_signs_in_and_is_listed_by_its_name() {
+    let idc = Idc::new();
+    let config = idc.sb.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[connections.sso]\nidc_issuer_url = \"{ISSUER}\"\nidc_region = \"eu-west-1\"\n"),
+    )
+    .unwrap();
+    let o = idc
+        .sb
+        .cmd(&[
+            "get",
+            "sso",
+            "--idc-listen-port",
+            &idc.port,
+            "--cache",
+            "file",
+        ])
+        .env("REDSHIFT_CREDS_CONFIG", &config)
+        .env("AWS_ENDPOINT_URL_SSO_OIDC", idc.server.url())
+        .env("BROWSER", &idc.browser)
+        .output()
+        .unwrap();
+    assert_eq!(token(&o), "access-token-1");
+    assert_eq!(idc.server.last_register().unwrap()["issuerUrl"], ISSUER);
+    let list = stdout(&idc.sb.run_with_config(&config, &["list"]));
+    assert!(list.contains("sso"), "{list}");
+    let clear = idc.sb.run_with_config(&config, &["clear", "sso"]);
+    assert!(clear.status.success(), "{}", stderr(&clear));
+    assert!(!stdout(&idc.sb.run_with_config(&config, &["list"])).contains("Identity Center"));
 }
