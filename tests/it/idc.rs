@@ -119,7 +119,7 @@ fn access_denied_names_the_api_and_the_permission() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
             err.contains("GetIdentityCenterAuthToken failed")
-                && err.contains(permission)
+                && err.contains(&format!("the IAM principal needs {permission}"))
                 && err.contains("identity-enhanced"),
             "{err}"
         );

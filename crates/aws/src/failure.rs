@@ -90,11 +90,11 @@ pub(crate) fn target(request: &Request) -> String {
 /// the access-denied hint.
 pub(crate) fn permission(api: &str, request: &Request) -> &'static str {
     match api {
-        crate::idc::API if request.workgroup.is_some() => {
+        redshift_creds_core::token::IDC_API if request.workgroup.is_some() => {
             "redshift-serverless:GetIdentityCenterAuthToken on the workgroup, with identity-enhanced \
              credentials (an IAM Identity Center identity)"
         }
-        crate::idc::API => {
+        redshift_creds_core::token::IDC_API => {
             "redshift:GetIdentityCenterAuthToken on the cluster, with identity-enhanced credentials \
              (an IAM Identity Center identity)"
         }
@@ -144,7 +144,7 @@ pub(crate) fn classify_code(
             Some(sign_in_hint(request)),
         ),
         // A cluster or workgroup without the Identity Center integration.
-        "UnsupportedOperation" | "UnsupportedOperationFault" if api == crate::idc::API => (
+        "UnsupportedOperation" | "UnsupportedOperationFault" if api == redshift_creds_core::token::IDC_API => (
             AwsFailure::AccessDenied,
             format!(
                 "{} does not offer Identity Center tokens: {code}{said}",

@@ -9,7 +9,7 @@ use redshift_creds_core::token::{self, IdcToken, TokenType};
 use secrecy::{ExposeSecret, SecretString};
 
 /// The operation, as both services spell it.
-pub(crate) const API: &str = "GetIdentityCenterAuthToken";
+pub(crate) const API: &str = token::IDC_API;
 
 /// Fetches a `SUBJECT_TOKEN` for the request's cluster or workgroup, with
 /// the AWS credentials of the usual chain.

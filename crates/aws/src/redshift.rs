@@ -99,6 +99,6 @@ pub(crate) async fn identity_center_token(
         .cluster_ids(cluster)
         .send()
         .await
-        .map_err(|e| failure::from_sdk(crate::idc::API, r, e))?;
+        .map_err(|e| failure::from_sdk(redshift_creds_core::token::IDC_API, r, e))?;
     Ok((out.token, out.expiration_time.map(|t| t.secs())))
 }

@@ -32,6 +32,10 @@ impl Aws {
         r: &'a Resolved,
     ) -> Box<dyn Fetch<Credential> + 'a> {
         let (request, session) = (&r.request, &self.session);
+        if request.token.is_some() {
+            // Fail closed: never a password in place of the token asked for.
+            return Box::new(NotAPassword);
+        }
         match r.request.api {
             Api::ServerlessGetCredentials => Box::new(ServerlessSource { request, session }),
             _ => Box::new(RedshiftSource { request, session }),
@@ -46,6 +50,21 @@ impl Aws {
             session: &self.session,
             clock: &SystemClock,
         }
+    }
+}
+
+/// The credential fetch of a request that asked for a token: it refuses,
+/// so that no path (the proxy, a refresh) quietly logs in with a password
+/// the user did not ask for.
+struct NotAPassword;
+
+impl Fetch<Credential> for NotAPassword {
+    fn fetch(&self) -> Result<Credential, Error> {
+        Err(Error::Usage(
+            "--identity-center asks for an Identity Center token, and this needs a password: \
+             drop --identity-center (or identity_center) here"
+                .into(),
+        ))
     }
 }
 

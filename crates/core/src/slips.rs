@@ -22,11 +22,14 @@ const SWITCHES: &[&str] = &[
     "--no-auto-create",
     "--with-iam",
     "--no-with-iam",
+    "--identity-center",
     "--no-refresh-ahead",
     "--watch",
     "--quiet",
     "--all",
     "--client-tls",
+    "--structured-logs",
+    "--check",
 ];
 
 /// The one-letter switches (`-q`, `-v`), alone or bundled as in `-vv` or `-qv`.

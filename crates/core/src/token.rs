@@ -3,6 +3,10 @@
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 
+/// The AWS operation that issues a `SUBJECT_TOKEN`, as Redshift and
+/// Redshift Serverless both spell it.
+pub const IDC_API: &str = "GetIdentityCenterAuthToken";
+
 /// What kind of token it is, as the drivers' `token_type` setting names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenType {

@@ -768,6 +768,46 @@ mod tests {
     }
 
     #[test]
+    fn identity_center_asks_for_a_token_and_takes_no_user() {
+        let (r, _) = try_resolve(&["--identity-center"], &[]).unwrap();
+        assert_eq!(r.token, Some(crate::token::TokenType::SubjectToken));
+        assert_eq!(r.db_user, None);
+        let (r, _) = try_resolve(&["--identity-center", "--workgroup", "wg1"], &[]).unwrap();
+        assert_eq!(r.token, Some(crate::token::TokenType::SubjectToken));
+        assert_eq!(try_resolve(&[], &[]).unwrap().0.token, None);
+        for (flags, says) in [
+            (
+                &["--identity-center", "--db-user", "u"][..],
+                "--db-user cannot be used here: with --identity-center",
+            ),
+            (
+                &["--identity-center", "--with-iam"][..],
+                "--identity-center and --with-iam ask for two kinds of login",
+            ),
+            (
+                &["--identity-center", "--db-groups", "g"][..],
+                "--db-groups cannot be used here",
+            ),
+        ] {
+            let e = try_resolve(flags, &[]).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains(says), "{flags:?}: {e}");
+        }
+        let argv = [
+            "redshift-creds",
+            "get",
+            "--identity-center",
+            "--custom-domain-name",
+            "db.example.com",
+        ];
+        let Command::Get(a) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        let e = resolve(&a.cred, &a.conn, &MapEnv(HashMap::new())).unwrap_err();
+        assert!(e.to_string().contains("takes no custom domain"), "{e}");
+    }
+
+    #[test]
     fn no_with_iam_beats_the_files_with_iam() {
         let file = "[connections.prod]\ncluster_identifier = \"c\"\nwith_iam = true\n";
         let r = with_file(file, &[], &[]).unwrap();

@@ -87,11 +87,7 @@ pub(super) fn resolve(
         origins.record(name, value.as_ref());
     }
     match &idc {
-        Some(i) => origins.push(
-            "api",
-            "GetIdentityCenterAuthToken".to_string(),
-            i.origin.clone(),
-        ),
+        Some(i) => origins.push("api", crate::token::IDC_API.to_string(), i.origin.clone()),
         None => origins.push(
             "api",
             api.name().to_string(),
