@@ -299,7 +299,7 @@ fn list_shows_the_token_and_registration_and_clear_removes_them() {
 }
 
 #[test]
-fn idc_flags_without_an_issuer_are_a_usage_error() {
+fn idc_flags_without_an_issuer_or_with_identity_center_are_a_usage_error() {
     let sb = Sandbox::new();
     let o = sb.run(&["get", "--idc-region", "eu-west-1"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -317,6 +317,18 @@ fn idc_flags_without_an_issuer_are_a_usage_error() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--idc-issuer-url"), "{}", stderr(&o));
+    let o = sb.run(&[
+        "get",
+        "--idc-issuer-url",
+        ISSUER,
+        "--idc-region",
+        "eu-west-1",
+        "--identity-center",
+        "--cluster-identifier",
+        "c",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("two kinds of token"), "{}", stderr(&o));
 }
 
 #[test]

@@ -92,6 +92,11 @@ pub fn wanted(cred: &CredArgs) -> Result<Option<Idc>, Error> {
             None => Ok(None),
         };
     };
+    if cred.identity_center || file.identity_center == Some(true) {
+        return Err(Error::Usage(format!(
+            "{issuer_input} and --identity-center ask for two kinds of token; give one"
+        )));
+    }
     check_issuer_url(issuer_input, &issuer_url)?;
     let region = match (&cred.idc_region, file.idc_region) {
         (Some(v), _) => ("--idc-region", v.clone()),
