@@ -444,3 +444,42 @@ fn a_connection_with_the_idc_keys_signs_in_and_is_listed_by_its_name() {
     assert!(clear.status.success(), "{}", stderr(&clear));
     assert!(!stdout(&idc.sb.run_with_config(&config, &["list"])).contains("Identity Center"));
 }
+
+#[test]
+fn a_refresh_that_rotates_nothing_keeps_the_refresh_token() {
+    let idc = Idc::new();
+    idc.server.set_expires_in(600);
+    idc.server.without_rotation();
+    assert_eq!(token(&idc.get(&[])), "access-token-1");
+    assert_eq!(
+        token(&idc.get(&["--refresh-margin", "900"])),
+        "access-token-2"
+    );
+    assert_eq!(
+        token(&idc.get(&["--refresh-margin", "900"])),
+        "access-token-3"
+    );
+    assert_eq!(idc.server.refresh_grants(), 2);
+    assert_eq!(idc.server.sign_ins(), 1, "never a second browser");
+}
+
+#[test]
+fn tokens_shorter_than_the_margin_still_make_one_sign_in_for_concurrent_gets() {
+    let idc = Idc::new();
+    // 200 s tokens under the default 300 s margin: never "fresh".
+    idc.server.set_expires_in(200);
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            idc.cmd("get", &[])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(idc.server.sign_ins(), 1, "one browser for all four");
+}

@@ -32,6 +32,8 @@ struct State {
     expires_in: i64,
     /// Refresh grants are refused.
     refuse_refresh: bool,
+    /// Refresh grants answer without a new refresh token (no rotation).
+    keep_refresh: bool,
     /// The authorize page sends back this state instead of the one it was given.
     wrong_state: Option<String>,
     /// The last RegisterClient body and the last CreateToken body.
@@ -135,6 +137,11 @@ impl SsoOidcServer {
     /// Refuse every refresh grant (invalid_grant).
     pub fn refuse_refresh(&self, refuse: bool) {
         self.state.lock().unwrap().refuse_refresh = refuse;
+    }
+
+    /// Refresh grants answer with no refresh token: the old one stays valid.
+    pub fn without_rotation(&self) {
+        self.state.lock().unwrap().keep_refresh = true;
     }
 
     /// The authorize page redirects with this state instead of the caller's.
@@ -381,15 +388,15 @@ fn token(s: &mut State, v: Value) -> Reply {
     }
     s.issued += 1;
     let n = s.issued;
-    let refresh = format!("refresh-token-{n}");
-    s.refresh_tokens.insert(refresh.clone(), client);
-    json_reply(
-        200,
-        &json!({
-            "accessToken": format!("access-token-{n}"),
-            "tokenType": "Bearer",
-            "expiresIn": s.expires_in,
-            "refreshToken": refresh,
-        }),
-    )
+    let mut answer = json!({
+        "accessToken": format!("access-token-{n}"),
+        "tokenType": "Bearer",
+        "expiresIn": s.expires_in,
+    });
+    if !(s.keep_refresh && field("grantType") == "refresh_token") {
+        let refresh = format!("refresh-token-{n}");
+        s.refresh_tokens.insert(refresh.clone(), client);
+        answer["refreshToken"] = json!(refresh);
+    }
+    json_reply(200, &answer)
 }

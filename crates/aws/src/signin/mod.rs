@@ -65,7 +65,11 @@ fn renew(idc: &Idc, cache: &mut Cache, oidc: &Oidc) -> Result<Option<Tokens>, Er
         return Ok(None);
     };
     match oidc.renew(&reg, &refresh_token) {
-        Ok(t) => {
+        Ok(mut t) => {
+            // A refresh that rotates nothing keeps the refresh token it used.
+            if t.refresh_token.is_none() {
+                t.refresh_token = Some(refresh_token);
+            }
             tracing::debug!(
                 expiration = t.expiration,
                 "token renewed with the refresh token"
@@ -89,12 +93,13 @@ fn sign_in_lock(idc: &Idc, cache: &Cache) -> Result<Option<RefreshLock>, Error> 
     ) else {
         return Ok(None);
     };
-    let dir = SafeDir::ensure_private(dir).map_err(|why| Error::CacheUnavailable {
-        mode: "file",
-        reason: why,
-    })?;
     let name = format!("{}.signin", idc.key("token"));
-    match RefreshLock::acquire_named(&dir, &name, idc.response_timeout + Duration::from_secs(30))? {
+    let wait = idc.response_timeout + Duration::from_secs(30);
+    let taken = match SafeDir::ensure_private(dir) {
+        Ok(dir) => RefreshLock::acquire_named(&dir, &name, wait)?,
+        Err(why) => Err(why),
+    };
+    match taken {
         Ok(lock) => Ok(Some(lock)),
         Err(why) => {
             report::warn(&format!(
@@ -108,8 +113,9 @@ fn sign_in_lock(idc: &Idc, cache: &Cache) -> Result<Option<RefreshLock>, Error> 
 /// The browser sign-in, under the sign-in lock; a caller that waited there
 /// finds the token the holder got.
 fn sign_in(idc: &Idc, cache: &mut Cache, oidc: &Oidc) -> Result<Tokens, Error> {
+    let before = EntryCache::<Tokens>::load(cache)?.map(|t| t.expiration);
     let _lock = sign_in_lock(idc, cache)?;
-    if let Some(t) = refresh::fresh::<Tokens>(cache, &SystemClock, idc.refresh_margin)? {
+    if let Some(t) = signed_in_meanwhile(idc, cache, before)? {
         tracing::debug!("another process signed in");
         return Ok(t);
     }
@@ -145,6 +151,23 @@ fn sign_in(idc: &Idc, cache: &mut Cache, oidc: &Oidc) -> Result<Tokens, Error> {
     }
     cache.save(&tokens)?;
     Ok(tokens)
+}
+
+/// The token another process got while this one waited for the sign-in
+/// lock: one that outlives the margin, or any new one with a minute left
+/// (a token that lives less than the margin must not open a second browser).
+fn signed_in_meanwhile(
+    idc: &Idc,
+    cache: &mut Cache,
+    before: Option<i64>,
+) -> Result<Option<Tokens>, Error> {
+    use redshift_creds_core::cache::refresh::Clock;
+    let now = SystemClock.now();
+    let found: Option<Tokens> = cache.load()?;
+    Ok(found.filter(|t| {
+        let left = t.expiration - now;
+        left > idc.refresh_margin || (left >= 60 && Some(t.expiration) != before)
+    }))
 }
 
 fn no_code(idc: &Idc, why: browser::NoCode, url: &str) -> Error {
