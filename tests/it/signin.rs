@@ -56,7 +56,10 @@ impl Idc {
         ];
         args.extend_from_slice(extra);
         let mut c = self.sb.cmd(&args);
-        c.env("AWS_ENDPOINT_URL_SSO_OIDC", self.server.url())
+        // No AWS credentials are needed.
+        c.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_ENDPOINT_URL_SSO_OIDC", self.server.url())
             .env("BROWSER", &self.browser);
         c
     }
@@ -482,4 +485,27 @@ fn tokens_shorter_than_the_margin_still_make_one_sign_in_for_concurrent_gets() {
         assert!(o.status.success(), "{}", stderr(&o));
     }
     assert_eq!(idc.server.sign_ins(), 1, "one browser for all four");
+}
+
+#[test]
+fn a_failed_sign_in_serves_a_cached_token_that_is_still_valid() {
+    let idc = Idc::new();
+    idc.server.set_expires_in(600);
+    assert_eq!(token(&idc.get(&[])), "access-token-1");
+    idc.server.refuse_refresh(true);
+    let o = idc
+        .cmd(
+            "get",
+            &["--refresh-margin", "900", "--idc-response-timeout", "1"],
+        )
+        .env("BROWSER", "true")
+        .output()
+        .unwrap();
+    assert_eq!(token(&o), "access-token-1");
+    let err = stderr(&o);
+    assert!(err.contains("no browser sign-in within 1 s"), "{err}");
+    assert!(
+        err.contains("using the cached Identity Center token"),
+        "{err}"
+    );
 }

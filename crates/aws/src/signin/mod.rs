@@ -40,7 +40,24 @@ pub(crate) fn access_token(idc: &Idc) -> Result<Tokens, Error> {
     if let Some(t) = renew(idc, &mut cache, &oidc)? {
         return Ok(t);
     }
-    sign_in(idc, &mut cache, &oidc)
+    let err = match sign_in(idc, &mut cache, &oidc) {
+        Ok(t) => return Ok(t),
+        Err(e) => e,
+    };
+    // As with a password: a token that is still valid is served, with why it
+    // was not renewed.
+    use redshift_creds_core::cache::refresh::Clock;
+    let now = SystemClock.now();
+    match EntryCache::<Tokens>::load(&mut cache)?.filter(|t| t.expiration - now >= 60) {
+        Some(t) => {
+            report::warn(&format!(
+                "{err}; using the cached Identity Center token, which expires in {} s",
+                t.expiration - now
+            ));
+            Ok(t)
+        }
+        None => Err(err),
+    }
 }
 
 /// Renews with the cached refresh token under the token's refresh lock;
