@@ -27,10 +27,15 @@ const DEFAULT_DISPLAY_NAME: &str = "redshift-creds";
 /// The sign-in's inputs, checked.
 #[derive(Debug, Clone)]
 pub struct Idc {
+    /// The Identity Center issuer (`--idc-issuer-url`, `idc_issuer_url`).
     pub issuer_url: String,
+    /// The instance's region (`--idc-region`, `idc_region`).
     pub region: String,
+    /// The loopback callback port (`--idc-listen-port`).
     pub port: u16,
+    /// How long a person has to sign in (`--idc-response-timeout`).
     pub response_timeout: Duration,
+    /// The name the sign-in page shows (`--idc-client-display-name`).
     pub display_name: String,
     /// The SSO-OIDC endpoint: `AWS_ENDPOINT_URL_SSO_OIDC`, else
     /// `AWS_ENDPOINT_URL`, else the region's.
@@ -61,12 +66,16 @@ pub fn check_issuer_url(input: &str, value: &str) -> Result<(), Error> {
 /// `idc_issuer_url`) asks for one; `None` for a password request. Any other
 /// `--idc-*` flag without an issuer URL is a usage error.
 pub fn wanted(cred: &CredArgs) -> Result<Option<Idc>, Error> {
-    let env = ProcessEnv;
+    wanted_in(cred, &ProcessEnv)
+}
+
+/// [`wanted`], reading `env`.
+fn wanted_in(cred: &CredArgs, env: &dyn Env) -> Result<Option<Idc>, Error> {
     // A connection the file cannot give is reported by the password path.
     let file = cred
         .name
         .as_deref()
-        .and_then(|n| config_file::connection(&env, n).ok())
+        .and_then(|n| config_file::connection(env, n).ok())
         .map(|(c, _)| c)
         .unwrap_or_default();
     let issuer = match (&cred.idc_issuer_url, file.idc_issuer_url) {
@@ -138,15 +147,15 @@ pub fn wanted(cred: &CredArgs) -> Result<Option<Idc>, Error> {
         ));
     }
     Ok(Some(Idc {
-        endpoint: endpoint(&env, &region.1)?,
+        endpoint: endpoint(env, &region.1)?,
         label: cred.name.clone().unwrap_or_else(|| issuer_url.clone()),
         issuer_url,
         region: region.1,
         port,
         response_timeout: Duration::from_secs(timeout as u64),
         display_name,
-        cache: cache_mode(cred, file.cache)?,
-        cache_dir: crate::config::cache_dir(&env)?,
+        cache: cache_mode(cred, file.cache, env)?,
+        cache_dir: crate::config::cache_dir(env)?,
         lock_timeout: timeout_flag("--lock-timeout", cred.lock_timeout, defaults::LOCK_TIMEOUT)?,
         api_timeout: timeout_flag("--api-timeout", cred.api_timeout, defaults::API_TIMEOUT)?,
         refresh_margin: margin(cred.refresh_margin)?,
@@ -175,15 +184,13 @@ fn margin(given: Option<i64>) -> Result<i64, Error> {
 fn cache_mode(
     cred: &CredArgs,
     file: Option<crate::choice::Parsed<CacheMode>>,
+    env: &dyn Env,
 ) -> Result<CacheMode, Error> {
     use crate::choice::Parsed;
     if let Some(m) = cred.cache {
         return Ok(m);
     }
-    if let Some(v) = ProcessEnv
-        .var("REDSHIFT_CREDS_CACHE")
-        .filter(|v| !v.is_empty())
-    {
+    if let Some(v) = env.var("REDSHIFT_CREDS_CACHE").filter(|v| !v.is_empty()) {
         return CacheMode::parse(&v)
             .map_err(|rule| Error::invalid("REDSHIFT_CREDS_CACHE", &v, rule));
     }
@@ -277,4 +284,140 @@ pub fn refused(what: &str) -> Error {
     Error::Usage(format!(
         "{what} cannot be used with --idc-issuer-url: a token is not a password; use `redshift-creds get`"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::testing::MapEnv;
+    use clap::Parser;
+
+    fn cred(flags: &[&str]) -> CredArgs {
+        let mut argv = vec!["redshift-creds", "get"];
+        argv.extend_from_slice(flags);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Get(a) => a.cred,
+            _ => unreachable!(),
+        }
+    }
+
+    fn env(vars: &[(&str, &str)]) -> MapEnv {
+        let mut map: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.insert(
+            "REDSHIFT_CREDS_CONFIG".into(),
+            "/nonexistent/config.toml".into(),
+        );
+        map.insert("REDSHIFT_CREDS_CACHE_DIR".into(), "/tmp/cache".into());
+        MapEnv(map)
+    }
+
+    const URL: &str = "https://identitycenter.amazonaws.com/ssoins-1";
+
+    #[test]
+    fn the_issuer_url_must_be_https_printable_and_bounded() {
+        assert!(check_issuer_url("--idc-issuer-url", URL).is_ok());
+        for bad in [
+            "http://x",
+            "https://",
+            "https:///path",
+            "https://a b",
+            "ftp://x",
+            "",
+        ] {
+            assert!(
+                check_issuer_url("--idc-issuer-url", bad).is_err(),
+                "{bad:?}"
+            );
+        }
+        let long = format!("https://x/{}", "a".repeat(1100));
+        assert!(check_issuer_url("--idc-issuer-url", &long).is_err());
+    }
+
+    #[test]
+    fn the_endpoint_follows_the_sdks_variables_else_the_region() {
+        let flags = cred(&["--idc-issuer-url", URL, "--idc-region", "eu-west-1"]);
+        let at = |vars: &[(&str, &str)]| wanted_in(&flags, &env(vars)).unwrap().unwrap().endpoint;
+        assert_eq!(at(&[]), "https://oidc.eu-west-1.amazonaws.com");
+        assert_eq!(at(&[("AWS_ENDPOINT_URL", "http://all:1")]), "http://all:1");
+        assert_eq!(
+            at(&[
+                ("AWS_ENDPOINT_URL", "http://all:1"),
+                ("AWS_ENDPOINT_URL_SSO_OIDC", "http://oidc:2/")
+            ]),
+            "http://oidc:2"
+        );
+    }
+
+    #[test]
+    fn defaults_and_refusals() {
+        let e = env(&[]);
+        let idc = wanted_in(
+            &cred(&["--idc-issuer-url", URL, "--idc-region", "us-east-1"]),
+            &e,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((idc.port, idc.response_timeout.as_secs()), (7890, 120));
+        assert_eq!(idc.display_name, "redshift-creds");
+        assert_eq!(idc.label, URL);
+        assert!(wanted_in(&cred(&[]), &e).unwrap().is_none());
+        for flags in [
+            &["--idc-issuer-url", URL][..],
+            &["--idc-issuer-url", URL, "--idc-region", "EU"],
+            &[
+                "--idc-issuer-url",
+                URL,
+                "--idc-region",
+                "us-east-1",
+                "--idc-listen-port",
+                "0",
+            ],
+            &[
+                "--idc-issuer-url",
+                URL,
+                "--idc-region",
+                "us-east-1",
+                "--idc-response-timeout",
+                "0",
+            ],
+            &["--idc-listen-port", "7000"],
+        ] {
+            let err = wanted_in(&cred(flags), &e).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{flags:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_registration_and_token_keys_differ_and_follow_the_port() {
+        let e = env(&[]);
+        let a = wanted_in(
+            &cred(&["--idc-issuer-url", URL, "--idc-region", "us-east-1"]),
+            &e,
+        )
+        .unwrap()
+        .unwrap();
+        let b = wanted_in(
+            &cred(&[
+                "--idc-issuer-url",
+                URL,
+                "--idc-region",
+                "us-east-1",
+                "--idc-listen-port",
+                "7891",
+            ]),
+            &e,
+        )
+        .unwrap()
+        .unwrap();
+        assert_ne!(a.key("token"), a.key("registration"));
+        assert_ne!(
+            a.key("token"),
+            b.key("token"),
+            "the redirect URI is registered"
+        );
+    }
 }
