@@ -6,6 +6,7 @@ use redshift_creds_core::cli::{Cli, Command, CredArgs};
 use redshift_creds_core::config::Resolved;
 use redshift_creds_core::credential::Credential;
 use redshift_creds_core::endpoint::Endpoint;
+use redshift_creds_core::output::OutputFormat;
 use redshift_creds_core::token::IdcToken;
 use redshift_creds_core::{Error, Source, commands, report, source};
 use std::ffi::OsString;
@@ -40,7 +41,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let quiet = |c: &CredArgs| c.verbose == 0 && !logging;
     let source = HandOver(&args);
     report::hold();
+    // An Identity Center sign-in (`--idc-issuer-url`): a cached token, else
+    // the full program; exec and any doubt go to it too (it refuses or reports).
+    let signin = |c: &CredArgs| redshift_creds_core::signin::wanted(c);
     let result = match cli.command {
+        Command::Get(a) if quiet(&a.cred) && !matches!(signin(&a.cred), Ok(None)) => {
+            match signin(&a.cred) {
+                Ok(Some(idc)) if a.output != OutputFormat::Env => token_hit(&idc, a.output, &args),
+                _ => return handover::run_full(&args),
+            }
+        }
+        Command::Exec(a) if !matches!(signin(&a.cred), Ok(None)) => {
+            return handover::run_full(&args);
+        }
         Command::Get(a) if quiet(&a.cred) => {
             commands::resolve(&a.cred, &a.conn).and_then(|r| commands::get(&r, a.output, &source))
         }
@@ -49,6 +62,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         _ => return handover::run_full(&args),
     };
     finish(result, &args)
+}
+
+/// A sign-in's cached access token on stdout (no lock, no runtime), or the
+/// whole run handed over.
+fn token_hit(
+    idc: &redshift_creds_core::signin::Idc,
+    format: OutputFormat,
+    args: &[OsString],
+) -> Result<(), Error> {
+    match redshift_creds_core::signin::cached_token(idc)? {
+        Some(t) => {
+            let mut stdout = std::io::stdout().lock();
+            redshift_creds_core::output::write_token(&mut stdout, format, &t).map_err(Error::Output)
+        }
+        None => Err(handover::hand_over(args)),
+    }
 }
 
 /// The exit of a run the front kept.

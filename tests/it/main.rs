@@ -18,5 +18,6 @@ mod pgpass;
 mod private_paths;
 mod proxy;
 mod refresh_ahead;
+mod signin;
 mod stores;
 mod support;

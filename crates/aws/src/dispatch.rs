@@ -67,6 +67,15 @@ fn dispatch(command: Command) -> Result<bool, Error> {
     }
     let mut stdout = std::io::stdout().lock();
     match command {
+        Command::Get(a) if let Some(idc) = crate::signin::wanted(&a.cred)? => {
+            crate::signin::get(&idc, a.output, &mut stdout).map(|()| true)
+        }
+        Command::Exec(a) if crate::signin::wanted(&a.cred)?.is_some() => {
+            Err(crate::signin::refused("exec"))
+        }
+        Command::Pgpass(a) if crate::signin::wanted(&a.cred)?.is_some() => {
+            Err(crate::signin::refused("pgpass"))
+        }
         Command::Get(a) => with_aws(&a.cred, &a.conn, |r, aws| commands::get(r, a.output, aws)),
         Command::Exec(a) => with_aws(&a.cred, &a.conn, |r, aws| {
             commands::exec(r, &a.command, aws)

@@ -73,6 +73,19 @@ pub fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
         );
         return write(&report, out);
     }
+    match crate::signin::wanted(&args.cred) {
+        Ok(None) => {}
+        Ok(Some(idc)) => {
+            identity_center(&mut report, &idc);
+            cache_checks(&mut report);
+            return write(&report, out);
+        }
+        Err(e) => {
+            report.add(Mark::Fail, format!("Identity Center: {e}"));
+            cache_checks(&mut report);
+            return write(&report, out);
+        }
+    }
     let resolved = inputs(&mut report, args);
     cache_checks(&mut report);
     let target = match &resolved {
@@ -137,6 +150,69 @@ pub fn doctor(args: &DoctorArgs, out: &mut dyn Write) -> Result<bool, Error> {
         );
     }
     write(&report, out)
+}
+
+/// The browser sign-in's settings (issuer URL and region were checked by
+/// [`crate::signin::wanted`]), the callback port, and what is cached. No AWS
+/// credentials are needed, so none are checked.
+fn identity_center(report: &mut Report, idc: &crate::signin::Idc) {
+    use redshift_creds_core::cache::refresh::{Clock, SystemClock};
+    use redshift_creds_core::credential::rfc3339;
+    let esc = redshift_creds_core::report::escape;
+    report.add(
+        Mark::Ok,
+        format!(
+            "Identity Center: issuer {}, region {}, sign-in endpoint {}",
+            esc(&idc.issuer_url),
+            idc.region,
+            esc(&idc.endpoint)
+        ),
+    );
+    match crate::signin::port_is_free(idc.port) {
+        Ok(()) => report.add(
+            Mark::Ok,
+            format!("callback port: 127.0.0.1:{} is free", idc.port),
+        ),
+        Err(why) => report.add(Mark::Fail, format!("callback port: {why}")),
+    }
+    let now = SystemClock.now();
+    let (token, registration) = crate::signin::cached(idc);
+    match token {
+        Some(t) if t.expiration > now => report.add(
+            Mark::Ok,
+            format!(
+                "Identity Center token: cached, expires {} (in {} s){}",
+                rfc3339(t.expiration),
+                t.expiration - now,
+                if t.refresh_token.is_some() {
+                    ", renewable without a browser"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Some(t) if t.refresh_token.is_some() => report.add(
+            Mark::Ok,
+            "Identity Center token: expired, renewable without a browser",
+        ),
+        _ => report.add(
+            Mark::Warn,
+            "Identity Center token: none usable cached; get will open a browser to sign in",
+        ),
+    }
+    match registration {
+        Some(r) if r.expiration > now => report.add(
+            Mark::Ok,
+            format!(
+                "client registration: cached until {}",
+                rfc3339(r.expiration)
+            ),
+        ),
+        _ => report.add(
+            Mark::Warn,
+            "client registration: none cached; get will register a client first",
+        ),
+    }
 }
 
 /// Prints the report; whether every check passed.

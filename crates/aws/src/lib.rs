@@ -13,6 +13,7 @@ mod proxy;
 mod redshift;
 mod serverless;
 mod session;
+mod signin;
 mod source;
 
 pub use dispatch::run;

@@ -136,6 +136,27 @@ pub struct CredArgs {
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub api_timeout: Option<i64>,
 
+    /// IAM Identity Center: sign in with a browser at this issuer URL and print an
+    /// Identity Center access token instead of a password (needs --idc-region).
+    #[arg(long, value_name = "URL")]
+    pub idc_issuer_url: Option<String>,
+
+    /// The region of the Identity Center instance (its SSO-OIDC endpoint).
+    #[arg(long, value_name = "REGION")]
+    pub idc_region: Option<String>,
+
+    /// The loopback port the browser is sent back to after sign-in [default: 7890].
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub idc_listen_port: Option<i64>,
+
+    /// How long to wait for the browser sign-in, in seconds [default: 120].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub idc_response_timeout: Option<i64>,
+
+    /// The application name the sign-in page shows [default: redshift-creds].
+    #[arg(long, value_name = "NAME")]
+    pub idc_client_display_name: Option<String>,
+
     /// Log what happens to stderr; repeat for more detail. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -122,6 +122,9 @@ pub struct FileConnection {
     pub min_shutdown_delay: Option<i64>,
     pub structured_logs: Option<bool>,
     pub allow_uid: Option<Vec<u32>>,
+    /// IAM Identity Center browser sign-in: the issuer URL and its region (`--idc-issuer-url`, `--idc-region`).
+    pub idc_issuer_url: Option<String>,
+    pub idc_region: Option<String>,
 }
 
 /// The largest config file we read; anything bigger is a mistake.

@@ -28,6 +28,7 @@ pub mod pgpass;
 pub mod private_fs;
 pub mod report;
 pub mod rules;
+pub mod signin;
 pub mod slips;
 pub mod source;
 #[cfg(any(test, feature = "testing"))]

@@ -1,10 +1,12 @@
 //! Test peers shared by every test crate and bench/: a real PostgreSQL ([`pg`]), the fake
-//! Redshift API ([`counting`]), a fake Redshift server for token logins ([`redshift_idp`]),
+//! Redshift API ([`counting`]), a fake Redshift server for token logins ([`redshift_idp`]), a fake SSO-OIDC API
+//! ([`sso_oidc`]),
 //! and the rule for a missing tool (strict runs fail, others skip loudly).
 
 pub mod counting;
 pub mod pg;
 pub mod redshift_idp;
+pub mod sso_oidc;
 
 use std::io::Write;
 use std::path::PathBuf;

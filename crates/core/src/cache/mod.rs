@@ -160,6 +160,12 @@ impl Cache {
         self.label = Some(request.label());
     }
 
+    /// Names the entry for `list` and `clear` when it is no password request
+    /// (an Identity Center sign-in: its connection or issuer URL).
+    pub fn set_label_text(&mut self, label: &str) {
+        self.label = Some(label.to_string());
+    }
+
     /// Writes the `list` record beside a saved entry. Best effort: `list`
     /// is a convenience, and a failure here must not fail the run.
     fn write_meta<T: Stored>(&mut self, entry: &T) {
