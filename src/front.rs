@@ -2,7 +2,7 @@
 
 use crate::handover;
 use clap::Parser;
-use redshift_creds_core::cli::{Cli, Command, CredArgs};
+use redshift_creds_core::cli::{Command, CredArgs, FrontExec, FrontGet, OnlyExec, OnlyGet};
 use redshift_creds_core::config::Resolved;
 use redshift_creds_core::credential::Credential;
 use redshift_creds_core::endpoint::Endpoint;
@@ -10,7 +10,6 @@ use redshift_creds_core::output::OutputFormat;
 use redshift_creds_core::token::IdcToken;
 use redshift_creds_core::{Error, Source, commands, report, source};
 use std::ffi::OsString;
-use std::process::ExitCode;
 
 /// Answers `get` and `exec` from the cache, and hands everything else (a
 /// miss, `pgpass`, other commands, `-v`, any error) to `redshift-creds-aws`,
@@ -20,15 +19,23 @@ use std::process::ExitCode;
 /// lock, so it always goes to the full program, and a lock timeout is never
 /// waited out twice.
 /// Warnings are held until the front knows it will finish.
-pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     let args: Vec<OsString> = args.into_iter().collect();
-    let cli = match Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(_) => return handover::run_full(&args),
+    // Only the subcommand a hit can answer is built; anything else, help and every
+    // error included, is the full program's.
+    let parsed = match args.get(1).and_then(|a| a.to_str()) {
+        Some("get") => FrontGet::try_parse_from(&args).map(|c| {
+            let OnlyGet::Get(a) = c.command;
+            Command::Get(a)
+        }),
+        Some("exec") => FrontExec::try_parse_from(&args).map(|c| {
+            let OnlyExec::Exec(a) = c.command;
+            Command::Exec(a)
+        }),
+        _ => return handover::run_full(&args),
+    };
+    let Ok(command) = parsed else {
+        return handover::run_full(&args);
     };
     // A slip is told by the full program, like every other usage error.
     if redshift_creds_core::slips::accepted(&args).is_some() {
@@ -44,7 +51,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     // An Identity Center sign-in (`--idc-issuer-url`): a cached token, else
     // the full program; exec and any doubt go to it too (it refuses or reports).
     let signin = |c: &CredArgs| redshift_creds_core::signin::wanted(c);
-    let result = match cli.command {
+    let result = match command {
         Command::Get(a) if quiet(&a.cred) && !matches!(signin(&a.cred), Ok(None)) => {
             match signin(&a.cred) {
                 Ok(Some(idc)) if a.output != OutputFormat::Env => token_hit(&idc, a.output, &args),
@@ -81,11 +88,11 @@ fn token_hit(
 }
 
 /// The exit of a run the front kept.
-fn finish(result: Result<(), Error>, args: &[OsString]) -> ExitCode {
+fn finish(result: Result<(), Error>, args: &[OsString]) -> u8 {
     match result {
         Ok(()) => {
             report::release();
-            ExitCode::SUCCESS
+            0
         }
         // Past the point of no return (something reached stdout, the
         // command was about to replace this process, or the hand-over itself
@@ -93,7 +100,7 @@ fn finish(result: Result<(), Error>, args: &[OsString]) -> ExitCode {
         Err(e @ (Error::Output(_) | Error::Exec { .. } | Error::Helper { .. })) => {
             report::release();
             report::error(&e.to_string());
-            ExitCode::from(e.exit_code())
+            e.exit_code()
         }
         Err(_) => handover::run_full(args),
     }

@@ -4,7 +4,6 @@ use redshift_creds_core::error::Error;
 use redshift_creds_core::source::REFRESH_AHEAD_ENV;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// The file name of the full program, next to `redshift-creds`.
 pub const FULL: &str = "redshift-creds-aws";
@@ -58,10 +57,10 @@ pub fn hand_over(args: &[OsString]) -> Error {
 }
 
 /// Runs the full program in place of this one, or reports why it cannot.
-pub fn run_full(args: &[OsString]) -> ExitCode {
+pub fn run_full(args: &[OsString]) -> u8 {
     let e = hand_over(args);
     redshift_creds_core::report::error(&e.to_string());
-    ExitCode::from(e.exit_code())
+    e.exit_code()
 }
 
 /// Starts the background refresh of the entry this run answered from inside

@@ -65,6 +65,17 @@ fn dispatch(command: Command) -> Result<bool, Error> {
     {
         return refresh_ahead(command);
     }
+    // The proxy starts its own service log; `clear` logs at the default level.
+    let verbose = match &command {
+        Command::Get(a) => Some(a.cred.verbose),
+        Command::Exec(a) => Some(a.cred.verbose),
+        Command::Pgpass(a) => Some(a.cred.verbose),
+        Command::Doctor(a) => Some(a.cred.verbose),
+        _ => None,
+    };
+    if let Some(v) = verbose {
+        report::init_log(v);
+    }
     let mut stdout = std::io::stdout().lock();
     match command {
         Command::Get(a) if let Some(idc) = crate::signin::wanted(&a.cred)? => {

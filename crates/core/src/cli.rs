@@ -18,6 +18,37 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The front's parser for `get` alone: a cache hit builds only the arguments it can
+/// answer, since building the whole command tree cost more than the hit itself. Whatever
+/// it refuses (help, a typo) goes to the full program, which parses with [`Cli`] and says
+/// why.
+#[derive(Debug, Parser)]
+#[command(name = "redshift-creds")]
+pub struct FrontGet {
+    #[command(subcommand)]
+    pub command: OnlyGet,
+}
+
+/// The one subcommand of [`FrontGet`].
+#[derive(Debug, Subcommand)]
+pub enum OnlyGet {
+    Get(GetArgs),
+}
+
+/// The front's parser for `exec` alone (see [`FrontGet`]).
+#[derive(Debug, Parser)]
+#[command(name = "redshift-creds")]
+pub struct FrontExec {
+    #[command(subcommand)]
+    pub command: OnlyExec,
+}
+
+/// The one subcommand of [`FrontExec`].
+#[derive(Debug, Subcommand)]
+pub enum OnlyExec {
+    Exec(ExecArgs),
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

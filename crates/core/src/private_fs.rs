@@ -155,9 +155,12 @@ impl SafeDir {
         check_own_file(file, &self.path.join(name), private)
     }
 
-    /// Reads at most `limit` bytes of `file` into a zeroizing buffer.
+    /// Reads at most `limit` bytes of `file` into a zeroizing buffer. The buffer has room
+    /// for a record up front (64 KiB at most): a growing one would leave copies of what it
+    /// held in freed memory, unzeroed, and take a read per doubling.
     pub fn read_capped(file: &mut File, limit: u64) -> io::Result<Zeroizing<Vec<u8>>> {
-        let mut bytes = Zeroizing::new(Vec::new());
+        let room = usize::try_from(limit).unwrap_or(usize::MAX).min(64 * 1024) + 1;
+        let mut bytes = Zeroizing::new(Vec::with_capacity(room));
         file.take(limit).read_to_end(&mut bytes)?;
         Ok(bytes)
     }

@@ -37,9 +37,10 @@ pub fn refuse_token(r: &Resolved, what: &str) -> Result<(), Error> {
     )))
 }
 
-/// Checks the flags and the environment; nothing is touched before this passes.
+/// Checks the flags and the environment; nothing is touched before this passes. The log
+/// is the caller's: the full program starts it (`report::init_log`), the front, which
+/// hands every logged run over, never does, and so links no log filter.
 pub fn resolve(cred: &CredArgs, conn: &ConnArgs) -> Result<Resolved, Error> {
-    report::init_log(cred.verbose);
     crate::config::resolve(cred, conn, &crate::config::ProcessEnv)
 }
 
