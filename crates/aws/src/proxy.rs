@@ -9,6 +9,7 @@ use redshift_creds_core::config_file::ListenAt;
 use redshift_creds_core::credential::Credential;
 use redshift_creds_core::endpoint::DEFAULT_PORT;
 use redshift_creds_core::error::{AwsFailure, Error};
+use redshift_creds_core::signin::Idc;
 use redshift_creds_core::token::IdcToken;
 use redshift_creds_core::{commands, config_file, private_fs, report, source, tls};
 use redshift_creds_proxy::{
@@ -367,6 +368,31 @@ struct Plan {
     r: Resolved,
     listen: Vec<Listen>,
     name: String,
+    /// A browser sign-in (`--idc-issuer-url`): its access token logs the sessions in.
+    signin: Option<Idc>,
+}
+
+/// The request as `get` would resolve it, and the browser sign-in it asks for, if any. A
+/// sign-in's request is resolved as a token request (no database user), for the upstream
+/// and its TLS; its token comes from the sign-in, not from GetIdentityCenterAuthToken.
+fn resolve_target(cred: &CredArgs, conn: &ConnArgs) -> Result<(Resolved, Option<Idc>), Error> {
+    let signin = redshift_creds_core::signin::wanted(cred)?;
+    let r = match &signin {
+        Some(_) => commands::resolve(
+            &CredArgs {
+                identity_center: true,
+                idc_issuer_url: None,
+                idc_region: None,
+                idc_listen_port: None,
+                idc_response_timeout: None,
+                idc_client_display_name: None,
+                ..cred.clone()
+            },
+            conn,
+        )?,
+        None => commands::resolve(cred, conn)?,
+    };
+    Ok((r, signin))
 }
 
 /// The targets of this run, resolved: the named connection or the flags, or with `--all`
@@ -376,13 +402,13 @@ fn plans(a: &ProxyArgs) -> Result<Vec<Plan>, Error> {
     if a.all {
         return all_plans(a);
     }
-    let r = commands::resolve(&a.cred, &a.conn)?;
+    let (r, signin) = resolve_target(&a.cred, &a.conn)?;
     let listen = match (listen, &r.request.connection) {
         (l, _) if !l.is_empty() => l,
         (_, Some(name)) => file_listen(name)?,
         (_, None) => Vec::new(),
     };
-    Ok(vec![plan(r, listen)?])
+    Ok(vec![plan(r, listen, signin)?])
 }
 
 /// `--all`: every connection in the config file with `listen`, each resolved as
@@ -417,8 +443,8 @@ fn all_plans(a: &ProxyArgs) -> Result<Vec<Plan>, Error> {
                 name: Some(name.to_owned()),
                 ..a.cred.clone()
             };
-            let r = commands::resolve(&cred, &tls_only(&a.conn))?;
-            plan(r, file_listen(name)?)
+            let (r, signin) = resolve_target(&cred, &tls_only(&a.conn))?;
+            plan(r, file_listen(name)?, signin)
         })
         .collect()
 }
@@ -435,7 +461,7 @@ fn tls_only(c: &ConnArgs) -> ConnArgs {
 
 /// A target's listeners (the default when none is given) and its name in `listening on
 /// ADDR for NAME`: the connection, cluster or workgroup (else, at build, its upstream).
-fn plan(r: Resolved, mut listen: Vec<Listen>) -> Result<Plan, Error> {
+fn plan(r: Resolved, mut listen: Vec<Listen>, signin: Option<Idc>) -> Result<Plan, Error> {
     if listen.is_empty() {
         listen = parse_listen(&[DEFAULT_LISTEN.to_owned()], "--listen")?;
     }
@@ -454,13 +480,19 @@ fn plan(r: Resolved, mut listen: Vec<Listen>) -> Result<Plan, Error> {
         name: r.request.label(),
         r,
         listen,
+        signin,
     })
 }
 
 /// One proxy target: the endpoint found as `exec` finds it, the TLS rules of `exec`,
 /// and passwords from the shared cache.
 fn build(plan: Plan) -> Result<Target, Error> {
-    let Plan { r, listen, name } = plan;
+    let Plan {
+        r,
+        listen,
+        name,
+        signin,
+    } = plan;
     let endpoint = commands::endpoint(&r, &Aws::new(&r))?;
     let tls = r.tls();
     if let Some(note) = &tls.note {
@@ -480,15 +512,21 @@ fn build(plan: Plan) -> Result<Target, Error> {
         name,
         listen,
         upstream,
-        source: Arc::new(AwsPasswords(Arc::new(Inner {
-            r,
-            refresh: Mutex::new(()),
-            known_expiry: AtomicI64::new(0),
-            refreshing: AtomicBool::new(false),
-            last_attempt: AtomicI64::new(0),
-            last_forced: Mutex::new(None),
-            fetches: AtomicU64::new(0),
-        }))),
+        source: match signin {
+            Some(idc) => Arc::new(SignedIn {
+                idc,
+                fetches: AtomicU64::new(0),
+            }),
+            None => Arc::new(AwsPasswords(Arc::new(Inner {
+                r,
+                refresh: Mutex::new(()),
+                known_expiry: AtomicI64::new(0),
+                refreshing: AtomicBool::new(false),
+                last_attempt: AtomicI64::new(0),
+                last_forced: Mutex::new(None),
+                fetches: AtomicU64::new(0),
+            }))),
+        },
     })
 }
 
@@ -654,6 +692,39 @@ impl PasswordSource for AwsPasswords {
 
     fn fetches(&self) -> u64 {
         self.0.fetches.load(Ordering::SeqCst)
+    }
+}
+
+/// Logins for a connection with a browser sign-in: its access token, from the cache `get`
+/// uses, renewed by the refresh token, or from one sign-in that every session waits for
+/// (the first session's login may time out while the person signs in; later ones use the
+/// token it got).
+struct SignedIn {
+    idc: Idc,
+    /// Calls that went past the cache (renewals and sign-ins), for `/metrics`.
+    fetches: AtomicU64,
+}
+
+impl PasswordSource for SignedIn {
+    fn login(&self, _fresh: bool) -> Result<Login, SourceError> {
+        // An access token is not single-use: a refused one is not worth a new sign-in.
+        let cached = redshift_creds_core::signin::cached_token(&self.idc)
+            .ok()
+            .flatten();
+        let token = match cached {
+            Some(t) => t,
+            None => {
+                self.fetches.fetch_add(1, Ordering::SeqCst);
+                crate::signin::access_token(&self.idc)
+                    .map_err(|e| source_error(&e))?
+                    .into_access_token()
+            }
+        };
+        Ok(token_login(&token))
+    }
+
+    fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::SeqCst)
     }
 }
 

@@ -106,3 +106,96 @@ fn psql_and_psycopg_log_in_as_the_identity_center_user_with_one_token() {
         "a token reached the log: {log}"
     );
 }
+
+/// A browser sign-in (`--idc-issuer-url`) through the proxy: the first session waits for one
+/// sign-in, and every client after it logs in as the Identity Center user with its access
+/// token, with no second sign-in.
+#[test]
+fn one_browser_sign_in_serves_every_client_through_the_proxy() {
+    use redshift_creds_testkit::sso_oidc::SsoOidcServer;
+    let oidc = SsoOidcServer::start();
+    let (idp, _rt) = IdpServer::start_blocking();
+    idp.issuer().accept("access-token-1", IDC_USER, 3600);
+    let sb = Sandbox::new();
+    // The person at the browser: follows the sign-in page's redirect to the callback.
+    let browser = sb.path().join("browser.sh");
+    std::fs::write(
+        &browser,
+        "#!/bin/sh\nexec curl -sS -L --max-time 30 -o /dev/null \"$1\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (callback, port) = (
+        redshift_creds_testkit::free_port().to_string(),
+        idp.port.to_string(),
+    );
+    let args = [
+        "proxy",
+        "--idc-issuer-url",
+        "https://identitycenter.amazonaws.com/ssoins-0123456789abcdef",
+        "--idc-region",
+        "eu-west-1",
+        "--idc-listen-port",
+        &callback,
+        "--cluster-identifier",
+        "examplecluster",
+        "--region",
+        "us-east-1",
+        "--cache",
+        "file",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--sslmode",
+        "verify-full",
+        "--sslrootcert",
+        idp.ca_cert.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let mut cmd = sb.cmd(&args);
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_ENDPOINT_URL_SSO_OIDC", oidc.url())
+        .env("BROWSER", &browser);
+    let proxy = Proxy::spawn(cmd);
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=whoever dbname=dev sslmode=disable",
+        proxy.tcp().port()
+    );
+    for _ in 0..3 {
+        let o = Command::new("psql")
+            .args(["-XAtq", "-d", &conninfo, "-c", "select current_user"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}\nproxy: {}",
+            String::from_utf8_lossy(&o.stderr),
+            proxy.stderr()
+        );
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), IDC_USER);
+    }
+    assert_eq!(oidc.sign_ins(), 1, "one sign-in for every connection");
+    for s in idp.seen() {
+        assert!(s.accepted, "{s:?}");
+        assert_eq!(s.token.as_deref(), Some("access-token-1"));
+        let get = |k: &str| {
+            s.params
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("token_type"), Some("ACCESS_TOKEN"), "{s:?}");
+    }
+    let log = proxy.stderr();
+    assert!(log.contains("/authorize?"), "the URL is said: {log}");
+    assert!(
+        !log.contains("access-token-1"),
+        "a token reached the log: {log}"
+    );
+}
