@@ -4,6 +4,7 @@
 //! one source per API ([`redshift`], [`serverless`], the Identity Center token in `idc`), one endpoint lookup ([`endpoint`]), the [`Aws`] [`Source`]
 //! that refreshes under the lock, and `doctor`.
 
+mod ahead;
 mod dispatch;
 mod doctor;
 mod endpoint;

@@ -1,6 +1,7 @@
 //! `redshift-creds proxy`: the command's targets from flags or the config file, and the
 //! [`PasswordSource`] that gives the proxy engine its logins from the same cache as `get`.
 
+use crate::ahead::RefreshAhead;
 use crate::source::Aws;
 use redshift_creds_core::cache::refresh::{self, Clock, SystemClock};
 use redshift_creds_core::cli::{ConnArgs, CredArgs, ProxyArgs};
@@ -16,7 +17,7 @@ use redshift_creds_proxy::{
     Listen, Login, Options, PasswordSource, ProxyError, SourceError, SslMode, Target, Upstream,
 };
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,9 +27,6 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:5439";
 /// A cached password with at least this many seconds left logs a session in at once;
 /// the background refresh replaces it before then.
 const MIN_LEFT: i64 = 10;
-
-/// After a failed background refresh, wait this long before the next one.
-const RETRY_AFTER: i64 = 10;
 
 /// A forced fetch this recent is reused by other sessions whose password was rejected too.
 const FORCED_REUSE: Duration = Duration::from_secs(5);
@@ -520,9 +518,8 @@ fn build(plan: Plan) -> Result<Target, Error> {
             None => Arc::new(AwsPasswords(Arc::new(Inner {
                 r,
                 refresh: Mutex::new(()),
-                known_expiry: AtomicI64::new(0),
-                refreshing: AtomicBool::new(false),
-                last_attempt: AtomicI64::new(0),
+                clock: &SystemClock,
+                ahead: RefreshAhead::new(),
                 last_forced: Mutex::new(None),
                 fetches: AtomicU64::new(0),
             }))),
@@ -544,13 +541,11 @@ struct Inner {
     r: Resolved,
     /// One refresh at a time in this process; the others then find it in the cache.
     refresh: Mutex<()>,
-    /// The expiry of the last credential handed out (0: none yet), so that
-    /// `refresh_ahead` needs no read of the store.
-    known_expiry: AtomicI64,
-    /// A background refresh is running.
-    refreshing: AtomicBool,
-    /// When the last background refresh started, for backing off while AWS fails.
-    last_attempt: AtomicI64,
+    /// What every decision reads the time from (a fake one in tests).
+    clock: &'static (dyn Clock + Sync),
+    /// When to refresh in the background: on the last credential handed out, by the
+    /// cache's `Freshness`, one at a time, pausing after each attempt.
+    ahead: RefreshAhead,
     /// When the last forced fetch (after a rejected password) happened.
     last_forced: Mutex<Option<std::time::Instant>>,
     /// Fresh credentials fetched from AWS by this source, for `/metrics`.
@@ -562,7 +557,7 @@ impl Inner {
     fn current(&self) -> Result<Credential, Error> {
         let mut cache = source::credential_cache(&self.r)?;
         let margin = MIN_LEFT.min(self.r.settings.refresh_margin);
-        if let Some(c) = refresh::fresh(&mut cache, &SystemClock, margin)? {
+        if let Some(c) = refresh::fresh(&mut cache, self.clock, margin)? {
             return Ok(c);
         }
         let _one = self.refresh.lock().unwrap_or_else(|e| e.into_inner());
@@ -573,7 +568,7 @@ impl Inner {
     fn obtain(&self, aws: &Aws, margin: i64) -> Result<Credential, Error> {
         let mut cache = source::credential_cache(&self.r)?;
         let fetch = aws.credential_fetch(&self.r);
-        let (c, outcome) = refresh::obtain(&mut cache, &*fetch, &SystemClock, margin)?;
+        let (c, outcome) = refresh::obtain(&mut cache, &*fetch, self.clock, margin)?;
         if matches!(outcome, refresh::Outcome::Fetched) {
             self.fetches.fetch_add(1, Ordering::SeqCst);
         }
@@ -606,17 +601,14 @@ impl Inner {
                     let _one = inner.refresh.lock().unwrap_or_else(|e| e.into_inner());
                     inner.obtain(&Aws::new(&inner.r), inner.r.settings.refresh_margin)
                 };
-                match result {
-                    Ok(c) => {
-                        tracing::debug!(expiration = c.expiration, "refreshed ahead");
-                        inner.known_expiry.store(c.expiration, Ordering::SeqCst);
-                    }
+                match &result {
+                    Ok(c) => tracing::debug!(expiration = c.expiration, "refreshed ahead"),
                     Err(e) => tracing::warn!(error = %e, "refresh ahead failed"),
                 }
-                inner.refreshing.store(false, Ordering::SeqCst);
+                inner.ahead.finished(result.as_ref().ok());
             });
         if spawned.is_err() {
-            self.refreshing.store(false, Ordering::SeqCst);
+            self.ahead.finished(None);
         }
     }
 }
@@ -668,7 +660,7 @@ impl PasswordSource for AwsPasswords {
             inner.current()
         }
         .map_err(|e| source_error(&e))?;
-        inner.known_expiry.store(c.expiration, Ordering::SeqCst);
+        inner.ahead.handed_out(&c);
         Ok(password_login(&c))
     }
 
@@ -677,17 +669,12 @@ impl PasswordSource for AwsPasswords {
         if inner.r.request.token.is_some() {
             return; // a token inside its margin is fetched in the foreground by `login`
         }
-        let (now, expiry) = (SystemClock.now(), inner.known_expiry.load(Ordering::SeqCst));
-        if expiry == 0 || expiry - now > inner.r.settings.refresh_margin {
-            return;
-        }
-        if now - inner.last_attempt.load(Ordering::SeqCst) < RETRY_AFTER
-            || inner.refreshing.swap(true, Ordering::SeqCst)
+        if inner
+            .ahead
+            .start(inner.clock, inner.r.settings.refresh_margin)
         {
-            return;
+            inner.refresh_in_background();
         }
-        inner.last_attempt.store(now, Ordering::SeqCst);
-        inner.refresh_in_background();
     }
 
     fn fetches(&self) -> u64 {

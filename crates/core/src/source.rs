@@ -1,5 +1,6 @@
 //! Where fresh entries come from: the [`Source`] trait that the commands are written against.
 
+use crate::cache::entry::Freshness;
 use crate::cache::key::CacheKey;
 use crate::cache::{Cache, refresh};
 use crate::config::Resolved;
@@ -103,11 +104,11 @@ pub struct Hit {
 pub fn cached_credential_ahead(r: &Resolved) -> Result<Option<Hit>, Error> {
     let mut cache = credential_cache(r)?;
     let margin = r.settings.refresh_margin;
-    let Some((credential, outlives)) = refresh::usable(&mut cache, &refresh::SystemClock, margin)?
+    let Some((credential, freshness)) = refresh::usable(&mut cache, &refresh::SystemClock, margin)?
     else {
         return Ok(None);
     };
-    if outlives {
+    if freshness == Freshness::Fresh {
         return Ok(Some(Hit {
             credential,
             ahead: None,

@@ -281,26 +281,31 @@ pub fn decode(bytes: &[u8], key: &CacheKey) -> Result<Credential, Rejected> {
     })
 }
 
-/// How usable a cached credential is at a given moment.
+/// How usable a cached entry is at a given moment: the one decision the
+/// front's hit, the refresh use case and the proxy's refresh ahead all make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
     /// Valid for longer than the refresh margin: use it, no refresh.
     Fresh,
-    /// Still valid, but within the margin: refresh, and fall back to it if that fails.
-    NearExpiry,
-    /// Expired, or implausibly far in the future: a miss.
+    /// Still valid, but inside the margin: use it and refresh it ahead (in
+    /// the background where there is one), falling back to it if that fails.
+    Ahead,
+    /// Expired, or implausibly far in the future: a miss, fetched in the foreground.
     Unusable,
 }
 
-/// Classifies an entry at `now` with a refresh margin, both in seconds.
-pub fn freshness<T: Stored>(entry: &T, now: i64, margin: i64) -> Freshness {
-    let left = entry.expiration().saturating_sub(now);
-    if left <= 0 || left > entry.max_lifetime().min(T::MAX_LIFETIME) {
-        Freshness::Unusable
-    } else if left <= margin {
-        Freshness::NearExpiry
-    } else {
-        Freshness::Fresh
+impl Freshness {
+    /// Classifies `entry` at `now` (a [`super::refresh::Clock`]'s reading)
+    /// with a refresh margin, both in seconds.
+    pub fn of<T: Stored>(entry: &T, now: i64, margin: i64) -> Freshness {
+        let left = entry.expiration().saturating_sub(now);
+        if left <= 0 || left > entry.max_lifetime().min(T::MAX_LIFETIME) {
+            Freshness::Unusable
+        } else if left <= margin {
+            Freshness::Ahead
+        } else {
+            Freshness::Fresh
+        }
     }
 }
 
@@ -420,13 +425,13 @@ mod tests {
     fn margin_arithmetic_with_an_injected_clock() {
         let now = 1_000_000;
         let c = cred(now + 900);
-        assert_eq!(freshness(&c, now, 300), Freshness::Fresh);
-        assert_eq!(freshness(&c, now + 599, 300), Freshness::Fresh);
-        assert_eq!(freshness(&c, now + 600, 300), Freshness::NearExpiry);
-        assert_eq!(freshness(&c, now + 899, 300), Freshness::NearExpiry);
-        assert_eq!(freshness(&c, now + 900, 300), Freshness::Unusable);
-        assert_eq!(freshness(&c, now + 5000, 300), Freshness::Unusable);
-        assert_eq!(freshness(&c, now, 0), Freshness::Fresh);
+        assert_eq!(Freshness::of(&c, now, 300), Freshness::Fresh);
+        assert_eq!(Freshness::of(&c, now + 599, 300), Freshness::Fresh);
+        assert_eq!(Freshness::of(&c, now + 600, 300), Freshness::Ahead);
+        assert_eq!(Freshness::of(&c, now + 899, 300), Freshness::Ahead);
+        assert_eq!(Freshness::of(&c, now + 900, 300), Freshness::Unusable);
+        assert_eq!(Freshness::of(&c, now + 5000, 300), Freshness::Unusable);
+        assert_eq!(Freshness::of(&c, now, 0), Freshness::Fresh);
     }
 
     #[test]
@@ -440,7 +445,7 @@ mod tests {
         };
         let back = CachedEndpoint::decode(&e.encode(&key()), &key()).unwrap();
         assert_eq!(back, e);
-        assert_eq!(freshness(&e, 1_000_000, 0), Freshness::Fresh);
+        assert_eq!(Freshness::of(&e, 1_000_000, 0), Freshness::Fresh);
         assert!(
             Credential::decode(&e.encode(&key()), &key()).is_err(),
             "kinds do not mix"
@@ -514,26 +519,29 @@ mod tests {
     fn a_token_lives_no_longer_than_its_kind() {
         let now = 1_000_000;
         let subject = idc(TokenType::SubjectToken, now + 3660);
-        assert_eq!(freshness(&subject, now, 300), Freshness::Fresh);
+        assert_eq!(Freshness::of(&subject, now, 300), Freshness::Fresh);
         let subject = idc(TokenType::SubjectToken, now + 3661);
-        assert_eq!(freshness(&subject, now, 300), Freshness::Unusable);
+        assert_eq!(Freshness::of(&subject, now, 300), Freshness::Unusable);
         let access = idc(TokenType::AccessToken, now + 8 * 3600);
-        assert_eq!(freshness(&access, now, 300), Freshness::Fresh);
+        assert_eq!(Freshness::of(&access, now, 300), Freshness::Fresh);
     }
 
     #[test]
     fn an_expiry_further_ahead_than_the_api_issues_is_unusable() {
         let now = 1_000_000;
-        assert_eq!(freshness(&cred(now + 3600), now, 300), Freshness::Fresh);
+        assert_eq!(Freshness::of(&cred(now + 3600), now, 300), Freshness::Fresh);
         assert_eq!(
-            freshness(&cred(now + MAX_LIFETIME), now, 300),
+            Freshness::of(&cred(now + MAX_LIFETIME), now, 300),
             Freshness::Fresh
         );
         assert_eq!(
-            freshness(&cred(now + MAX_LIFETIME + 1), now, 300),
+            Freshness::of(&cred(now + MAX_LIFETIME + 1), now, 300),
             Freshness::Unusable
         );
-        assert_eq!(freshness(&cred(i64::MAX), now, 300), Freshness::Unusable);
-        assert_eq!(freshness(&cred(1), i64::MAX, 300), Freshness::Unusable);
+        assert_eq!(
+            Freshness::of(&cred(i64::MAX), now, 300),
+            Freshness::Unusable
+        );
+        assert_eq!(Freshness::of(&cred(1), i64::MAX, 300), Freshness::Unusable);
     }
 }

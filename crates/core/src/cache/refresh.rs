@@ -1,7 +1,7 @@
 //! The use case: read the cache, lock, read again, fetch only if still needed, store, and hand back.
 
 use super::RefreshLock;
-use super::entry::{Freshness, Stored, freshness};
+use super::entry::{Freshness, Stored};
 use crate::error::Error;
 use crate::report;
 
@@ -66,27 +66,27 @@ pub fn fresh<T: Stored>(
     Ok(found.filter(|c| outlives_margin(c, clock, margin)))
 }
 
-/// The cached entry if it has not expired, with whether it outlives `margin`
-/// (`false`: it is inside the refresh margin, still valid but due for a
-/// refresh). Read once, with no lock.
+/// The cached entry if it has not expired, with its [`Freshness`] at the
+/// clock's now: [`Freshness::Fresh`], or [`Freshness::Ahead`] (inside the
+/// refresh margin: still valid, due for a refresh). Read once, with no lock.
 pub fn usable<T: Stored>(
     cache: &mut dyn EntryCache<T>,
     clock: &dyn Clock,
     margin: i64,
-) -> Result<Option<(T, bool)>, Error> {
+) -> Result<Option<(T, Freshness)>, Error> {
     let now = clock.now();
     Ok(cache
         .load()?
-        .and_then(|c| match freshness(&c, now, margin) {
-            Freshness::Fresh => Some((c, true)),
-            Freshness::NearExpiry => Some((c, false)),
-            Freshness::Unusable => None,
-        }))
+        .map(|c| {
+            let f = Freshness::of(&c, now, margin);
+            (c, f)
+        })
+        .filter(|(_, f)| *f != Freshness::Unusable))
 }
 
 /// Whether `entry` stays valid for longer than `margin` seconds from now.
 fn outlives_margin<T: Stored>(entry: &T, clock: &dyn Clock, margin: i64) -> bool {
-    freshness(entry, clock.now(), margin) == Freshness::Fresh
+    Freshness::of(entry, clock.now(), margin) == Freshness::Fresh
 }
 
 /// Returns a credential valid for longer than `margin` seconds if one can be
@@ -144,7 +144,7 @@ fn stale_or<T: Stored>(
     err: Error,
 ) -> Result<(T, Outcome), Error> {
     let now = clock.now();
-    match cached.filter(|c| freshness(c, now, 0) == Freshness::Fresh) {
+    match cached.filter(|c| Freshness::of(c, now, 0) == Freshness::Fresh) {
         Some(c) => {
             cache.note_failure(c.expiration(), now, &err.to_string());
             report::warn(&format!(
@@ -333,11 +333,11 @@ mod tests {
             clock.0.set(1_000_000 + step);
             usable(cache, &clock, 300)
                 .unwrap()
-                .map(|(c, fresh)| (c.expose_password().to_string(), fresh))
+                .map(|(c, f)| (c.expose_password().to_string(), f))
         };
-        assert_eq!(at(&mut cache, 599), Some(("pw1".into(), true)));
-        assert_eq!(at(&mut cache, 600), Some(("pw1".into(), false)));
-        assert_eq!(at(&mut cache, 899), Some(("pw1".into(), false)));
+        assert_eq!(at(&mut cache, 599), Some(("pw1".into(), Freshness::Fresh)));
+        assert_eq!(at(&mut cache, 600), Some(("pw1".into(), Freshness::Ahead)));
+        assert_eq!(at(&mut cache, 899), Some(("pw1".into(), Freshness::Ahead)));
         assert_eq!(at(&mut cache, 900), None, "expired");
         assert_eq!(cache.locks, 1, "no lock taken");
     }
