@@ -295,7 +295,7 @@ pub enum Freshness {
 }
 
 impl Freshness {
-    /// Classifies `entry` at `now` (a [`super::refresh::Clock`]'s reading)
+    /// Classifies `entry` at `now` (what the refresh use case's `Clock` reads)
     /// with a refresh margin, both in seconds.
     pub fn of<T: Stored>(entry: &T, now: i64, margin: i64) -> Freshness {
         let left = entry.expiration().saturating_sub(now);
