@@ -94,6 +94,46 @@ fn a_socket_directory_under_a_parent_another_user_controls_is_refused_naming_it(
 }
 
 #[test]
+fn a_group_readable_socket_directory_is_refused_and_a_missing_one_made_0700_under_umask_000() {
+    let aws = CountingServer::start();
+    let url = aws.url();
+    let sb = Sandbox::new();
+    let dir = sb.path().join("sock");
+    std::fs::create_dir(&dir).unwrap();
+    chmod(&dir, 0o750);
+    let listen = format!("unix:{}", dir.display());
+    let out = refused_within(sb.cmd(&proxy_args(&url, &["--listen", &listen])));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(stdout(&out).is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "the socket directory {} is open to other users (mode 750); run: chmod 700",
+            dir.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(mode(&dir), 0o750, "left as it was");
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing bound in it");
+    assert_eq!(aws.calls(), 0);
+
+    let made = sb.path().join("made");
+    let listen = format!("unix:{}", made.display());
+    let mut cmd = sb.cmd(&proxy_args(&url, &["--listen", &listen]));
+    // SAFETY: umask is async-signal-safe and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let proxy = Proxy::spawn(cmd);
+    assert!(proxy.unix().starts_with(&made), "{:?}", proxy.listening);
+    assert_eq!(mode(&made), 0o700);
+}
+
+#[test]
 fn client_tls_under_umask_000_makes_its_config_directories_0700() {
     let aws = CountingServer::start();
     let url = aws.url();

@@ -81,7 +81,7 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
                 source,
             })?;
         }
-        check_dir_parents(&dir)?;
+        private_dir(&dir, "the client TLS directory")?;
         let (config, ca) = redshift_creds_proxy::client_tls(&dir).map_err(from_proxy)?;
         // Wrapped as JSON with --structured-logs, like the engine's `listening on` lines.
         eprintln!(
@@ -98,7 +98,7 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
             Listen::Tcp(_) => None,
         })
     {
-        check_dir_parents(dir)?;
+        private_dir(dir, "the socket directory")?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -110,12 +110,17 @@ pub(crate) fn proxy(a: &ProxyArgs) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// The parents of a socket or client-TLS directory, by the standard path rule
-/// (`private_fs`), before the engine makes and checks the directory itself:
-/// another user who could swap it would receive the clients' logins.
-fn check_dir_parents(dir: &std::path::Path) -> Result<(), Error> {
+/// A socket or client-TLS directory (`what`, for messages) by the one rule for private
+/// directories, `private_fs`'s: its parents by the path rule (another user who could swap it
+/// would receive the clients' logins), then the directory made 0700 whatever the umask,
+/// refused unless it is ours with no group or other bits. The engine, which binds in it,
+/// only asserts the same.
+fn private_dir(dir: &std::path::Path, what: &str) -> Result<(), Error> {
     private_fs::check_parents(dir)
-        .map_err(|reason| Error::Proxy(format!("unsafe directory {}: {reason}", dir.display())))
+        .map_err(|reason| Error::Proxy(format!("unsafe directory {}: {reason}", dir.display())))?;
+    private_fs::SafeDir::ensure_private_as(dir, what)
+        .map(drop)
+        .map_err(Error::Proxy)
 }
 
 /// Where `--client-tls` keeps its local CA.

@@ -56,21 +56,27 @@ impl SafeDir {
     /// refused when it is a symlink, another user's, or open to the group or
     /// others. Returns a reason fit for a message when it cannot.
     pub fn ensure_private(dir: &Path) -> Result<SafeDir, String> {
-        Self::open_private(dir, true)?.ok_or_else(|| unreachable_missing(dir))
+        Self::ensure_private_as(dir, "the cache directory")
+    }
+
+    /// [`SafeDir::ensure_private`] for a directory that messages call `what`
+    /// ("the socket directory"): the one rule for every private directory.
+    pub fn ensure_private_as(dir: &Path, what: &str) -> Result<SafeDir, String> {
+        Self::open_private(dir, true, what)?.ok_or_else(|| unreachable_missing(dir, what))
     }
 
     /// Like [`SafeDir::ensure_private`], but a missing directory is `None`
     /// and is not created (for `list` and `clear`).
     pub fn open_private_existing(dir: &Path) -> Result<Option<SafeDir>, String> {
-        Self::open_private(dir, false)
+        Self::open_private(dir, false, "the cache directory")
     }
 
-    fn open_private(dir: &Path, create: bool) -> Result<Option<SafeDir>, String> {
+    fn open_private(dir: &Path, create: bool, what: &str) -> Result<Option<SafeDir>, String> {
         let created = match open_dir(dir) {
-            Ok(d) => return d.check_private().map(Some),
+            Ok(d) => return d.check_private(what).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
                 create_private(dir).map_err(|e| {
-                    format!("cannot create the cache directory {}: {e}", dir.display())
+                    format!("cannot create {what} {}: {e}", dir.display())
                 })?;
                 open_dir(dir)
             }
@@ -79,25 +85,22 @@ impl SafeDir {
                 return Err(format!("{} is not a directory", dir.display()));
             }
             Err(e) => {
-                return Err(format!(
-                    "cannot read the cache directory {}: {e}",
-                    dir.display()
-                ));
+                return Err(format!("cannot read {what} {}: {e}", dir.display()));
             }
         };
         let d = created
-            .map_err(|e| format!("cannot read the cache directory {}: {e}", dir.display()))?;
+            .map_err(|e| format!("cannot read {what} {}: {e}", dir.display()))?;
         // mkdir's mode is masked by the umask: make the new directory exactly 0700.
         #[cfg(unix)]
         let _ = rustix::fs::fchmod(&d.fd, Mode::from_raw_mode(0o700));
-        d.check_private().map(Some)
+        d.check_private(what).map(Some)
     }
 
     #[cfg(unix)]
-    fn check_private(self) -> Result<SafeDir, String> {
+    fn check_private(self, what: &str) -> Result<SafeDir, String> {
         let st = rustix::fs::fstat(&self.fd).map_err(|e| {
             format!(
-                "cannot read the cache directory {}: {}",
+                "cannot read {what} {}: {}",
                 self.path.display(),
                 io::Error::from(e)
             )
@@ -105,7 +108,7 @@ impl SafeDir {
         let uid = current_uid();
         if st.st_uid != uid {
             return Err(format!(
-                "the cache directory {} belongs to uid {}, not to you (uid {uid})",
+                "{what} {} belongs to uid {}, not to you (uid {uid})",
                 self.path.display(),
                 st.st_uid
             ));
@@ -113,7 +116,7 @@ impl SafeDir {
         let mode = mode_bits(&st) & 0o777;
         if mode & 0o077 != 0 {
             return Err(format!(
-                "the cache directory {} is open to other users (mode {mode:o}); run: chmod 700 {}",
+                "{what} {} is open to other users (mode {mode:o}); run: chmod 700 {}",
                 self.path.display(),
                 self.path.display()
             ));
@@ -122,7 +125,7 @@ impl SafeDir {
     }
 
     #[cfg(not(unix))]
-    fn check_private(self) -> Result<SafeDir, String> {
+    fn check_private(self, _what: &str) -> Result<SafeDir, String> {
         Ok(self)
     }
 
@@ -280,8 +283,8 @@ impl SafeDir {
     }
 }
 
-fn unreachable_missing(dir: &Path) -> String {
-    format!("cannot create the cache directory {}", dir.display())
+fn unreachable_missing(dir: &Path, what: &str) -> String {
+    format!("cannot create {what} {}", dir.display())
 }
 
 #[cfg(unix)]
@@ -452,6 +455,22 @@ mod tests {
         let err = SafeDir::ensure_private(tmp.path()).unwrap_err();
         assert!(err.contains("open to other users (mode 755)"), "{err}");
         assert!(err.contains("chmod 700"), "{err}");
+    }
+
+    #[test]
+    fn a_group_readable_directory_is_refused_by_the_name_it_is_given() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sock");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let err = SafeDir::ensure_private_as(&dir, "the socket directory").unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "the socket directory {0} is open to other users (mode 750); run: chmod 700 {0}",
+                dir.display()
+            )
+        );
     }
 
     #[test]

@@ -70,10 +70,10 @@ pub(crate) fn bind_unix(
     Ok((l, path))
 }
 
-/// Creates `dir` 0700 if missing; refuses one that another user owns or that group or
-/// others may write to (they could swap the socket for their own). Its parents are the
-/// caller's to check first (`redshift-creds-aws` does, by the path rule of the core's
-/// `private_fs`), so that nobody else can swap `dir` itself.
+/// Asserts, failing closed, that `dir` is private by the rule of the core's `private_fs`,
+/// which `redshift-creds-aws` has already made and checked it by (its parents by the path
+/// rule, then `dir` 0700, ours, no group or other bits): a directory of the real user with
+/// no group or other bits, never a symlink. A library caller's missing `dir` is made 0700.
 pub(crate) fn private_dir(dir: &Path) -> Result<(), ProxyError> {
     let err = |reason: String| ProxyError::SocketDir {
         dir: dir.to_owned(),
@@ -89,10 +89,10 @@ pub(crate) fn private_dir(dir: &Path) -> Result<(), ProxyError> {
         Err(e) => return Err(err(format!("cannot create it: {e}"))),
     }
     let meta = std::fs::symlink_metadata(dir).map_err(|e| err(e.to_string()))?;
-    check_private(&meta, crate::peer::own_uid()).map_err(err)
+    check_private(&meta, rustix::process::getuid().as_raw()).map_err(err)
 }
 
-/// The privacy rule for a socket directory, on its metadata.
+/// `private_fs`'s rule for a private directory (the real uid, mode `0o077`), on its metadata.
 pub(crate) fn check_private(meta: &std::fs::Metadata, uid: u32) -> Result<(), String> {
     if !meta.is_dir() {
         return Err("not a directory".into());
@@ -103,9 +103,9 @@ pub(crate) fn check_private(meta: &std::fs::Metadata, uid: u32) -> Result<(), St
             meta.uid()
         ));
     }
-    if meta.mode() & 0o022 != 0 {
+    if meta.mode() & 0o077 != 0 {
         return Err(format!(
-            "mode {:o} lets group or others write to it (chmod 700 it)",
+            "mode {:o} lets group or others in (chmod 700 it)",
             meta.mode() & 0o777
         ));
     }
@@ -149,8 +149,20 @@ mod tests {
         let e = private_dir(&d).unwrap_err().to_string();
         assert!(e.contains("group or others"), "{e}");
         let meta = std::fs::metadata(t.path()).unwrap();
-        let e = check_private(&meta, crate::peer::own_uid() + 1).unwrap_err();
+        let e = check_private(&meta, rustix::process::getuid().as_raw() + 1).unwrap_err();
         assert!(e.contains("owned by uid"), "{e}");
+    }
+
+    #[test]
+    fn a_group_readable_socket_dir_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("sock");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let e = private_dir(&d).unwrap_err().to_string();
+        assert!(e.contains("mode 750 lets group or others in"), "{e}");
+        assert!(bind_unix(&d, 1).is_err(), "nothing is bound in it");
+        assert!(!d.join(".s.PGSQL.1").exists());
     }
 
     #[test]
