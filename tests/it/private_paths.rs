@@ -115,7 +115,10 @@ fn a_group_readable_socket_directory_is_refused_and_a_missing_one_made_0700_unde
         "{err}"
     );
     assert_eq!(mode(&dir), 0o750, "left as it was");
-    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing bound in it");
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "nothing bound in it"
+    );
     assert_eq!(aws.calls(), 0);
 
     let made = sb.path().join("made");

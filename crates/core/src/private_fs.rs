@@ -75,9 +75,8 @@ impl SafeDir {
         let created = match open_dir(dir) {
             Ok(d) => return d.check_private(what).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                create_private(dir).map_err(|e| {
-                    format!("cannot create {what} {}: {e}", dir.display())
-                })?;
+                create_private(dir)
+                    .map_err(|e| format!("cannot create {what} {}: {e}", dir.display()))?;
                 open_dir(dir)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -88,8 +87,7 @@ impl SafeDir {
                 return Err(format!("cannot read {what} {}: {e}", dir.display()));
             }
         };
-        let d = created
-            .map_err(|e| format!("cannot read {what} {}: {e}", dir.display()))?;
+        let d = created.map_err(|e| format!("cannot read {what} {}: {e}", dir.display()))?;
         // mkdir's mode is masked by the umask: make the new directory exactly 0700.
         #[cfg(unix)]
         let _ = rustix::fs::fchmod(&d.fd, Mode::from_raw_mode(0o700));
