@@ -8,7 +8,8 @@
 # scram-sha-256):
 #   direct     pgbench/the client over TLS (sslmode=verify-full), password from $PGPASSWORD;
 #   proxy      `redshift-creds proxy` (its password from crates/testkit's counting-server, cached),
-#              the client in plain text on loopback, the proxy over TLS upstream;
+#              the client in plain text on loopback, the proxy over TLS upstream, with
+#              `--http` on and /metrics scraped every second, as a service runs it;
 #   pgbouncer  Debian pgbouncer, session mode, auth_type = any, the same TLS upstream
 #              (server_tls_sslmode = verify-full): the reference relay.
 # Measured:
@@ -158,18 +159,29 @@ endpoint=http://127.0.0.1:$(cat "$work/count.port")
 
 # --- The proxy -------------------------------------------------------------------
 
-# start_proxy LOG: starts the proxy on a free port; sets proxy_pid and proxy_port.
+# start_proxy LOG: starts the proxy on a free port, with its --http port (health checks and
+# /metrics) on as a service runs it, and a scraper reading /metrics every second, as
+# Prometheus would; sets proxy_pid, proxy_port and http_port.
 start_proxy() {
     local out=$1
     "$bin" proxy --cluster-identifier examplecluster --db-user bench --region us-east-1 \
         --endpoint-url "$endpoint" --cache file --host 127.0.0.1 --port "$pgport" \
-        --sslmode verify-full --sslrootcert "$ca" --listen 127.0.0.1:0 >/dev/null 2>"$out" &
+        --sslmode verify-full --sslrootcert "$ca" --listen 127.0.0.1:0 \
+        --http 127.0.0.1:0 >/dev/null 2>"$out" &
     proxy_pid=$!
     pids+=("$proxy_pid")
     proxy_port=
     for _ in $(seq 300); do
         proxy_port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$out" | head -n1)
-        [[ -n $proxy_port ]] && return 0
+        http_port=$(sed -n 's|^serving health checks on http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$out" | head -n1)
+        if [[ -n $proxy_port && -n $http_port ]]; then
+            (while kill -0 "$proxy_pid" 2>/dev/null; do
+                curl -s -o /dev/null "http://127.0.0.1:$http_port/metrics" || true
+                sleep 1
+            done) &
+            pids+=("$!")
+            return 0
+        fi
         kill -0 "$proxy_pid" 2>/dev/null || { cat "$out" >&2; die "the proxy exited"; }
         sleep 0.1
     done
