@@ -107,95 +107,209 @@ fn psql_and_psycopg_log_in_as_the_identity_center_user_with_one_token() {
     );
 }
 
-/// A browser sign-in (`--idc-issuer-url`) through the proxy: the first session waits for one
-/// sign-in, and every client after it logs in as the Identity Center user with its access
-/// token, with no second sign-in.
-#[test]
-fn one_browser_sign_in_serves_every_client_through_the_proxy() {
-    use redshift_creds_testkit::sso_oidc::SsoOidcServer;
-    let oidc = SsoOidcServer::start();
-    let (idp, _rt) = IdpServer::start_blocking();
-    idp.issuer().accept("access-token-1", IDC_USER, 3600);
-    let sb = Sandbox::new();
-    // The person at the browser: follows the sign-in page's redirect to the callback.
-    let browser = sb.path().join("browser.sh");
-    std::fs::write(
-        &browser,
-        "#!/bin/sh\nexec curl -sS -L --max-time 30 -o /dev/null \"$1\"\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (callback, port) = (
-        redshift_creds_testkit::free_port().to_string(),
-        idp.port.to_string(),
+/// psql's `select current_user` through the proxy at `conninfo`, asserted to be the IdC user.
+fn psql_is_the_idc_user(conninfo: &str, proxy: &Proxy) {
+    let o = Command::new("psql")
+        .args(["-XAtq", "-d", conninfo, "-c", "select current_user"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PGCONNECT_TIMEOUT", "180")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}\nproxy: {}",
+        String::from_utf8_lossy(&o.stderr),
+        proxy.stderr()
     );
-    let args = [
-        "proxy",
-        "--idc-issuer-url",
-        "https://identitycenter.amazonaws.com/ssoins-0123456789abcdef",
-        "--idc-region",
-        "eu-west-1",
-        "--idc-listen-port",
-        &callback,
-        "--cluster-identifier",
-        "examplecluster",
-        "--region",
-        "us-east-1",
-        "--cache",
-        "file",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--sslmode",
-        "verify-full",
-        "--sslrootcert",
-        idp.ca_cert.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ];
-    let mut cmd = sb.cmd(&args);
-    cmd.env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env("AWS_ENDPOINT_URL_SSO_OIDC", oidc.url())
-        .env("BROWSER", &browser);
-    let proxy = Proxy::spawn(cmd);
-    let conninfo = format!(
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), IDC_USER);
+}
+
+/// The fake SSO-OIDC, the fake Redshift (knowing `access-token-1` as alice's) and the
+/// sandbox of a browser sign-in test.
+struct SignInRig {
+    oidc: redshift_creds_testkit::sso_oidc::SsoOidcServer,
+    idp: IdpServer,
+    _rt: Box<dyn std::any::Any>,
+    sb: Sandbox,
+}
+
+impl SignInRig {
+    fn start() -> SignInRig {
+        let oidc = redshift_creds_testkit::sso_oidc::SsoOidcServer::start();
+        let (idp, _rt) = IdpServer::start_blocking();
+        idp.issuer().accept("access-token-1", IDC_USER, 3600);
+        SignInRig {
+            oidc,
+            idp,
+            _rt: Box::new(_rt),
+            sb: Sandbox::new(),
+        }
+    }
+
+    /// The proxy with a browser sign-in; the person at the browser (`$BROWSER`) waits
+    /// `delay` seconds, then follows the sign-in page's redirect to the callback (or, with
+    /// `None`, never does).
+    fn proxy(&self, delay: Option<u32>, extra: &[&str]) -> Proxy {
+        let browser = self.sb.path().join("browser.sh");
+        let script = match delay {
+            Some(d) => format!(
+                "#!/bin/sh\nsleep {d}\nexec curl -sS -L --max-time 30 -o /dev/null \"$1\"\n"
+            ),
+            None => "#!/bin/sh\nexit 0\n".to_owned(),
+        };
+        std::fs::write(&browser, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (callback, port) = (
+            redshift_creds_testkit::free_port().to_string(),
+            self.idp.port.to_string(),
+        );
+        let mut args = vec![
+            "proxy",
+            "--idc-issuer-url",
+            "https://identitycenter.amazonaws.com/ssoins-0123456789abcdef",
+            "--idc-region",
+            "eu-west-1",
+            "--idc-listen-port",
+            &callback,
+            "--cluster-identifier",
+            "examplecluster",
+            "--region",
+            "us-east-1",
+            "--cache",
+            "file",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--sslmode",
+            "verify-full",
+            "--sslrootcert",
+            self.idp.ca_cert.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = self.sb.cmd(&args);
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_ENDPOINT_URL_SSO_OIDC", self.oidc.url())
+            .env("BROWSER", &browser);
+        Proxy::spawn(cmd)
+    }
+
+    /// Every login the fake Redshift saw was the access token, as an `ACCESS_TOKEN`.
+    fn assert_access_token_logins(&self) {
+        let seen = self.idp.seen();
+        assert!(!seen.is_empty());
+        for s in seen {
+            assert!(s.accepted, "{s:?}");
+            assert_eq!(s.token.as_deref(), Some("access-token-1"));
+            let get = |k: &str| {
+                s.params
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(get("token_type"), Some("ACCESS_TOKEN"), "{s:?}");
+        }
+    }
+}
+
+fn conninfo(proxy: &Proxy) -> String {
+    format!(
         "host=127.0.0.1 port={} user=whoever dbname=dev sslmode=disable",
         proxy.tcp().port()
-    );
+    )
+}
+
+/// A browser sign-in (`--idc-issuer-url`) through the proxy: one sign-in, and every client
+/// after it logs in as the Identity Center user with its access token.
+#[test]
+fn one_browser_sign_in_serves_every_client_through_the_proxy() {
+    let rig = SignInRig::start();
+    let proxy = rig.proxy(Some(0), &[]);
+    let conninfo = conninfo(&proxy);
     for _ in 0..3 {
-        let o = Command::new("psql")
-            .args(["-XAtq", "-d", &conninfo, "-c", "select current_user"])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{}\nproxy: {}",
-            String::from_utf8_lossy(&o.stderr),
-            proxy.stderr()
-        );
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), IDC_USER);
+        psql_is_the_idc_user(&conninfo, &proxy);
     }
-    assert_eq!(oidc.sign_ins(), 1, "one sign-in for every connection");
-    for s in idp.seen() {
-        assert!(s.accepted, "{s:?}");
-        assert_eq!(s.token.as_deref(), Some("access-token-1"));
-        let get = |k: &str| {
-            s.params
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(get("token_type"), Some("ACCESS_TOKEN"), "{s:?}");
-    }
+    assert_eq!(rig.oidc.sign_ins(), 1, "one sign-in for every connection");
+    rig.assert_access_token_logins();
     let log = proxy.stderr();
     assert!(log.contains("/authorize?"), "the URL is said: {log}");
     assert!(
         !log.contains("access-token-1"),
         "a token reached the log: {log}"
     );
+}
+
+/// The sign-in starts with the proxy, and a person may take longer than the engine's
+/// usual 30 s login bound: a client that connects at once waits for the sign-in (bounded
+/// by `--idc-response-timeout`) and gets in, and so does one arriving meanwhile, with one
+/// sign-in.
+#[test]
+fn a_client_waits_for_a_slow_browser_sign_in_started_with_the_proxy() {
+    let rig = SignInRig::start();
+    let started = std::time::Instant::now();
+    let proxy = rig.proxy(Some(35), &[]);
+    // Listening at once, with the sign-in page said, before anyone connected.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(proxy.stderr().contains("/authorize?"), "{}", proxy.stderr());
+    let conninfo = conninfo(&proxy);
+    let second = {
+        let (c, p) = (conninfo.clone(), proxy.tcp().port());
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            Command::new("psql")
+                .args(["-XAtq", "-d", &c, "-c", "select current_user"])
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .output()
+                .map(|o| (o, p))
+                .unwrap()
+        })
+    };
+    psql_is_the_idc_user(&conninfo, &proxy);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(35));
+    let (o, _) = second.join().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), IDC_USER);
+    psql_is_the_idc_user(&conninfo, &proxy);
+    assert_eq!(rig.oidc.sign_ins(), 1, "one sign-in for every connection");
+    rig.assert_access_token_logins();
+}
+
+/// A sign-in that never completes reaches every client waiting for it as an error with the
+/// reason, never a hang.
+#[test]
+fn a_timed_out_sign_in_reaches_the_waiting_clients_as_an_error() {
+    let rig = SignInRig::start();
+    let proxy = rig.proxy(None, &["--idc-response-timeout", "3"]);
+    let conninfo = conninfo(&proxy);
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let c = conninfo.clone();
+            std::thread::spawn(move || {
+                Command::new("psql")
+                    .args(["-XAtq", "-d", &c, "-c", "select current_user"])
+                    .env_clear()
+                    .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for c in clients {
+        let o = c.join().unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("no browser sign-in within 3 s"),
+            "{err}\nproxy: {}",
+            proxy.stderr()
+        );
+    }
+    assert_eq!(rig.oidc.sign_ins(), 0);
 }
