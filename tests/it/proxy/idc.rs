@@ -11,15 +11,14 @@ use std::process::Command;
 
 const IDC_USER: &str = "alice@example.com";
 
-/// The proxy for `examplecluster` with `--identity-center`, upstream the fake Redshift.
-fn idc_proxy(sb: &Sandbox, aws: &CountingServer, idp: &IdpServer) -> Proxy {
+/// The proxy for `target` (e.g. `--cluster-identifier examplecluster`) with
+/// `--identity-center`, upstream the fake Redshift.
+fn idc_proxy(sb: &Sandbox, aws: &CountingServer, idp: &IdpServer, target: &[&str]) -> Proxy {
     let (url, port) = (aws.url(), idp.port.to_string());
     let ca = idp.ca_cert.to_str().unwrap();
-    let args = [
-        "proxy",
-        "--identity-center",
-        "--cluster-identifier",
-        "examplecluster",
+    let mut args = vec!["proxy", "--identity-center"];
+    args.extend_from_slice(target);
+    args.extend_from_slice(&[
         "--region",
         "us-east-1",
         "--endpoint-url",
@@ -36,37 +35,33 @@ fn idc_proxy(sb: &Sandbox, aws: &CountingServer, idp: &IdpServer) -> Proxy {
         ca,
         "--listen",
         "127.0.0.1:0",
-    ];
+    ]);
     Proxy::spawn(sb.cmd(&args))
+}
+
+const CLUSTER: &[&str] = &["--cluster-identifier", "examplecluster"];
+
+/// The fake AWS, and the fake Redshift knowing its first `n` tokens as alice's.
+fn idc_fakes(n: u32) -> (CountingServer, IdpServer, Box<dyn std::any::Any>) {
+    let aws = CountingServer::start();
+    let (idp, rt) = IdpServer::start_blocking();
+    // The fake AWS numbers its tokens; the fake Redshift knows them as alice's.
+    for n in 1..=n {
+        idp.issuer()
+            .accept(&format!("idc-token-{n}.QUJD/+="), IDC_USER, 3600);
+    }
+    (aws, idp, Box::new(rt))
 }
 
 #[test]
 fn psql_and_psycopg_log_in_as_the_identity_center_user_with_one_token() {
-    let aws = CountingServer::start();
-    let (idp, _rt) = IdpServer::start_blocking();
-    // The fake AWS numbers its tokens; the fake Redshift knows them as alice's.
-    for n in 1..=5 {
-        idp.issuer()
-            .accept(&format!("idc-token-{n}.QUJD/+="), IDC_USER, 3600);
-    }
+    let (aws, idp, _rt) = idc_fakes(5);
     let sb = Sandbox::new();
-    let proxy = idc_proxy(&sb, &aws, &idp);
+    let proxy = idc_proxy(&sb, &aws, &idp, CLUSTER);
     let port = proxy.tcp().port().to_string();
     let conninfo = format!("host=127.0.0.1 port={port} user=whoever dbname=dev sslmode=disable");
     for _ in 0..3 {
-        let o = Command::new("psql")
-            .args(["-XAtq", "-d", &conninfo, "-c", "select current_user"])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{}\nproxy: {}",
-            String::from_utf8_lossy(&o.stderr),
-            proxy.stderr()
-        );
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), IDC_USER);
+        psql_is_the_idc_user(&conninfo, &proxy);
     }
     if let Some(python) = std::env::var_os("PYDRIVERS") {
         let script = "import psycopg, sys\n\
@@ -312,4 +307,50 @@ fn a_timed_out_sign_in_reaches_the_waiting_clients_as_an_error() {
         );
     }
     assert_eq!(rig.oidc.sign_ins(), 0);
+}
+
+/// Redshift Serverless through the proxy: `--identity-center --workgroup`, the token from
+/// Serverless's GetIdentityCenterAuthToken (JSON protocol), one for many connections.
+#[test]
+fn serverless_workgroup_through_the_proxy_with_identity_center() {
+    let (aws, idp, _rt) = idc_fakes(3);
+    let sb = Sandbox::new();
+    let proxy = idc_proxy(&sb, &aws, &idp, &["--workgroup", "examplewg"]);
+    let conninfo = conninfo(&proxy);
+    for _ in 0..3 {
+        psql_is_the_idc_user(&conninfo, &proxy);
+    }
+    assert_eq!(aws.idc_calls(), ["workgroup:examplewg"]);
+    assert_eq!(aws.calls(), 0, "no password was asked for");
+    for s in idp.seen() {
+        assert!(s.accepted, "{s:?}");
+        assert_eq!(s.token.as_deref(), Some("idc-token-1.QUJD/+="));
+    }
+}
+
+/// A server that takes each token once: every connection still gets in, the engine asking
+/// the source for a fresh token (a new GetIdentityCenterAuthToken call) each time.
+#[test]
+fn single_use_tokens_fetch_a_fresh_one_for_every_connection() {
+    let (aws, idp, _rt) = idc_fakes(10);
+    idp.accept_once();
+    let sb = Sandbox::new();
+    let proxy = idc_proxy(&sb, &aws, &idp, CLUSTER);
+    let conninfo = conninfo(&proxy);
+    for _ in 0..4 {
+        psql_is_the_idc_user(&conninfo, &proxy);
+    }
+    let accepted: Vec<String> = idp
+        .seen()
+        .into_iter()
+        .filter(|s| s.accepted)
+        .filter_map(|s| s.token)
+        .collect();
+    assert_eq!(accepted.len(), 4, "{accepted:?}");
+    let mut distinct = accepted.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "each login had its own token: {accepted:?}");
+    let calls = aws.idc_calls().len();
+    assert!((4..=5).contains(&calls), "one call a connection (and one retry): {calls}");
 }
