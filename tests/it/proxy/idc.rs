@@ -350,7 +350,72 @@ fn single_use_tokens_fetch_a_fresh_one_for_every_connection() {
     let mut distinct = accepted.clone();
     distinct.sort();
     distinct.dedup();
-    assert_eq!(distinct.len(), 4, "each login had its own token: {accepted:?}");
+    assert_eq!(
+        distinct.len(),
+        4,
+        "each login had its own token: {accepted:?}"
+    );
     let calls = aws.idc_calls().len();
-    assert!((4..=5).contains(&calls), "one call a connection (and one retry): {calls}");
+    assert!(
+        (4..=5).contains(&calls),
+        "one call a connection (and one retry): {calls}"
+    );
+}
+
+/// pgcli once and pgjdbc with three connections through `proxy`, each as the IdC user.
+fn pgcli_and_pgjdbc_are_the_idc_user(proxy: &Proxy, home: &std::path::Path) {
+    use super::clients::{pgcli_command, pgjdbc, pgjdbc_command};
+    use crate::support::require_tool;
+    let explain = |o: &std::process::Output| {
+        format!(
+            "{:?}\nstdout: {}\nstderr: {}\nproxy: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            proxy.stderr()
+        )
+    };
+    let port = proxy.tcp().port();
+    let query = "select current_user";
+    let pgcli = require_tool("pgcli", "PGCLI").expect("pgcli is needed");
+    let o = pgcli_command(pgcli, home, port, "dev", query)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", explain(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().any(|l| l.trim() == IDC_USER), "{}", explain(&o));
+    let java = pgjdbc().expect("java and pgjdbc are needed");
+    let url = format!("jdbc:postgresql://127.0.0.1:{port}/dev?sslmode=disable");
+    let o = pgjdbc_command(java, home, &url, query, 3).output().unwrap();
+    assert!(o.status.success(), "{}", explain(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [IDC_USER; 3],
+        "{}",
+        explain(&o)
+    );
+}
+
+/// pgcli and pgjdbc with `--identity-center`: one GetIdentityCenterAuthToken for all.
+#[test]
+fn pgcli_and_pgjdbc_with_identity_center() {
+    let (aws, idp, _rt) = idc_fakes(3);
+    let sb = Sandbox::new();
+    let proxy = idc_proxy(&sb, &aws, &idp, CLUSTER);
+    pgcli_and_pgjdbc_are_the_idc_user(&proxy, sb.path());
+    assert_eq!(aws.idc_calls().len(), 1, "one token for every connection");
+    assert!(idp.seen().len() >= 4);
+    assert!(idp.seen().iter().all(|s| s.accepted));
+}
+
+/// pgcli and pgjdbc with a browser sign-in: one sign-in for all.
+#[test]
+fn pgcli_and_pgjdbc_with_a_browser_sign_in() {
+    let rig = SignInRig::start();
+    let proxy = rig.proxy(Some(0), &[]);
+    pgcli_and_pgjdbc_are_the_idc_user(&proxy, rig.sb.path());
+    assert_eq!(rig.oidc.sign_ins(), 1, "one sign-in for every connection");
+    assert!(rig.idp.seen().len() >= 4);
+    rig.assert_access_token_logins();
 }
