@@ -516,10 +516,11 @@ fn build(plan: Plan) -> Result<Target, Error> {
         listen,
         upstream,
         source: match signin {
-            Some(idc) => Arc::new(SignedIn {
-                idc,
-                fetches: AtomicU64::new(0),
-            }),
+            Some(idc) => {
+                let source = Arc::new(SignedIn::new(idc));
+                source.sign_in_at_start();
+                source
+            }
             None => Arc::new(AwsPasswords(Arc::new(Inner {
                 r,
                 refresh: Mutex::new(()),
@@ -688,31 +689,113 @@ impl PasswordSource for AwsPasswords {
 }
 
 /// Logins for a connection with a browser sign-in: its access token, from the cache `get`
-/// uses, renewed by the refresh token, or from one sign-in that every session waits for
-/// (the first session's login may time out while the person signs in; later ones use the
-/// token it got).
+/// uses, renewed by the refresh token, or from one sign-in. The proxy starts that sign-in
+/// at start-up when no token is cached; sessions that arrive meanwhile wait for it (as long
+/// as a person may take, `--idc-response-timeout`) and share its token, or its failure.
 struct SignedIn {
     idc: Idc,
     /// Calls that went past the cache (renewals and sign-ins), for `/metrics`.
     fetches: AtomicU64,
+    /// One renewal or sign-in at a time in this process: the others wait here.
+    one: Mutex<()>,
+    /// Attempts ended so far, and the last failed one's number and error: a session that
+    /// waited for an attempt that failed gets its error rather than starting another.
+    attempts: AtomicU64,
+    failed: Mutex<Option<(u64, SourceError)>>,
+    /// The last token got, for a cache that keeps nothing (`--cache none`).
+    held: Mutex<Option<IdcToken>>,
+}
+
+impl SignedIn {
+    fn new(idc: Idc) -> SignedIn {
+        SignedIn {
+            idc,
+            fetches: AtomicU64::new(0),
+            one: Mutex::new(()),
+            attempts: AtomicU64::new(0),
+            failed: Mutex::new(None),
+            held: Mutex::new(None),
+        }
+    }
+
+    /// A token that outlives the refresh margin, from the cache or held in memory.
+    fn at_hand(&self) -> Option<IdcToken> {
+        if let Some(t) = redshift_creds_core::signin::cached_token(&self.idc)
+            .ok()
+            .flatten()
+        {
+            return Some(t);
+        }
+        let now = SystemClock.now();
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.as_ref()
+            .filter(|t| t.expiration - now > self.idc.refresh_margin)
+            .cloned()
+    }
+
+    /// The access token: at hand, else the outcome of the attempt running now (waited
+    /// for), else renewed or signed in for by this caller.
+    fn token(&self) -> Result<IdcToken, SourceError> {
+        if let Some(t) = self.at_hand() {
+            return Ok(t);
+        }
+        let before = self.attempts.load(Ordering::SeqCst);
+        let _one = self.one.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = self.at_hand() {
+            return Ok(t);
+        }
+        let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((n, e)) = failed.as_ref().filter(|(n, _)| *n > before) {
+            tracing::debug!(attempt = n, "the sign-in this session waited for failed");
+            return Err(e.clone());
+        }
+        drop(failed);
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        let got = crate::signin::access_token(&self.idc);
+        let n = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        match got {
+            Ok(t) => {
+                let t = t.into_access_token();
+                *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
+                Ok(t)
+            }
+            Err(e) => {
+                let e = source_error(&e);
+                *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((n, e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    /// With no token cached, starts the sign-in now, in the background (the listeners bind
+    /// meanwhile), so that the person signs in before or while the first client waits.
+    fn sign_in_at_start(self: &Arc<Self>) {
+        if self.at_hand().is_some() {
+            return;
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("idc-sign-in".into())
+            .spawn(move || match me.token() {
+                Ok(t) => tracing::info!(expiration = t.expiration, "signed in to Identity Center"),
+                Err(e) => report::warn(&format!("the Identity Center sign-in failed: {e}")),
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the sign-in at start-up; the first session will");
+        }
+    }
 }
 
 impl PasswordSource for SignedIn {
     fn login(&self, _fresh: bool) -> Result<Login, SourceError> {
         // An access token is not single-use: a refused one is not worth a new sign-in.
-        let cached = redshift_creds_core::signin::cached_token(&self.idc)
-            .ok()
-            .flatten();
-        let token = match cached {
-            Some(t) => t,
-            None => {
-                self.fetches.fetch_add(1, Ordering::SeqCst);
-                crate::signin::access_token(&self.idc)
-                    .map_err(|e| source_error(&e))?
-                    .into_access_token()
-            }
-        };
-        Ok(token_login(&token))
+        Ok(token_login(&self.token()?))
+    }
+
+    /// A session may wait for a person to sign in: the response timeout, the sign-in lock's
+    /// margin, and the upstream login after it.
+    fn login_timeout(&self) -> Duration {
+        self.idc.response_timeout + Duration::from_secs(60)
     }
 
     fn fetches(&self) -> u64 {

@@ -20,8 +20,6 @@ use crate::wire_io;
 
 /// How long a client may take to negotiate encryption and send its startup packet.
 pub(crate) const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the proxy may take to log in upstream.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves one connection to its end. `_open` is dropped when the session ends, which is how
 /// the shutdown knows every session is over.
@@ -149,9 +147,10 @@ async fn relay_session(
     let started = Instant::now();
     let setup = async {
         let req = request(version, params, &target.upstream)?;
-        let (mut up, login) = tokio::time::timeout(LOGIN_TIMEOUT, login(target, shared, &req))
-            .await
-            .map_err(|_| SessionError::connect("timed out logging in to the server"))??;
+        let (mut up, login) =
+            tokio::time::timeout(target.source.login_timeout(), login(target, shared, &req))
+                .await
+                .map_err(|_| SessionError::connect("timed out logging in to the server"))??;
         let ready = hand_over(&mut client, &mut up, &req, target, shared).await?;
         Ok::<_, SessionError>((up, login.describe(), req.database, ready))
     };

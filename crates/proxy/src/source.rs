@@ -89,6 +89,13 @@ pub trait PasswordSource: Send + Sync + 'static {
     /// source refreshes it in the background. Must return quickly. The default does nothing.
     fn refresh_ahead(&self) {}
 
+    /// How long a session may take to log in upstream, the source's [`login`](Self::login)
+    /// included. The default, 30 s, suits an API call; a source that may wait for a person
+    /// (a browser sign-in) says how long that may take.
+    fn login_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(30)
+    }
+
     /// How many fresh credentials this source has fetched so far (AWS calls or sign-ins),
     /// for `/metrics`. The default counts nothing.
     fn fetches(&self) -> u64 {

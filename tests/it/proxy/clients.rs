@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 /// A file a client needs (a driver jar, an installed package), from `env_override` or
 /// `default`; like [`require_tool`], a failure under tests/run.sh and a SKIPPED line otherwise.
-fn require_file(what: &str, env_override: &str, default: &str) -> Option<PathBuf> {
+pub(super) fn require_file(what: &str, env_override: &str, default: &str) -> Option<PathBuf> {
     let path = std::env::var_os(env_override).map_or_else(|| PathBuf::from(default), PathBuf::from);
     if path.exists() {
         return Some(path);
@@ -25,10 +25,15 @@ fn require_file(what: &str, env_override: &str, default: &str) -> Option<PathBuf
 
 /// A client process with a clean environment (no PG* variables, so no password).
 fn client(rig: &Rig, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    clean(program, rig.sb.path())
+}
+
+/// A client process with a clean environment and `home` as its home.
+pub(super) fn clean(program: impl AsRef<std::ffi::OsStr>, home: &std::path::Path) -> Command {
     let mut c = Command::new(program);
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", rig.sb.path())
+        .env("HOME", home)
         .env("LANG", "C.UTF-8")
         .env("LC_ALL", "C.UTF-8")
         .env("PGCONNECT_TIMEOUT", "20");
@@ -102,17 +107,28 @@ fn pgcli_through_the_proxy() {
     };
     let Some(rig) = Rig::start() else { return };
     let proxy = rig.proxy(&["--listen", "127.0.0.1:0"]);
-    let home = rig.sb.path().display().to_string();
-    let o = client(&rig, pgcli)
-        .env("TERM", "dumb")
-        .env("PGSSLMODE", "disable")
-        .env("XDG_CONFIG_HOME", format!("{home}/xdg-config"))
-        .args(["-h", "127.0.0.1", "-p", &proxy.tcp().port().to_string()])
-        .args(["-U", "whoever", "-d", "postgres", "--no-password"])
-        .args(["--less-chatty", "--tuples-only", "--command", WHO])
+    let o = pgcli_command(pgcli, rig.sb.path(), proxy.tcp().port(), "postgres", WHO)
         .output()
         .unwrap();
     assert_who(&rig, &o);
+}
+
+/// pgcli running `query` once through the proxy on `port`, as any user with no password.
+pub(super) fn pgcli_command(
+    pgcli: PathBuf,
+    home: &std::path::Path,
+    port: u16,
+    db: &str,
+    query: &str,
+) -> Command {
+    let mut c = clean(pgcli, home);
+    c.env("TERM", "dumb")
+        .env("PGSSLMODE", "disable")
+        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-U", "whoever", "-d", db, "--no-password"])
+        .args(["--less-chatty", "--tuples-only", "--command", query]);
+    c
 }
 
 /// The Python with psycopg 3 and redshift_connector (tests/run.sh's drivers venv).
@@ -179,26 +195,33 @@ fn redshift_connector_through_the_proxy_without_client_tls() {
     );
 }
 
-#[test]
-fn pgjdbc_through_the_proxy() {
-    let Some(java) = require_tool("java", "JAVA") else {
-        return;
-    };
-    let Some(jar) = require_file(
+/// Java and the pgjdbc jar, or `None` (a skip, a failure under tests/run.sh).
+pub(super) fn pgjdbc() -> Option<(PathBuf, PathBuf)> {
+    let java = require_tool("java", "JAVA")?;
+    let jar = require_file(
         "pgjdbc (libpostgresql-jdbc-java)",
         "PGJDBC",
         "/usr/share/java/postgresql.jar",
-    ) else {
-        return;
-    };
-    let Some(rig) = Rig::start() else { return };
-    let proxy = rig.proxy(&["--listen", "127.0.0.1:0"]);
-    let probe = rig.sb.path().join("Probe.java");
+    )?;
+    Some((java, jar))
+}
+
+/// pgjdbc opening `connections` connections one after the other to `jdbc:postgresql://…`
+/// `url` as any user with an empty password, printing `query`'s first value on each.
+pub(super) fn pgjdbc_command(
+    (java, jar): (PathBuf, PathBuf),
+    home: &std::path::Path,
+    url: &str,
+    query: &str,
+    connections: u32,
+) -> Command {
+    let probe = home.join("Probe.java");
     std::fs::write(
         &probe,
         "import java.sql.*;\n\
          public class Probe {\n\
            public static void main(String[] a) throws Exception {\n\
+             for (int i = 0; i < Integer.parseInt(a[2]); i++)\n\
              try (Connection c = DriverManager.getConnection(a[0], \"whoever\", \"\");\n\
                   ResultSet r = c.createStatement().executeQuery(a[1])) {\n\
                r.next();\n\
@@ -208,15 +231,26 @@ fn pgjdbc_through_the_proxy() {
          }\n",
     )
     .unwrap();
+    let mut c = clean(java, home);
+    c.arg("-cp")
+        .arg(jar)
+        .arg(&probe)
+        .args([url, query, &connections.to_string()]);
+    c
+}
+
+#[test]
+fn pgjdbc_through_the_proxy() {
+    let Some(java) = pgjdbc() else {
+        return;
+    };
+    let Some(rig) = Rig::start() else { return };
+    let proxy = rig.proxy(&["--listen", "127.0.0.1:0"]);
     let url = format!(
         "jdbc:postgresql://127.0.0.1:{}/postgres?sslmode=disable",
         proxy.tcp().port()
     );
-    let o = client(&rig, java)
-        .arg("-cp")
-        .arg(jar)
-        .arg(&probe)
-        .args([url.as_str(), WHO])
+    let o = pgjdbc_command(java, rig.sb.path(), &url, WHO, 1)
         .output()
         .unwrap();
     assert_who(&rig, &o);
