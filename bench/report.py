@@ -74,11 +74,11 @@ def main(work, out_path):
     for label, runs in (("file store", hit_file), ("keyutils", hit_keyring)):
         noop, version, hit = runs
         ratio = ms(hit) / ms(noop)
-        row(f"Cache hit ({label}) vs a do-nothing Rust binary", "≤ 2.0x",
-            f"{ratio:.2f}x ({ms(hit):.2f} ms vs {ms(noop):.2f} ms; {spread(hit, noop)})", ratio <= 2.0)
-        ratio = ms(hit) / ms(version)
-        row(f"Cache hit ({label}) vs `redshift-creds --version`", "≤ 1.3x",
-            f"{ratio:.2f}x ({ms(hit):.2f} ms vs {ms(version):.2f} ms; {spread(hit, version)})", ratio <= 1.3)
+        row(f"Cache hit ({label}) vs a do-nothing Rust binary", "≤ 1.3x",
+            f"{ratio:.2f}x ({ms(hit):.2f} ms vs {ms(noop):.2f} ms; {spread(hit, noop)})", ratio <= 1.3)
+        # `--version` is handed to the full program since the front builds only `get` and
+        # `exec`: shown in the times table, no longer a goal.
+        del version
     cli, aws_hit_file, aws_hit_keyring = aws
     for label, hit in (("file store", aws_hit_file), ("keyutils", aws_hit_keyring)):
         speedup = ms(cli) / ms(hit)
@@ -110,6 +110,8 @@ def main(work, out_path):
         f"{wall / 1000:.3f} s (min {min(walls) / 1000:.3f}, max {max(walls) / 1000:.3f})", wall <= 1000)
     front = int(values["size.bytes"]) / MIB
     helper = int(values["size.aws_bytes"]) / MIB
+    row("The front (`redshift-creds`, --profile front), stripped", "≤ 2 MiB", f"{front:.2f} MiB",
+        front <= 2)
     row("Release binaries, stripped, LTO, all features: redshift-creds + redshift-creds-aws together",
         "≤ 12 MiB", f"{front + helper:.2f} MiB ({front:.2f} + {helper:.2f})", front + helper <= 12)
 

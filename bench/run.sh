@@ -206,8 +206,12 @@ trap 'exit 130' INT TERM
 
 # --workspace: at the root, a plain build makes only the front package's binary; the
 # helper (crates/aws) must be rebuilt too, or its size and the cold calls would be stale.
-log "Building the release binaries (cargo build --release --locked --workspace --all-features)"
+log "Building the release binaries (cargo build --release --locked --workspace --all-features), the front as installed (--profile front)"
 cargo build --release --locked --workspace --all-features
+cargo build --profile front --locked -p redshift-creds
+# The front as install/install.sh builds it, with the AWS side beside it, as installed.
+rm -f "$root/target/release/redshift-creds"
+cp "$root/target/front/redshift-creds" "$root/target/release/redshift-creds"
 bin=$root/target/release/redshift-creds
 export bin
 # The fake Redshift API (crates/testkit, built by --workspace above).

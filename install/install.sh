@@ -13,11 +13,14 @@ cd "$(dirname "$0")/.."
 prefix="${PREFIX:-$HOME/.local}"
 data="${XDG_DATA_HOME:-$prefix/share}"
 
-# Two packages of one workspace: the front (this directory) and the AWS side.
+# Two packages of one workspace: the front (this directory), built for size with the
+# `front` profile, and the AWS side. REDSHIFT_CREDS_INSTALL_FLAGS replaces the profile.
 for package in . crates/aws; do
-  echo "==> cargo install --locked --path $package ${REDSHIFT_CREDS_INSTALL_FLAGS:-}"
+  flags=${REDSHIFT_CREDS_INSTALL_FLAGS:-}
+  if [ -z "$flags" ] && [ "$package" = . ]; then flags="--profile front"; fi
+  echo "==> cargo install --locked --path $package $flags"
   # shellcheck disable=SC2086 # the flags are meant to split
-  cargo install --locked --path "$package" ${REDSHIFT_CREDS_INSTALL_FLAGS:-}
+  cargo install --locked --path "$package" $flags
 done
 root="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}"
 bin="$root/bin/redshift-creds"

@@ -135,6 +135,11 @@ fn attacker(args: &[&str]) -> std::process::Child {
 
 /// `psql -c WHO` as the owner through `host`/`port`; its stdout, or stderr on failure.
 fn owner_psql(rig: &Rig, sb: &Sandbox, host: &str, port: u16) -> Result<String, String> {
+    psql_as(OWNER, rig, sb, host, port)
+}
+
+/// `psql -c WHO` as `uid` through `host`/`port`; its stdout, or stderr on failure.
+fn psql_as(uid: u32, rig: &Rig, sb: &Sandbox, host: &str, port: u16) -> Result<String, String> {
     let o = Command::new(&rig.pg.psql)
         .args([
             "-XAtq",
@@ -145,8 +150,8 @@ fn owner_psql(rig: &Rig, sb: &Sandbox, host: &str, port: u16) -> Result<String, 
         ])
         .env_clear()
         .env("HOME", sb.path())
-        .uid(OWNER)
-        .gid(OWNER)
+        .uid(uid)
+        .gid(uid)
         .output()
         .unwrap();
     if o.status.success() {
@@ -341,5 +346,38 @@ fn client_strings_cannot_forge_log_lines() {
     assert!(
         log.contains("\\u{1b}[2J\\nFORGED"),
         "escaped, on its line: {log}"
+    );
+}
+
+/// `--allow-uid`: a sidecar's app (another uid) gets in, and a third uid is still refused,
+/// with the reason in the log.
+#[test]
+fn allow_uid_lets_that_uid_in_and_no_other() {
+    if !as_root() {
+        return;
+    }
+    let Some(rig) = Rig::start() else { return };
+    // The proxy runs as root here: its own uid; --allow-uid adds the app's.
+    let proxy = rig.proxy(&["--listen", "127.0.0.1:0", "--allow-uid", &OWNER.to_string()]);
+    let port = proxy.tcp().port();
+    let sb = Sandbox::new();
+    chown_all(sb.path(), OWNER);
+    assert_eq!(
+        psql_as(OWNER, &rig, &sb, "127.0.0.1", port).as_deref(),
+        Ok(WHO_ANSWER),
+        "the allowed uid gets in\n{}",
+        proxy.stderr()
+    );
+    let refused = psql_as(ATTACKER, &rig, &sb, "127.0.0.1", port).expect_err("a third uid");
+    assert!(
+        refused.contains(&format!("uid {ATTACKER} may not use this proxy")),
+        "{refused}"
+    );
+    assert!(
+        proxy
+            .stderr()
+            .contains(&format!("uid {ATTACKER} is not allowed")),
+        "{}",
+        proxy.stderr()
     );
 }
