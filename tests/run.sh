@@ -18,6 +18,10 @@ command -v dbus-run-session >/dev/null || missing+=(dbus dbus-daemon)
 command -v dbus-send >/dev/null || missing+=(dbus-bin)
 command -v dbus-test-tool >/dev/null || missing+=(dbus-tests) # a Secret Service that never answers
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
+# The proxy's attack tests run an attacker as another uid with Debian's python3 (a
+# pyenv one under /root is not reachable by other users).
+[ -x /usr/bin/python3 ] || missing+=(python3)
+command -v curl >/dev/null || missing+=(curl) # the browser stand-in of the sign-in tests
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v openssl >/dev/null || missing+=(openssl)
