@@ -96,19 +96,7 @@ impl Sandbox {
     /// Starts `n` runs of `redshift-creds ARGS` at once, then collects every
     /// output: a burst of concurrent callers.
     pub fn run_many(&self, args: &[&str], n: usize) -> Vec<Output> {
-        let children: Vec<_> = (0..n)
-            .map(|_| {
-                self.cmd(args)
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        children
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect()
+        run_all((0..n).map(|_| self.cmd(args)))
     }
 
     /// The cache files (entries and locks), by name.
@@ -276,4 +264,21 @@ pub fn bin_for_other_users() -> PathBuf {
         dir
     })
     .clone()
+}
+
+/// Starts every command at once, then collects every output: a burst of concurrent callers.
+pub fn run_all(commands: impl IntoIterator<Item = Command>) -> Vec<Output> {
+    let children: Vec<_> = commands
+        .into_iter()
+        .map(|mut c| {
+            c.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
 }
