@@ -159,12 +159,18 @@ pub fn password(o: &Output) -> String {
 /// The credential flags most suites use: examplecluster as alice in
 /// us-east-1 at `url`, cached in files, then `extra`.
 pub fn cred_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
+    let head = [
         "--cluster-identifier",
         "examplecluster",
         "--db-user",
         "alice",
     ];
+    around_base(&head, url, extra)
+}
+
+/// `head`, then [`base_args`] for `url`, then `extra`.
+pub fn around_base<'a>(head: &[&'a str], url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = head.to_vec();
     v.extend(base_args(url));
     v.extend_from_slice(extra);
     v
