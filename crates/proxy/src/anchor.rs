@@ -1,4 +1,4 @@
-//! A server certificate that is itself one of the configured root certificates: accepted as libpq (OpenSSL) accepts it, with its dates and, for verify-full, its names still checked.
+//! The upstream's server certificate check for every sslmode (require: any; verify-ca: the chain; verify-full: the chain and the name), and a server certificate that is itself one of the configured root certificates: accepted as libpq (OpenSSL) accepts it, with its dates and, for verify-full, its names still checked.
 //!
 //! A PostgreSQL server is often given one self-signed certificate that is
 //! also the CA (`basicConstraints=CA:TRUE`), and users point `sslrootcert` at

@@ -1,5 +1,5 @@
-//! A loopback HTTP/1 server on its own thread and runtime, under the fake AWS APIs
-//! ([`crate::counting`], [`crate::sso_oidc`]): started on a free port, stopped and joined when dropped.
+//! A loopback HTTP/1 server on its own thread and runtime, under the fake AWS APIs:
+//! started on a free port, stopped and joined when dropped.
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
