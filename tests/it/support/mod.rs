@@ -176,6 +176,15 @@ pub fn around_base<'a>(head: &[&'a str], url: &'a str, extra: &[&'a str]) -> Vec
     v
 }
 
+/// A config file's `[connections.prod]`: examplecluster as `db_user` in us-east-1 at
+/// `url`, then the `extra` lines.
+pub fn prod_connection(db_user: &str, url: &str, extra: &str) -> String {
+    format!(
+        "[connections.prod]\ncluster_identifier = \"examplecluster\"\ndb_user = \"{db_user}\"\n\
+         region = \"us-east-1\"\nendpoint_url = \"{url}\"\n{extra}"
+    )
+}
+
 /// The flags every API needs besides its target: us-east-1 at `url`, cached in files.
 pub fn base_args(url: &str) -> Vec<&str> {
     let mut v = vec!["--region", "us-east-1", "--endpoint-url", url];
