@@ -1,7 +1,7 @@
 //! The config file through the binary: named connections, its schema, and its errors.
 
 use crate::support::counting::CountingServer;
-use crate::support::{Sandbox, contract, stderr, stdout};
+use crate::support::{Sandbox, contract, prod_connection, stderr, stdout};
 
 fn schema() -> jsonschema::Validator {
     let text = std::fs::read_to_string(concat!(
@@ -202,11 +202,7 @@ fn a_config_file_another_user_can_write_is_refused_naming_it() {
     let path = dir.join("config.toml");
     std::fs::write(
         &path,
-        format!(
-            "[connections.prod]\ncluster_identifier = \"examplecluster\"\ndb_user = \"fileuser\"\n\
-             region = \"us-east-1\"\nendpoint_url = \"{}\"\ncache = \"none\"\n",
-            server.url()
-        ),
+        prod_connection("fileuser", &server.url(), "cache = \"none\"\n"),
     )
     .unwrap();
     chmod(&path, 0o644);

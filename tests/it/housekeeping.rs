@@ -2,7 +2,8 @@
 
 use crate::support::counting::CountingServer;
 use crate::support::{
-    Sandbox, base_args as base, contract, stderr, stdout, unreachable_args, verified_upstream,
+    Sandbox, base_args as base, contract, prod_connection, stderr, stdout, unreachable_args,
+    verified_upstream,
 };
 
 #[test]
@@ -272,15 +273,7 @@ fn doctor_checks_a_named_connection_with_its_region_and_endpoint() {
     moto.create_cluster("examplecluster");
     let sb = Sandbox::new();
     let config = sb.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[connections.prod]\ncluster_identifier = \"examplecluster\"\ndb_user = \"alice\"\n\
-             region = \"us-east-1\"\nendpoint_url = \"{}\"\n",
-            moto.url()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, prod_connection("alice", &moto.url(), "")).unwrap();
     let out = sb
         .cmd(&["doctor", "prod", "-v"])
         .env("REDSHIFT_CREDS_CONFIG", &config)

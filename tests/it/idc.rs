@@ -1,27 +1,26 @@
 //! Identity Center tokens (`--identity-center`, `identity_center = true`): GetIdentityCenterAuthToken for a cluster or workgroup, the token contract, the cache they share with passwords, and the commands that refuse a token.
 
 use crate::support::counting::{Behaviour, CountingServer};
-use crate::support::{Sandbox, base_args, contract, stderr, stdout};
+use crate::support::{Sandbox, around_base, base_args, contract, stderr, stdout};
 
 /// `get --identity-center` for examplecluster at `url`, cached in files, then `extra`.
 fn cluster<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
+    let head = [
         "get",
         "--identity-center",
         "--cluster-identifier",
         "examplecluster",
     ];
-    v.extend(base_args(url));
-    v.extend_from_slice(extra);
-    v
+    around_base(&head, url, extra)
 }
 
 /// `get --identity-center` for the analytics workgroup at `url`, then `extra`.
 fn workgroup<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["get", "--identity-center", "--workgroup", "analytics"];
-    v.extend(base_args(url));
-    v.extend_from_slice(extra);
-    v
+    around_base(
+        &["get", "--identity-center", "--workgroup", "analytics"],
+        url,
+        extra,
+    )
 }
 
 fn token(out: &std::process::Output) -> String {

@@ -4,7 +4,7 @@ use crate::support::{Sandbox, stderr, stdout};
 use redshift_creds_testkit::free_port;
 use redshift_creds_testkit::sso_oidc::SsoOidcServer;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const ISSUER: &str = "https://identitycenter.amazonaws.com/ssoins-0123456789abcdef";
@@ -64,6 +64,11 @@ impl Idc {
         c
     }
 
+    /// `n` `get`s started together, and what each said.
+    fn concurrent_gets(&self, n: usize) -> Vec<Output> {
+        crate::support::run_all((0..n).map(|_| self.cmd("get", &[])))
+    }
+
     fn get(&self, extra: &[&str]) -> Output {
         self.cmd("get", extra).output().unwrap()
     }
@@ -103,19 +108,7 @@ fn assert_no_secret(o: &Output) {
 #[test]
 fn eight_concurrent_gets_make_one_sign_in_and_one_token() {
     let idc = Idc::new();
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            idc.cmd("get", &[])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outs: Vec<Output> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outs = idc.concurrent_gets(8);
     let tokens: Vec<String> = outs.iter().map(token).collect();
     assert!(tokens.iter().all(|t| t == "access-token-1"), "{tokens:?}");
     outs.iter().for_each(assert_no_secret);
@@ -202,11 +195,8 @@ fn inside_the_margin_the_refresh_token_renews_without_a_browser() {
     assert_eq!(idc.server.refresh_grants(), 2);
     assert_eq!(idc.server.sign_ins(), 2);
     assert_eq!(idc.server.registers(), 1, "the registration is kept");
-    assert!(
-        stderr(&again).contains("signing in again"),
-        "{}",
-        stderr(&again)
-    );
+    let err = stderr(&again);
+    assert!(err.contains("signing in again"), "{err}");
 }
 
 #[test]
@@ -218,21 +208,11 @@ fn headless_the_url_is_on_stderr_and_it_exits_1_after_the_timeout() {
         .env("BROWSER", "true")
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(started.elapsed() >= Duration::from_secs(2));
-    let err = stderr(&o);
     let page = format!("{}/authorize?", idc.server.url());
-    assert!(err.contains(&page), "{err}");
-    assert!(err.contains("within 2 s"), "{err}");
-    assert!(stdout(&o).is_empty());
+    assert!(stderr(&o).contains(&page), "{}", stderr(&o));
+    assert_failed_uncached(&idc, &o, "within 2 s");
     assert_no_secret(&o);
-    let cached: Vec<_> = idc
-        .sb
-        .cache_files()
-        .into_iter()
-        .filter(|f| f.ends_with(".json"))
-        .collect();
-    assert!(cached.is_empty(), "nothing is cached: {cached:?}");
 }
 
 #[test]
@@ -259,21 +239,22 @@ fn a_callback_with_another_state_is_refused() {
     let idc = Idc::new();
     idc.server.send_wrong_state("forged");
     let o = idc.get(&["--idc-response-timeout", "20"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("state does not match"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(stdout(&o).is_empty());
+    assert_failed_uncached(&idc, &o, "state does not match");
     assert_eq!(idc.server.code_grants(), 0, "the code is never redeemed");
+}
+
+/// A sign-in that failed: exit 1, `says` on stderr, nothing on stdout, nothing cached.
+fn assert_failed_uncached(idc: &Idc, o: &Output, says: &str) {
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
+    assert!(stderr(o).contains(says), "{}", stderr(o));
+    assert!(stdout(o).is_empty());
     let cached: Vec<_> = idc
         .sb
         .cache_files()
         .into_iter()
         .filter(|f| f.ends_with(".json"))
         .collect();
-    assert!(cached.is_empty(), "{cached:?}");
+    assert!(cached.is_empty(), "nothing is cached: {cached:?}");
 }
 
 #[test]
@@ -471,17 +452,7 @@ fn tokens_shorter_than_the_margin_still_make_one_sign_in_for_concurrent_gets() {
     let idc = Idc::new();
     // 200 s tokens under the default 300 s margin: never "fresh".
     idc.server.set_expires_in(200);
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            idc.cmd("get", &[])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for c in children {
-        let o = c.wait_with_output().unwrap();
+    for o in idc.concurrent_gets(4) {
         assert!(o.status.success(), "{}", stderr(&o));
     }
     assert_eq!(idc.server.sign_ins(), 1, "one browser for all four");

@@ -70,15 +70,9 @@ impl RefreshAhead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redshift_creds_core::testing::FakeClock;
     use secrecy::SecretString;
     use std::cell::Cell;
-
-    struct FakeClock(Cell<i64>);
-    impl Clock for FakeClock {
-        fn now(&self) -> i64 {
-            self.0.get()
-        }
-    }
 
     const T0: i64 = 1_000_000;
     const MARGIN: i64 = 300;

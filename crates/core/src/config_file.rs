@@ -9,34 +9,58 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The whole file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    /// `[connections.NAME]` tables.
-    #[serde(default)]
-    pub connections: BTreeMap<String, FileConnection>,
-    // `redshift-creds proxy --all`'s service options (see [`Service`]); a connection's
-    // own keys of the same names apply when it is served alone.
-    pub http: Option<String>,
-    pub max_connections: Option<i64>,
-    pub shutdown_timeout: Option<i64>,
-    pub min_shutdown_delay: Option<i64>,
-    pub structured_logs: Option<bool>,
-    pub allow_uid: Option<Vec<u32>>,
+/// Declares a table of the file with the proxy's service keys (see [`Service`]) as its last
+/// fields, and its `service()` (for [`Service`] itself, a copy): the one list of those keys. serde's `flatten` would say it
+/// more plainly, but it does not work with `deny_unknown_fields`.
+macro_rules! with_service_keys {
+    ($(#[$attr:meta])* pub struct $name:ident {
+        $($(#[$field_attr:meta])* pub $field:ident: $ty:ty,)*
+    }) => {
+        $(#[$attr])*
+        pub struct $name {
+            $($(#[$field_attr])* pub $field: $ty,)*
+            pub http: Option<String>,
+            pub max_connections: Option<i64>,
+            pub shutdown_timeout: Option<i64>,
+            pub min_shutdown_delay: Option<i64>,
+            pub structured_logs: Option<bool>,
+            pub allow_uid: Option<Vec<u32>>,
+        }
+
+        impl $name {
+            /// This table's service keys.
+            pub fn service(&self) -> Service {
+                Service {
+                    http: self.http.clone(),
+                    max_connections: self.max_connections,
+                    shutdown_timeout: self.shutdown_timeout,
+                    min_shutdown_delay: self.min_shutdown_delay,
+                    structured_logs: self.structured_logs,
+                    allow_uid: self.allow_uid.clone(),
+                }
+            }
+        }
+    };
 }
 
-/// The proxy's service options as written in the file, each `None` when absent:
-/// the keys of `--http`, `--max-connections`, `--shutdown-timeout`,
-/// `--min-shutdown-delay`, `--structured-logs` and `--allow-uid`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Service {
-    pub http: Option<String>,
-    pub max_connections: Option<i64>,
-    pub shutdown_timeout: Option<i64>,
-    pub min_shutdown_delay: Option<i64>,
-    pub structured_logs: Option<bool>,
-    pub allow_uid: Option<Vec<u32>>,
+with_service_keys! {
+    /// The whole file. Its service keys are `redshift-creds proxy --all`'s; a connection's
+    /// own keys of the same names apply when it is served alone.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ConfigFile {
+        /// `[connections.NAME]` tables.
+        #[serde(default)]
+        pub connections: BTreeMap<String, FileConnection>,
+    }
+}
+
+with_service_keys! {
+    /// The proxy's service options as written in the file, each `None` when absent:
+    /// the keys of `--http`, `--max-connections`, `--shutdown-timeout`,
+    /// `--min-shutdown-delay`, `--structured-logs` and `--allow-uid`.
+    #[derive(Debug, Default, Clone, PartialEq, Eq)]
+    pub struct Service {}
 }
 
 impl Service {
@@ -58,73 +82,41 @@ impl Service {
     }
 }
 
-impl ConfigFile {
-    /// The top-level service keys.
-    pub fn service(&self) -> Service {
-        Service {
-            http: self.http.clone(),
-            max_connections: self.max_connections,
-            shutdown_timeout: self.shutdown_timeout,
-            min_shutdown_delay: self.min_shutdown_delay,
-            structured_logs: self.structured_logs,
-            allow_uid: self.allow_uid.clone(),
-        }
+with_service_keys! {
+    /// One `[connections.NAME]` table. Every key is optional; an unknown key is an error.
+    /// `cache` and `sslmode` are parsed here; a value that names nothing is kept
+    /// so that, if it is the one in force, the message names its key and file.
+    /// Its service keys apply when this connection is served alone.
+    #[derive(Debug, Default, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct FileConnection {
+        pub cluster_identifier: Option<String>,
+        pub workgroup: Option<String>,
+        pub host: Option<String>,
+        pub port: Option<i64>,
+        pub db_user: Option<String>,
+        pub db_name: Option<String>,
+        pub db_groups: Option<Vec<String>>,
+        pub auto_create: Option<bool>,
+        pub duration_seconds: Option<i64>,
+        pub with_iam: Option<bool>,
+        /// Ask for an Identity Center token (GetIdentityCenterAuthToken), not a password.
+        pub identity_center: Option<bool>,
+        pub custom_domain_name: Option<String>,
+        pub region: Option<String>,
+        pub aws_profile: Option<String>,
+        pub endpoint_url: Option<String>,
+        pub refresh_margin: Option<i64>,
+        pub refresh_ahead: Option<bool>,
+        pub cache: Option<Parsed<CacheMode>>,
+        pub sslmode: Option<Parsed<SslMode>>,
+        pub sslrootcert: Option<PathBuf>,
+        /// Where `redshift-creds proxy` serves this connection (`--listen` values).
+        pub listen: Option<Vec<String>>,
+        /// IAM Identity Center browser sign-in: the issuer URL and its region (`--idc-issuer-url`, `--idc-region`).
+        pub idc_issuer_url: Option<String>,
+        pub idc_region: Option<String>,
     }
-}
-
-impl FileConnection {
-    /// This connection's own service keys.
-    pub fn service(&self) -> Service {
-        Service {
-            http: self.http.clone(),
-            max_connections: self.max_connections,
-            shutdown_timeout: self.shutdown_timeout,
-            min_shutdown_delay: self.min_shutdown_delay,
-            structured_logs: self.structured_logs,
-            allow_uid: self.allow_uid.clone(),
-        }
-    }
-}
-
-/// One `[connections.NAME]` table. Every key is optional; an unknown key is an error.
-/// `cache` and `sslmode` are parsed here; a value that names nothing is kept
-/// so that, if it is the one in force, the message names its key and file.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConnection {
-    pub cluster_identifier: Option<String>,
-    pub workgroup: Option<String>,
-    pub host: Option<String>,
-    pub port: Option<i64>,
-    pub db_user: Option<String>,
-    pub db_name: Option<String>,
-    pub db_groups: Option<Vec<String>>,
-    pub auto_create: Option<bool>,
-    pub duration_seconds: Option<i64>,
-    pub with_iam: Option<bool>,
-    /// Ask for an Identity Center token (GetIdentityCenterAuthToken), not a password.
-    pub identity_center: Option<bool>,
-    pub custom_domain_name: Option<String>,
-    pub region: Option<String>,
-    pub aws_profile: Option<String>,
-    pub endpoint_url: Option<String>,
-    pub refresh_margin: Option<i64>,
-    pub refresh_ahead: Option<bool>,
-    pub cache: Option<Parsed<CacheMode>>,
-    pub sslmode: Option<Parsed<SslMode>>,
-    pub sslrootcert: Option<PathBuf>,
-    /// Where `redshift-creds proxy` serves this connection (`--listen` values).
-    pub listen: Option<Vec<String>>,
-    // The proxy's service options when this connection is served alone (see [`Service`]).
-    pub http: Option<String>,
-    pub max_connections: Option<i64>,
-    pub shutdown_timeout: Option<i64>,
-    pub min_shutdown_delay: Option<i64>,
-    pub structured_logs: Option<bool>,
-    pub allow_uid: Option<Vec<u32>>,
-    /// IAM Identity Center browser sign-in: the issuer URL and its region (`--idc-issuer-url`, `--idc-region`).
-    pub idc_issuer_url: Option<String>,
-    pub idc_region: Option<String>,
 }
 
 /// The largest config file we read; anything bigger is a mistake.

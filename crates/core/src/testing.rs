@@ -1,4 +1,4 @@
-//! Helpers that unit tests in several modules and crates share: a resolved request from flags and a fake environment.
+//! Helpers that unit tests in several modules and crates share: a resolved request from flags, a fake environment and a clock the test sets.
 
 use crate::cli::{Cli, Command};
 use crate::config::{Env, Request, Resolved, Settings, resolve};
@@ -47,4 +47,13 @@ pub fn try_resolve_all(flags: &[&str], env: &[(&str, &str)]) -> Result<Resolved,
 /// A checked request for the example cluster with these extra flags and environment.
 pub fn request_with(flags: &[&str], env: &[(&str, &str)]) -> Request {
     try_resolve(flags, env).unwrap().0
+}
+
+/// A clock the test sets: seconds since the Unix epoch.
+pub struct FakeClock(pub std::cell::Cell<i64>);
+
+impl crate::cache::refresh::Clock for FakeClock {
+    fn now(&self) -> i64 {
+        self.0.get()
+    }
 }

@@ -1,4 +1,4 @@
-//! A server certificate that is itself one of the configured root certificates: accepted as libpq (OpenSSL) accepts it, with its dates and, for verify-full, its names still checked.
+//! The upstream's server certificate check for every sslmode (require: any; verify-ca: the chain; verify-full: the chain and the name), and a server certificate that is itself one of the configured root certificates: accepted as libpq (OpenSSL) accepts it, with its dates and, for verify-full, its names still checked.
 //!
 //! A PostgreSQL server is often given one self-signed certificate that is
 //! also the CA (`basicConstraints=CA:TRUE`), and users point `sslrootcert` at
@@ -11,15 +11,21 @@
 
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
-/// The chain verifier, and the roots a server certificate may be one of.
+/// The upstream's certificate check for every sslmode: the chain verifier, and the roots a
+/// server certificate may be one of. For verify-ca (`check_name` false) a chain that verifies
+/// is enough: a name mismatch is accepted. The handshake signatures are always checked.
 #[derive(Debug)]
 pub(crate) struct AnchorAware {
-    /// verify-ca's or verify-full's chain verifier.
-    pub(crate) chain: Arc<dyn ServerCertVerifier>,
+    /// webpki's chain verifier over the roots; `None` for sslmode=require: any certificate.
+    pub(crate) chain: Option<Arc<WebPkiServerVerifier>>,
+    /// The signature algorithms the handshake may use (the crypto provider's).
+    pub(crate) algs: WebPkiSupportedAlgorithms,
     /// The certificates of the sslrootcert file, as DER.
     pub(crate) roots: Vec<CertificateDer<'static>>,
     /// verify-full: the certificate must name the host.
@@ -63,10 +69,13 @@ impl ServerCertVerifier for AnchorAware {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .chain
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
             Err(refused) if self.roots.iter().any(|r| r.as_ref() == end_entity.as_ref()) => {
                 self.as_anchor(end_entity, server_name, now, refused)
             }
@@ -79,7 +88,7 @@ impl ServerCertVerifier for AnchorAware {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.chain.verify_tls12_signature(m, c, d)
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.algs)
     }
     fn verify_tls13_signature(
         &self,
@@ -87,10 +96,10 @@ impl ServerCertVerifier for AnchorAware {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.chain.verify_tls13_signature(m, c, d)
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.algs)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.chain.supported_verify_schemes()
+        self.algs.supported_schemes()
     }
 }
 
@@ -214,12 +223,14 @@ mod tests {
         for r in roots {
             store.add(r.clone()).unwrap();
         }
+        let algs = provider.signature_verification_algorithms;
         let chain =
             rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
                 .build()
                 .unwrap();
         AnchorAware {
-            chain,
+            chain: Some(chain),
+            algs,
             roots: roots.to_vec(),
             check_name,
         }

@@ -221,6 +221,16 @@ mod tests {
             .collect()
     }
 
+    /// The upstream request of a protocol 3.0 client that names only the user `me`.
+    fn me_request(target: &TargetCtx) -> Request {
+        request(
+            wire::PROTOCOL_3_0,
+            params(&[("user", "me")]),
+            &target.upstream,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn checks_the_database_and_strips_what_the_proxy_sets() {
         let up = target(Some("dev"), Arc::default()).upstream;
@@ -328,12 +338,7 @@ mod tests {
         let (mut first, mut second) = (dial.queue(), dial.queue());
         let source = Arc::new(Passwords::default());
         let (target, shared) = (target(None, source.clone()), shared(dial.clone()));
-        let req = request(
-            wire::PROTOCOL_3_0,
-            params(&[("user", "me")]),
-            &target.upstream,
-        )
-        .unwrap();
+        let req = me_request(&target);
         let script = async {
             cleartext(
                 &mut first,
@@ -359,12 +364,7 @@ mod tests {
         let (mut first, _second) = (dial.queue(), dial.queue());
         let source = Arc::new(Passwords::default());
         let (target, shared) = (target(None, source.clone()), shared(dial.clone()));
-        let req = request(
-            wire::PROTOCOL_3_0,
-            params(&[("user", "me")]),
-            &target.upstream,
-        )
-        .unwrap();
+        let req = me_request(&target);
         let script = cleartext(
             &mut first,
             "old",
@@ -382,12 +382,7 @@ mod tests {
     async fn an_unreachable_upstream_is_a_connect_error() {
         let dial = Arc::new(FakeDial::default());
         let (target, shared) = (target(None, Arc::default()), shared(dial.clone()));
-        let req = request(
-            wire::PROTOCOL_3_0,
-            params(&[("user", "me")]),
-            &target.upstream,
-        )
-        .unwrap();
+        let req = me_request(&target);
         let e = login(&target, &shared, &req).await.err().unwrap();
         assert_eq!(e.sqlstate, "08001");
         assert_eq!(dial.dials(), 1);

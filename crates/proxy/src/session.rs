@@ -247,6 +247,19 @@ mod tests {
     use crate::ctx::fixtures::{shared, target};
     use crate::dial::fake::FakeDial;
 
+    /// A test client's session: protocol 3.0, user `me` asking for `database`.
+    async fn session_of(client: Client, database: &str, target: &TargetCtx, shared: &Shared) {
+        let params = vec![
+            ("user".into(), "me".into()),
+            ("database".into(), database.into()),
+        ];
+        let who = Who {
+            peer: "test",
+            uid: 0,
+        };
+        relay_session(client, wire::PROTOCOL_3_0, params, &who, target, shared).await;
+    }
+
     #[tokio::test]
     async fn relays_a_whole_session_and_forgets_its_key_at_the_end() {
         let dial = Arc::new(FakeDial::default());
@@ -254,22 +267,7 @@ mod tests {
         let shared = shared(dial.clone());
         let target = target(None, Arc::default());
         let (client, mut app) = tokio::io::duplex(64 * 1024);
-        let params = vec![
-            ("user".into(), "me".into()),
-            ("database".into(), "dev".into()),
-        ];
-        let who = Who {
-            peer: "test",
-            uid: 0,
-        };
-        let session = relay_session(
-            Box::new(client),
-            wire::PROTOCOL_3_0,
-            params,
-            &who,
-            &target,
-            &shared,
-        );
+        let session = session_of(Box::new(client), "dev", &target, &shared);
         let script = async {
             let params = server.startup().await;
             assert!(
@@ -346,23 +344,7 @@ mod tests {
         let shared = shared(dial.clone());
         let target = target(Some("dev"), Arc::default());
         let (client, mut app) = tokio::io::duplex(64 * 1024);
-        let params = vec![
-            ("user".into(), "me".into()),
-            ("database".into(), "prod".into()),
-        ];
-        let who = Who {
-            peer: "test",
-            uid: 0,
-        };
-        relay_session(
-            Box::new(client),
-            wire::PROTOCOL_3_0,
-            params,
-            &who,
-            &target,
-            &shared,
-        )
-        .await;
+        session_of(Box::new(client), "prod", &target, &shared).await;
         let mut answer = Vec::new();
         app.read_to_end(&mut answer).await.unwrap();
         let frame = wire::Frame {

@@ -5,12 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{CertificateError, ClientConfig, RootCertStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -68,8 +66,8 @@ pub fn upstream_tls(
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ProxyError::Tls(e.to_string()))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match mode {
-        SslMode::Require => Arc::new(NoVerify(provider())),
+    let (chain, anchors) = match mode {
+        SslMode::Require => (None, Vec::new()),
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let Some(path) = root_cert else {
                 return Err(ProxyError::Tls(format!(
@@ -82,22 +80,20 @@ pub fn upstream_tls(
                 )));
             };
             let (store, certs) = roots(path)?;
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider())
+            let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider())
                 .build()
                 .map_err(|e| ProxyError::Tls(e.to_string()))?;
-            let chain: Arc<dyn ServerCertVerifier> = if mode == SslMode::VerifyFull {
-                webpki
-            } else {
-                Arc::new(ChainOnly(webpki))
-            };
-            // A server whose certificate is one of these roots, as libpq accepts it.
-            Arc::new(AnchorAware {
-                chain,
-                roots: certs,
-                check_name: mode == SslMode::VerifyFull,
-            })
+            (Some(chain), certs)
         }
     };
+    // verify-ca accepts a name mismatch; a server whose certificate is one of the
+    // roots is accepted as libpq accepts it.
+    let verifier: Arc<dyn ServerCertVerifier> = Arc::new(AnchorAware {
+        chain,
+        algs: provider().signature_verification_algorithms,
+        roots: anchors,
+        check_name: mode == SslMode::VerifyFull,
+    });
     let config = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier)
@@ -121,86 +117,6 @@ fn roots(path: &Path) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), P
         return Err(err(&"no certificates in the file"));
     }
     Ok((store, certs))
-}
-
-/// verify-ca: the chain must verify; a name mismatch is accepted.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(m, c, d)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(m, c, d)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// sslmode=require: any certificate; the handshake signatures are still checked.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// Opens a TLS connection to the upstream: TCP, SSLRequest, and the handshake when the

@@ -50,13 +50,7 @@ impl TokenSource {
 
 impl PasswordSource for TokenSource {
     fn login(&self, fresh: bool) -> Result<Login, SourceError> {
-        self.logins.fetch_add(1, Ordering::SeqCst);
-        if fresh {
-            self.fresh_logins.fetch_add(1, Ordering::SeqCst);
-        }
-        if let Some(e) = self.fail.lock().unwrap().clone() {
-            return Err(e);
-        }
+        support::count_login(fresh, &self.logins, &self.fresh_logins, &self.fail)?;
         let mut cached = self.cached.lock().unwrap();
         if fresh || cached.is_none() {
             *cached = Some(self.issuer.issue(IDC_USER, self.ttl));

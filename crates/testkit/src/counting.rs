@@ -80,8 +80,7 @@ pub struct CountingServer {
     calls: Arc<AtomicUsize>,
     describe_calls: Arc<AtomicUsize>,
     state: Arc<Mutex<State>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: crate::http::HttpServer,
 }
 
 impl CountingServer {
@@ -101,46 +100,15 @@ impl CountingServer {
             idc_behaviour: Behaviour::Ok,
             idc_targets: Vec::new(),
         }));
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let port = std_listener.local_addr().unwrap().port();
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (c, d, s) = (calls.clone(), describe_calls.clone(), state.clone());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                loop {
-                    tokio::select! {
-                        _ = &mut stop_rx => break,
-                        accepted = listener.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
-                            let (c, d, s) = (c.clone(), d.clone(), s.clone());
-                            tokio::spawn(async move {
-                                let svc = hyper::service::service_fn(move |req| {
-                                    handle(req, c.clone(), d.clone(), s.clone())
-                                });
-                                let io = hyper_util::rt::TokioIo::new(stream);
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(io, svc)
-                                    .await;
-                            });
-                        }
-                    }
-                }
-            });
-        });
+        let server =
+            crate::http::HttpServer::start(move |req| handle(req, c.clone(), d.clone(), s.clone()));
         CountingServer {
-            port,
+            port: server.port,
             calls,
             describe_calls,
             state,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -214,17 +182,6 @@ impl CountingServer {
 
     pub fn set_expires_in(&self, seconds: Option<i64>) {
         self.state.lock().unwrap().expires_in = seconds;
-    }
-}
-
-impl Drop for CountingServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

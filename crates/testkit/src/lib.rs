@@ -1,9 +1,10 @@
 //! Test peers shared by every test crate and bench/: a real PostgreSQL ([`pg`]), the fake
 //! Redshift API ([`counting`]), a fake Redshift server for token logins ([`redshift_idp`]), a fake SSO-OIDC API
-//! ([`sso_oidc`]),
+//! ([`sso_oidc`]), the HTTP server under the fake APIs ([`http`]),
 //! and the rule for a missing tool (strict runs fail, others skip loudly).
 
 pub mod counting;
+pub mod http;
 pub mod pg;
 pub mod redshift_idp;
 pub mod sso_oidc;

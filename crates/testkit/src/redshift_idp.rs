@@ -217,7 +217,7 @@ async fn read_message<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<(u8, V
 }
 
 /// The startup parameters of a StartupMessage body (after the protocol version).
-fn startup_params(body: &[u8]) -> Vec<(String, String)> {
+pub fn startup_params(body: &[u8]) -> Vec<(String, String)> {
     let parts: Vec<String> = body
         .split(|&b| b == 0)
         .map(|p| String::from_utf8_lossy(p).into_owned())
@@ -375,14 +375,25 @@ fn data_row(value: &str) -> Vec<u8> {
     message(b'D', &d)
 }
 
+/// What a server sends after AuthenticationOk: a ParameterStatus for each of `params`,
+/// BackendKeyData `key`, and ReadyForQuery (idle).
+pub fn ready_for_query(params: &[(&str, &str)], key: [u8; 8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in params {
+        out.extend(message(b'S', format!("{k}\0{v}\0").as_bytes()));
+    }
+    out.extend(message(b'K', &key));
+    out.extend(message(b'Z', b"I"));
+    out
+}
+
 /// After AuthenticationOk: parameters, key data, ReadyForQuery; then every query, simple or
 /// extended, returns one row with `user`, until Terminate.
 async fn serve_queries<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     user: &str,
 ) -> std::io::Result<()> {
-    let mut out = Vec::new();
-    for (k, v) in [
+    let params = [
         ("server_version", "8.0.2"),
         ("server_encoding", "UNICODE"),
         ("client_encoding", "UTF8"),
@@ -390,12 +401,9 @@ async fn serve_queries<S: AsyncRead + AsyncWrite + Unpin>(
         ("integer_datetimes", "on"),
         ("DateStyle", "ISO, MDY"),
         ("TimeZone", "UTC"),
-    ] {
-        out.extend(message(b'S', format!("{k}\0{v}\0").as_bytes()));
-    }
-    out.extend(message(b'K', &[0, 0, 0x30, 0x39, 0, 0, 0, 7]));
-    out.extend(message(b'Z', b"I"));
-    s.write_all(&out).await?;
+    ];
+    s.write_all(&ready_for_query(&params, [0, 0, 0x30, 0x39, 0, 0, 0, 7]))
+        .await?;
     loop {
         let (tag, body) = read_message(s).await?;
         let reply = match tag {

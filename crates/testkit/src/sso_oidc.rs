@@ -45,8 +45,7 @@ struct State {
 pub struct SsoOidcServer {
     pub port: u16,
     state: Arc<Mutex<State>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: crate::http::HttpServer,
 }
 
 impl SsoOidcServer {
@@ -56,42 +55,12 @@ impl SsoOidcServer {
             expires_in: 3600,
             ..State::default()
         }));
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let port = std_listener.local_addr().unwrap().port();
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let s = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                loop {
-                    tokio::select! {
-                        _ = &mut stop_rx => break,
-                        accepted = listener.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
-                            let s = s.clone();
-                            tokio::spawn(async move {
-                                let svc = hyper::service::service_fn(move |req| handle(req, s.clone()));
-                                let io = hyper_util::rt::TokioIo::new(stream);
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(io, svc)
-                                    .await;
-                            });
-                        }
-                    }
-                }
-            });
-        });
+        let server = crate::http::HttpServer::start(move |req| handle(req, s.clone()));
         SsoOidcServer {
-            port,
+            port: server.port,
             state,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -147,17 +116,6 @@ impl SsoOidcServer {
     /// The authorize page redirects with this state instead of the caller's.
     pub fn send_wrong_state(&self, state: &str) {
         self.state.lock().unwrap().wrong_state = Some(state.to_string());
-    }
-}
-
-impl Drop for SsoOidcServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

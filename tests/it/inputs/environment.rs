@@ -1,7 +1,7 @@
 //! Environment values: a text variable that is not UTF-8 is refused (exit 2, naming it), a path variable is used as given.
 
 use crate::support::counting::CountingServer;
-use crate::support::{Sandbox, contract, get_args, stderr};
+use crate::support::{Sandbox, contract, get_args, prod_connection, stderr};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
@@ -64,10 +64,7 @@ fn path_variables_that_are_not_utf8_are_used_as_given() {
     let config = sb.path().join(not_utf8(b"config-"));
     std::fs::write(
         &config,
-        format!(
-            "[connections.prod]\ncluster_identifier = \"examplecluster\"\ndb_user = \"fileuser\"\n\
-             region = \"us-east-1\"\nendpoint_url = \"{url}\"\ncache = \"none\"\n"
-        ),
+        prod_connection("fileuser", &url, "cache = \"none\"\n"),
     )
     .unwrap();
     let out = sb

@@ -7,6 +7,16 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+/// The proxy on a free loopback port with its HTTP endpoints on another, then `extra`;
+/// and where the endpoints are.
+fn with_http(rig: &Rig, extra: &[&str]) -> (Proxy, SocketAddr) {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let proxy = rig.proxy(&args);
+    let h = http_addr(&proxy);
+    (proxy, h)
+}
+
 /// The address of the `serving health checks on http://ADDR` line.
 fn http_addr(p: &Proxy) -> SocketAddr {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -100,17 +110,11 @@ fn sample(samples: &[String], key: &str) -> f64 {
 #[test]
 fn endpoints_while_serving_at_the_limit_and_while_draining() {
     let Some(rig) = Rig::start() else { return };
-    let mut proxy = rig.proxy(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--max-connections",
-        "2",
-        "--min-shutdown-delay",
-        "3",
-    ]);
-    let (h, addr) = (http_addr(&proxy), proxy.tcp());
+    let (mut proxy, h) = with_http(
+        &rig,
+        &["--max-connections", "2", "--min-shutdown-delay", "3"],
+    );
+    let addr = proxy.tcp();
     for path in ["/startup", "/liveness", "/readiness"] {
         assert_eq!(status(h, path), 200, "{path}");
     }
@@ -177,15 +181,7 @@ fn endpoints_while_serving_at_the_limit_and_while_draining() {
 #[test]
 fn quitquitquit_exits_0_and_tells_open_sessions_57p01() {
     let Some(rig) = Rig::start() else { return };
-    let mut proxy = rig.proxy(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--shutdown-timeout",
-        "1",
-    ]);
-    let h = http_addr(&proxy);
+    let (mut proxy, h) = with_http(&rig, &["--shutdown-timeout", "1"]);
     let mut open = Raw::connect(proxy.tcp(), "stays", "postgres").unwrap();
     assert_eq!(open.query(WHO).unwrap(), [WHO_ANSWER]);
     let started = Instant::now();

@@ -4,8 +4,8 @@
 //! call for many connections.
 
 use super::Proxy;
-use crate::support::Sandbox;
 use crate::support::counting::CountingServer;
+use crate::support::{Sandbox, verified_upstream};
 use redshift_creds_testkit::redshift_idp::IdpServer;
 use std::process::Command;
 
@@ -15,28 +15,20 @@ const IDC_USER: &str = "alice@example.com";
 /// `--identity-center`, upstream the fake Redshift.
 fn idc_proxy(sb: &Sandbox, aws: &CountingServer, idp: &IdpServer, target: &[&str]) -> Proxy {
     let (url, port) = (aws.url(), idp.port.to_string());
-    let ca = idp.ca_cert.to_str().unwrap();
     let mut args = vec!["proxy", "--identity-center"];
     args.extend_from_slice(target);
-    args.extend_from_slice(&[
-        "--region",
-        "us-east-1",
-        "--endpoint-url",
-        &url,
-        "--cache",
-        "file",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--sslmode",
-        "verify-full",
-        "--sslrootcert",
-        ca,
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    args.extend_from_slice(&["--region", "us-east-1", "--endpoint-url", &url]);
+    args.extend_from_slice(&to_fake_redshift(idp, &port));
     Proxy::spawn(sb.cmd(&args))
+}
+
+/// The proxy's arguments for the file cache and the fake Redshift upstream at `port`
+/// (verify-full against its CA), listening on a free loopback port.
+fn to_fake_redshift<'a>(idp: &'a IdpServer, port: &'a str) -> Vec<&'a str> {
+    let mut v = vec!["--cache", "file"];
+    v.extend(verified_upstream(port, idp.ca_cert.to_str().unwrap()));
+    v.extend(["--listen", "127.0.0.1:0"]);
+    v
 }
 
 const CLUSTER: &[&str] = &["--cluster-identifier", "examplecluster"];
@@ -172,19 +164,8 @@ impl SignInRig {
             "examplecluster",
             "--region",
             "us-east-1",
-            "--cache",
-            "file",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--sslmode",
-            "verify-full",
-            "--sslrootcert",
-            self.idp.ca_cert.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
         ];
+        args.extend_from_slice(&to_fake_redshift(&self.idp, &port));
         args.extend_from_slice(extra);
         let mut cmd = self.sb.cmd(&args);
         cmd.env_remove("AWS_ACCESS_KEY_ID")

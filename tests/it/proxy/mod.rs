@@ -145,7 +145,13 @@ pub struct Proxy {
 impl Proxy {
     /// Spawns the command and waits (20 s) for its `listening on` lines; panics with its
     /// stderr if it exits first.
-    pub fn spawn(mut cmd: Command) -> Proxy {
+    pub fn spawn(cmd: Command) -> Proxy {
+        Proxy::spawn_with(cmd, listening)
+    }
+
+    /// [`Proxy::spawn`] for a proxy whose `listening on` lines `listening` reads out of its
+    /// stderr (plain text, or JSON for `--structured-logs`).
+    pub fn spawn_with(mut cmd: Command, listening: fn(&str) -> Vec<(String, String)>) -> Proxy {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())

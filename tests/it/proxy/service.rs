@@ -7,10 +7,8 @@ use super::{PASSWORD, Proxy, Raw, Rig, WHO, WHO_ANSWER};
 use crate::support::counting::CountingServer;
 use crate::support::{Sandbox, cred_args, require_tool, stderr, stdout};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// `proxy` with the credential flags at `url`, then `extra`.
@@ -256,47 +254,17 @@ fn the_config_keys_work_like_the_flags() {
 }
 
 /// Starts a `--structured-logs` proxy and waits for its `listening on` line (as JSON).
-fn spawn_structured(mut cmd: Command) -> Proxy {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (pipe, text) = (child.stderr.take().unwrap(), stderr.clone());
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let mut t = text.lock().unwrap();
-            t.push_str(&line);
-            t.push('\n');
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        std::thread::sleep(Duration::from_millis(50));
-        let text = stderr.lock().unwrap().clone();
-        let listening: Vec<(String, String)> = text
-            .lines()
+fn spawn_structured(cmd: Command) -> Proxy {
+    Proxy::spawn_with(cmd, |text| {
+        text.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter_map(|v| {
                 let m = v["message"].as_str()?.strip_prefix("listening on ")?;
                 m.split_once(" for ")
                     .map(|(a, n)| (a.to_string(), n.to_string()))
             })
-            .collect();
-        if !listening.is_empty() {
-            return Proxy {
-                child,
-                stderr,
-                listening,
-            };
-        }
-        assert!(Instant::now() < deadline, "no listening line: {text}");
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the proxy exited with {status}: {text}");
-        }
-    }
+            .collect()
+    })
 }
 
 #[test]

@@ -96,19 +96,7 @@ impl Sandbox {
     /// Starts `n` runs of `redshift-creds ARGS` at once, then collects every
     /// output: a burst of concurrent callers.
     pub fn run_many(&self, args: &[&str], n: usize) -> Vec<Output> {
-        let children: Vec<_> = (0..n)
-            .map(|_| {
-                self.cmd(args)
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        children
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect()
+        run_all((0..n).map(|_| self.cmd(args)))
     }
 
     /// The cache files (entries and locks), by name.
@@ -171,15 +159,30 @@ pub fn password(o: &Output) -> String {
 /// The credential flags most suites use: examplecluster as alice in
 /// us-east-1 at `url`, cached in files, then `extra`.
 pub fn cred_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
+    let head = [
         "--cluster-identifier",
         "examplecluster",
         "--db-user",
         "alice",
     ];
+    around_base(&head, url, extra)
+}
+
+/// `head`, then [`base_args`] for `url`, then `extra`.
+pub fn around_base<'a>(head: &[&'a str], url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = head.to_vec();
     v.extend(base_args(url));
     v.extend_from_slice(extra);
     v
+}
+
+/// A config file's `[connections.prod]`: examplecluster as `db_user` in us-east-1 at
+/// `url`, then the `extra` lines.
+pub fn prod_connection(db_user: &str, url: &str, extra: &str) -> String {
+    format!(
+        "[connections.prod]\ncluster_identifier = \"examplecluster\"\ndb_user = \"{db_user}\"\n\
+         region = \"us-east-1\"\nendpoint_url = \"{url}\"\n{extra}"
+    )
 }
 
 /// The flags every API needs besides its target: us-east-1 at `url`, cached in files.
@@ -276,4 +279,21 @@ pub fn bin_for_other_users() -> PathBuf {
         dir
     })
     .clone()
+}
+
+/// Starts every command at once, then collects every output: a burst of concurrent callers.
+pub fn run_all(commands: impl IntoIterator<Item = Command>) -> Vec<Output> {
+    let children: Vec<_> = commands
+        .into_iter()
+        .map(|mut c| {
+            c.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
 }

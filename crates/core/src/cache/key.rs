@@ -21,19 +21,54 @@ pub struct CacheKey(String);
 struct KeyMaterial<'a> {
     scheme: u32,
     api: &'a str,
-    cluster_identifier: Option<&'a str>,
-    workgroup: Option<&'a str>,
+    #[serde(flatten)]
+    target: Target<'a>,
     custom_domain_name: Option<&'a str>,
     db_user: Option<&'a str>,
     db_name: Option<&'a str>,
     db_groups: &'a [String],
     auto_create: bool,
     duration_seconds: i64,
+    #[serde(flatten)]
+    caller: Caller<'a>,
+}
+
+/// The cluster or workgroup a key is for, in the material's order.
+#[derive(Serialize)]
+struct Target<'a> {
+    cluster_identifier: Option<&'a str>,
+    workgroup: Option<&'a str>,
+}
+
+impl<'a> Target<'a> {
+    fn of(request: &'a Request) -> Target<'a> {
+        Target {
+            cluster_identifier: request.cluster_identifier.as_deref(),
+            workgroup: request.workgroup.as_deref(),
+        }
+    }
+}
+
+/// Who asks and where: the last fields of every key's material (never a secret).
+#[derive(Serialize)]
+struct Caller<'a> {
     region: Option<&'a str>,
     endpoint_url: Option<&'a str>,
     profile: &'a str,
     access_key_id: Option<&'a str>,
     identity: &'a [(String, String)],
+}
+
+impl<'a> Caller<'a> {
+    fn of(request: &'a Request) -> Caller<'a> {
+        Caller {
+            region: request.aws.region.as_deref(),
+            endpoint_url: request.aws.endpoint_url.as_deref(),
+            profile: &request.aws.effective_profile,
+            access_key_id: request.aws.access_key_id.as_deref(),
+            identity: &request.aws.identity,
+        }
+    }
 }
 
 impl CacheKey {
@@ -45,19 +80,14 @@ impl CacheKey {
         let material = KeyMaterial {
             scheme: 1,
             api: request.api.name(),
-            cluster_identifier: request.cluster_identifier.as_deref(),
-            workgroup: request.workgroup.as_deref(),
+            target: Target::of(request),
             custom_domain_name: request.custom_domain_name.as_deref(),
             db_user: request.db_user.as_deref(),
             db_name: request.db_name.as_deref(),
             db_groups: &request.db_groups,
             auto_create: request.auto_create,
             duration_seconds: request.duration_seconds,
-            region: request.aws.region.as_deref(),
-            endpoint_url: request.aws.endpoint_url.as_deref(),
-            profile: &request.aws.effective_profile,
-            access_key_id: request.aws.access_key_id.as_deref(),
-            identity: &request.aws.identity,
+            caller: Caller::of(request),
         };
         hash(&material)
     }
@@ -66,32 +96,15 @@ impl CacheKey {
     /// same account, region and endpoint, has the same address.
     pub fn endpoint_of(request: &Request) -> CacheKey {
         #[derive(Serialize)]
-        struct EndpointMaterial<'a> {
-            scheme: u32,
+        struct Api<'a> {
             api: &'a str,
-            cluster_identifier: Option<&'a str>,
-            workgroup: Option<&'a str>,
-            region: Option<&'a str>,
-            endpoint_url: Option<&'a str>,
-            profile: &'a str,
-            access_key_id: Option<&'a str>,
-            identity: &'a [(String, String)],
         }
-        hash(&EndpointMaterial {
-            scheme: 1,
-            api: if request.workgroup.is_some() {
-                "GetWorkgroup"
-            } else {
-                "DescribeClusters"
-            },
-            cluster_identifier: request.cluster_identifier.as_deref(),
-            workgroup: request.workgroup.as_deref(),
-            region: request.aws.region.as_deref(),
-            endpoint_url: request.aws.endpoint_url.as_deref(),
-            profile: &request.aws.effective_profile,
-            access_key_id: request.aws.access_key_id.as_deref(),
-            identity: &request.aws.identity,
-        })
+        let api = if request.workgroup.is_some() {
+            "GetWorkgroup"
+        } else {
+            "DescribeClusters"
+        };
+        scoped(request, Api { api })
     }
 
     /// The key of an Identity Center token for the request: the kind and the
@@ -100,30 +113,18 @@ impl CacheKey {
     /// names the caller's own identity, for the cluster or workgroup).
     pub fn token_of(request: &Request, token_type: crate::token::TokenType) -> CacheKey {
         #[derive(Serialize)]
-        struct TokenMaterial<'a> {
-            scheme: u32,
+        struct Token<'a> {
             kind: &'a str,
             token_type: &'a str,
-            cluster_identifier: Option<&'a str>,
-            workgroup: Option<&'a str>,
-            region: Option<&'a str>,
-            endpoint_url: Option<&'a str>,
-            profile: &'a str,
-            access_key_id: Option<&'a str>,
-            identity: &'a [(String, String)],
         }
-        hash(&TokenMaterial {
-            scheme: 1,
-            kind: "idc-token",
-            token_type: token_type.as_str(),
-            cluster_identifier: request.cluster_identifier.as_deref(),
-            workgroup: request.workgroup.as_deref(),
-            region: request.aws.region.as_deref(),
-            endpoint_url: request.aws.endpoint_url.as_deref(),
-            profile: &request.aws.effective_profile,
-            access_key_id: request.aws.access_key_id.as_deref(),
-            identity: &request.aws.identity,
-        })
+        let token_type = token_type.as_str();
+        scoped(
+            request,
+            Token {
+                kind: "idc-token",
+                token_type,
+            },
+        )
     }
 
     /// The key as 40 lowercase hex digits.
@@ -138,6 +139,27 @@ impl CacheKey {
         let ok = s.len() == 40 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         ok.then(|| CacheKey(s.to_string()))
     }
+}
+
+/// The key of `what` for the request's cluster or workgroup and caller, nothing more
+/// (no user, groups or duration): scheme 1, then `what`'s fields, [`Target`], [`Caller`].
+fn scoped(request: &Request, what: impl Serialize) -> CacheKey {
+    #[derive(Serialize)]
+    struct Scoped<'a, W> {
+        scheme: u32,
+        #[serde(flatten)]
+        what: W,
+        #[serde(flatten)]
+        target: Target<'a>,
+        #[serde(flatten)]
+        caller: Caller<'a>,
+    }
+    hash(&Scoped {
+        scheme: 1,
+        what,
+        target: Target::of(request),
+        caller: Caller::of(request),
+    })
 }
 
 /// The first 160 bits of the SHA-256 of the material's JSON, in hex.
@@ -176,6 +198,34 @@ mod tests {
         let other = request_with(&["--cluster-identifier", "c2"], &[]);
         assert_ne!(subject, CacheKey::token_of(&other, TokenType::SubjectToken));
         assert_eq!(subject, CacheKey::token_of(&r, TokenType::SubjectToken));
+    }
+
+    #[test]
+    fn the_keys_are_the_ones_earlier_versions_wrote() {
+        // Pinned: a change to the material's JSON would orphan every cached entry.
+        use crate::token::TokenType;
+        let r = request_with(&["--cluster-identifier", "c1", "--db-user", "alice"], &[]);
+        let w = request_with(&["--workgroup", "analytics"], &[]);
+        let keys = [
+            CacheKey::of(&r),
+            CacheKey::of(&w),
+            CacheKey::endpoint_of(&r),
+            CacheKey::endpoint_of(&w),
+            CacheKey::token_of(&r, TokenType::SubjectToken),
+            CacheKey::token_of(&w, TokenType::AccessToken),
+        ];
+        let keys: Vec<&str> = keys.iter().map(CacheKey::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "2621173a1d07e7b78854096f69396f8b964eb565",
+                "734115c2d8a66c6bcf3a1541615a65065ab253d7",
+                "21b4fcb3f1c21c3f4cb2c9acecfbceb3b134e266",
+                "702e6790dc1f2156e66da0afe0722f97c8eba840",
+                "3b20d6c3bec39d44cb7353a90b12e0a6ec9d87b6",
+                "5bcb980061a0fdacd8179d686727cfee7a23e1b7",
+            ]
+        );
     }
 
     #[test]

@@ -162,15 +162,9 @@ fn stale_or<T: Stored>(
 mod tests {
     use super::*;
     use crate::credential::Credential;
+    use crate::testing::FakeClock;
     use secrecy::SecretString;
     use std::cell::{Cell, RefCell};
-
-    struct FakeClock(Cell<i64>);
-    impl Clock for FakeClock {
-        fn now(&self) -> i64 {
-            self.0.get()
-        }
-    }
 
     #[derive(Default)]
     struct MemoryCache {

@@ -276,18 +276,10 @@ pub fn resolve(args: &CredArgs, conn: &ConnArgs, env: &dyn Env) -> Result<Resolv
         None => None,
     };
     let request = Request {
-        api: target.api,
         connection: args.name.clone(),
-        cluster_identifier: target.cluster_identifier,
-        workgroup: target.workgroup,
-        custom_domain_name: target.custom_domain_name,
-        db_user: target.db_user,
-        db_name: target.db_name,
-        db_groups: target.db_groups,
-        auto_create: target.auto_create,
         duration_seconds: timing.duration_seconds,
         aws,
-        token: target.token,
+        ..target
     };
     let settings = Settings {
         cache,

@@ -1,25 +1,11 @@
 //! The target and the API: cluster, workgroup or custom domain (or what a Redshift host name says), the database user, database and groups, and the rules that tie them together.
 
 use super::layers::{Inferred, Layer, Origin, Sourced};
-use super::{Api, Origins};
+use super::{Api, AwsScope, Origins, Request};
 use crate::endpoint::HostKind;
 use crate::error::Error;
 use crate::rules;
 use crate::token::TokenType;
-
-/// What to ask for, checked.
-pub(super) struct Target {
-    pub api: Api,
-    pub cluster_identifier: Option<String>,
-    pub workgroup: Option<String>,
-    pub custom_domain_name: Option<String>,
-    pub db_user: Option<String>,
-    pub db_name: Option<String>,
-    pub db_groups: Vec<String>,
-    pub auto_create: bool,
-    /// `Some` when the request is for an Identity Center token, not a password.
-    pub token: Option<TokenType>,
-}
 
 /// The cluster, workgroup and custom domain in force, each checked.
 struct Names {
@@ -29,12 +15,13 @@ struct Names {
 }
 
 /// Resolves the target and the API from the merged layers, taking the
-/// fields it owns.
+/// fields it owns: a [`Request`] whose other fields (`connection`,
+/// `duration_seconds`, `aws`) are left empty for the caller to fill in.
 pub(super) fn resolve(
     m: &mut Layer,
     inferred: Inferred,
     origins: &mut Origins,
-) -> Result<Target, Error> {
+) -> Result<Request, Error> {
     let names = names(m, inferred)?;
     let with_iam = m.with_iam.take();
     let idc = identity_center(m, &names, with_iam.as_ref())?;
@@ -98,8 +85,9 @@ pub(super) fn resolve(
         origins.push("db_groups", db_groups.join(","), g.origin.clone());
     }
     let auto_create = origins.or_default("auto_create", auto_create, false);
-    Ok(Target {
+    Ok(Request {
         api,
+        connection: None,
         cluster_identifier: names.cluster.map(|c| c.value),
         workgroup: names.workgroup.map(|w| w.value),
         custom_domain_name: names.domain.map(|d| d.value),
@@ -107,6 +95,8 @@ pub(super) fn resolve(
         db_name: db_name.map(|n| n.value),
         db_groups,
         auto_create,
+        duration_seconds: 0,
+        aws: AwsScope::default(),
         token: idc.map(|_| TokenType::SubjectToken),
     })
 }

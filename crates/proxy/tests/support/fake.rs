@@ -8,6 +8,8 @@ use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+pub use redshift_creds_testkit::redshift_idp::{message as msg, ready_for_query};
+
 /// A server answering `N` to SSLRequest; `after` gets every byte received after the `N`.
 pub async fn no_tls_server() -> (u16, Arc<Mutex<Option<Vec<u8>>>>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -27,14 +29,6 @@ pub async fn no_tls_server() -> (u16, Arc<Mutex<Option<Vec<u8>>>>) {
     (port, after)
 }
 
-pub fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut b = BytesMut::new();
-    b.put_u8(tag);
-    b.put_i32(i32::try_from(body.len() + 4).unwrap());
-    b.put_slice(body);
-    b.to_vec()
-}
-
 pub async fn read_msg<S: AsyncRead + Unpin>(s: &mut S) -> (u8, Vec<u8>) {
     let tag = s.read_u8().await.unwrap();
     let len = s.read_i32().await.unwrap() as usize;
@@ -47,18 +41,15 @@ pub async fn read_msg<S: AsyncRead + Unpin>(s: &mut S) -> (u8, Vec<u8>) {
 /// query with one text row `row`, until Terminate.
 pub async fn serve_queries<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, row: &str) {
     let mut out = msg(b'R', &0i32.to_be_bytes());
-    for (k, v) in [
+    let params = [
         ("server_version", "15.0"),
         ("server_encoding", "UTF8"),
         ("client_encoding", "UTF8"),
         ("standard_conforming_strings", "on"),
         ("integer_datetimes", "on"),
         ("DateStyle", "ISO, MDY"),
-    ] {
-        out.extend(msg(b'S', format!("{k}\0{v}\0").as_bytes()));
-    }
-    out.extend(msg(b'K', &[0, 0, 0, 42, 0, 0, 0, 7]));
-    out.extend(msg(b'Z', b"I"));
+    ];
+    out.extend(ready_for_query(&params, [0, 0, 0, 42, 0, 0, 0, 7]));
     s.write_all(&out).await.unwrap();
     loop {
         let (tag, _) = read_msg(s).await;
@@ -86,15 +77,7 @@ pub async fn serve_queries<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, row: &s
     }
 }
 
-/// The startup parameters of a StartupMessage body.
+/// The startup parameters of a StartupMessage body (with its protocol version).
 pub fn startup_params(body: &[u8]) -> Vec<(String, String)> {
-    let parts: Vec<String> = body[4..]
-        .split(|&b| b == 0)
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .collect();
-    parts
-        .chunks(2)
-        .take_while(|c| c.len() == 2 && !c[0].is_empty())
-        .map(|c| (c[0].clone(), c[1].clone()))
-        .collect()
+    redshift_creds_testkit::redshift_idp::startup_params(&body[4..])
 }

@@ -52,15 +52,27 @@ impl FakeSource {
     }
 }
 
+/// A fake source's bookkeeping at the start of `login`: counts the call (and a fresh one),
+/// then returns the failure the test set, if any.
+pub fn count_login(
+    fresh: bool,
+    logins: &AtomicUsize,
+    fresh_logins: &AtomicUsize,
+    fail: &Mutex<Option<SourceError>>,
+) -> Result<(), SourceError> {
+    logins.fetch_add(1, Ordering::SeqCst);
+    if fresh {
+        fresh_logins.fetch_add(1, Ordering::SeqCst);
+    }
+    match fail.lock().unwrap().clone() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 impl PasswordSource for FakeSource {
     fn login(&self, fresh: bool) -> Result<Login, SourceError> {
-        self.logins.fetch_add(1, Ordering::SeqCst);
-        if fresh {
-            self.fresh_logins.fetch_add(1, Ordering::SeqCst);
-        }
-        if let Some(e) = self.fail.lock().unwrap().clone() {
-            return Err(e);
-        }
+        count_login(fresh, &self.logins, &self.fresh_logins, &self.fail)?;
         let stale = if fresh {
             None
         } else {
