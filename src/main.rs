@@ -10,14 +10,19 @@
 //! relies on are done here: SIGPIPE is ignored (a closed stdout is an error to
 //! report, not a kill), and stdout is flushed before the exit. The arguments
 //! still come from `std::env::args_os`, which glibc's start-up hands to std.
-#![no_main]
+// The unit-test harness brings its own `main`.
+#![cfg_attr(not(test), no_main)]
 
+#[cfg_attr(test, allow(dead_code))]
 mod front;
+#[cfg_attr(test, allow(dead_code))]
 mod handover;
 
+#[cfg(not(test))]
 use std::io::Write;
 
 /// The process entry point, called by the C runtime; returns the exit code.
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.

@@ -112,7 +112,7 @@ if ! env -u REDSHIFT_CREDS PATH="$demo_path" MOTO_VENV="$venv" bash install/demo
   exit 1
 fi
 log "cargo test --workspace (strict: nothing may be skipped)"
-cargo test --locked --workspace --all-targets 2>&1 | tee "${TMPDIR:-/tmp}/redshift-creds-test.log"
+cargo test --locked --workspace --all-targets --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/redshift-creds-test.log"
 if grep -q '^SKIPPED' "${TMPDIR:-/tmp}/redshift-creds-test.log"; then
   log "a suite was skipped under tests/run.sh"
   exit 1
