@@ -50,21 +50,23 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     report::hold();
     // An Identity Center sign-in (`--idc-issuer-url`): a cached token, else
     // the full program; exec and any doubt go to it too (it refuses or reports).
-    let signin = |c: &CredArgs| redshift_creds_core::signin::wanted(c);
-    let result = match command {
-        Command::Get(a) if quiet(&a.cred) && !matches!(signin(&a.cred), Ok(None)) => {
-            match signin(&a.cred) {
-                Ok(Some(idc)) if a.output != OutputFormat::Env => token_hit(&idc, a.output, &args),
-                _ => return handover::run_full(&args),
-            }
+    // Asked once: with a connection name it reads the config file.
+    let cred = match &command {
+        Command::Get(a) => &a.cred,
+        Command::Exec(a) => &a.cred,
+        _ => return handover::run_full(&args),
+    };
+    let Ok(signin) = redshift_creds_core::signin::wanted(cred) else {
+        return handover::run_full(&args);
+    };
+    let result = match (command, signin) {
+        (Command::Get(a), Some(idc)) if quiet(&a.cred) && a.output != OutputFormat::Env => {
+            token_hit(&idc, a.output, &args)
         }
-        Command::Exec(a) if !matches!(signin(&a.cred), Ok(None)) => {
-            return handover::run_full(&args);
-        }
-        Command::Get(a) if quiet(&a.cred) => {
+        (Command::Get(a), None) if quiet(&a.cred) => {
             commands::resolve(&a.cred, &a.conn).and_then(|r| commands::get(&r, a.output, &source))
         }
-        Command::Exec(a) if quiet(&a.cred) => commands::resolve(&a.cred, &a.conn)
+        (Command::Exec(a), None) if quiet(&a.cred) => commands::resolve(&a.cred, &a.conn)
             .and_then(|r| commands::exec(&r, &a.command, &source)),
         _ => return handover::run_full(&args),
     };

@@ -99,9 +99,7 @@ impl Refused {
             Conn::Unix(s) => s.try_write(&bytes),
         };
     }
-}
 
-impl Refused {
     /// The `reason` label of `redshift_creds_proxy_refused_total`.
     pub(crate) fn metric(&self) -> crate::metrics::RefusedBy {
         match self.reason {
